@@ -1,0 +1,46 @@
+# Two entry points do all the set-up on a fresh machine:
+#   make demo   install, then run the whole lifecycle on the `tiny` profile (Dagster, SQLite, local DVC remote)
+#   make test   install, then run the test suite
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU torch wheel sits in a folder that pip is configured to search; uv does not read pip's
+# config, so hand the folder over explicitly (empty on machines that do not have one).
+FIND_LINKS := $(shell python3 -m pip config get global.find-links 2>/dev/null)
+UV_FLAGS := --compile-bytecode $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+export DAGSTER_HOME := $(CURDIR)/.dagster
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install demo test test-fast ui lock dvc-yaml clean-data
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.8
+	DS_BUILD_OPS=0 VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync -q $(UV_FLAGS) requirements.lock
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps $(UV_FLAGS) -e .
+	touch $@
+
+demo: install
+	$(BIN)/lyra demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ui: install
+	$(BIN)/lyra ui
+
+# Re-resolve requirements.lock from requirements.in (needs the registries).
+lock:
+	$(BIN)/uv pip compile -q requirements.in -c constraints.txt --override overrides.txt \
+	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS)) --python-version 3.11 --no-header -o requirements.lock
+
+dvc-yaml: install
+	$(BIN)/lyra pipeline dvc-yaml --write

@@ -1,0 +1,193 @@
+"""The stage graph: the single source of truth for both Dagster and DVC.
+
+Each `Stage` is one lifecycle step: a `lyra` command, the data it reads, what it writes, the
+code that defines it and the params section it is configured by. From this table
+
+* `orchestration/` builds one Dagster asset per stage (upstream assets = the stages whose
+  outputs this stage reads), launched through the launcher resource; and
+* `lyra pipeline dvc-yaml --write` generates `dvc.yaml`, so `dvc repro` runs the same commands.
+
+`tests/test_pipeline_graph.py` fails if the committed dvc.yaml or the Dagster asset graph
+disagree with this table.
+
+    demo_corpus -> curated_clips -> captions ----------------+
+                         |                                   v
+                         +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
+                                  +--------------------------^
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from components.config import PROFILES, load_params
+
+METRICS_DIR = "data/metrics"
+COMMON_CODE = ("components/common", "components/config.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str                    # Dagster asset key and DVC stage name
+    group: str                   # lifecycle group (Dagster asset group)
+    description: str
+    argv: tuple[str, ...]        # the `lyra` command, without the shared --metrics option
+    deps: tuple[str, ...]        # data paths read (other stages' outputs or raw inputs)
+    outs: tuple[str, ...]        # paths written, each a folder replaced atomically
+    code: tuple[str, ...]        # source that defines the stage (DVC deps, Dagster code_version)
+    params: str                  # params.yaml section, looked up in every profile
+    pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
+    distributed: bool = False    # trains with torchrun/DeepSpeed (nproc from the params section)
+
+    @property
+    def metrics_path(self) -> str:
+        return f"{METRICS_DIR}/{self.name}.json"
+
+    @property
+    def command(self) -> list[str]:
+        return ["lyra", *self.argv, "--metrics", self.metrics_path]
+
+    @property
+    def code_paths(self) -> tuple[str, ...]:
+        return (*self.code, *COMMON_CODE)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="demo_corpus", group="corpus",
+        description="Offline, licence-clean demo corpus: music21 scores rendered under several GM instruments.",
+        argv=("corpus", "demo", "--out", "data/corpus"),
+        deps=(), outs=("data/corpus",), code=("components/corpus",), params="corpus",
+    ),
+    Stage(
+        name="curated_clips", group="curation",
+        description="Decoded, mono, resampled, loudness-normalised, de-duplicated clips; rejects quarantined with a reason.",
+        argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated"),
+        deps=("data/corpus",), outs=("data/curated",), code=("components/curation",), params="curation",
+    ),
+    Stage(
+        name="captions", group="captioning",
+        description="Tags (tempo, key, metre, loudness, brightness, instrument) -> varied captions + sentence embeddings.",
+        argv=("caption", "--curated", "data/curated", "--out", "data/captions"),
+        deps=("data/curated",), outs=("data/captions",), code=("components/captioning",), params="captions",
+    ),
+    Stage(
+        name="omnicodec", group="omnicodec",
+        description="Train the OmniCodec neural audio codec (SEANet + factorised RVQ + GAN losses) on curated clips.",
+        argv=("codec", "train", "--curated", "data/curated", "--out", "data/models/omnicodec"),
+        deps=("data/curated",), outs=("data/models/omnicodec",), code=("components/omnicodec",), params="codec",
+        pool="gpu", distributed=True,
+    ),
+    Stage(
+        name="omnicodec_eval", group="omnicodec",
+        description="ViSQOL, mel distance, SI-SDR and codebook usage of OmniCodec on held-out pieces, per bitrate.",
+        argv=("codec", "eval", "--model", "data/models/omnicodec", "--curated", "data/curated", "--out", "data/eval/omnicodec"),
+        deps=("data/models/omnicodec", "data/curated"), outs=("data/eval/omnicodec",), code=("components/omnicodec",),
+        params="codec_eval",
+    ),
+    Stage(
+        name="token_shards", group="tokens",
+        description="The curated corpus encoded once with OmniCodec into memory-mappable shards + index.",
+        argv=("tokens", "build", "--codec", "data/models/omnicodec", "--curated", "data/curated",
+              "--captions", "data/captions", "--out", "data/tokens"),
+        deps=("data/models/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
+        code=("components/tokens", "components/omnicodec"), params="tokens",
+    ),
+    Stage(
+        name="lyra_pretrain", group="lyra",
+        description="Pretrain the Lyra text-to-music transformer (delay pattern, text + timing conditioning) with DeepSpeed.",
+        argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
+        deps=("data/tokens",), outs=("data/models/lyra",), code=("components/lyra",), params="lm",
+        pool="gpu", distributed=True,
+    ),
+    Stage(
+        name="lyra_samples", group="lyra",
+        description="Music generated from held-out captions, decoded with OmniCodec, with conditioning metrics.",
+        argv=("lm", "sample", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
+              "--tokens", "data/tokens", "--out", "data/samples/lyra"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens"), outs=("data/samples/lyra",),
+        code=("components/lyra", "components/omnicodec"), params="generate",
+    ),
+)
+
+
+def stage_by_name(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage named {name!r}; stages: {', '.join(s.name for s in STAGES)}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def upstream(stage: Stage, stages: Iterable[Stage] = STAGES) -> list[Stage]:
+    """Stages whose outputs `stage` reads."""
+    return [other for other in stages if other is not stage
+            and any(_inside(dep, out) for dep in stage.deps for out in other.outs)]
+
+
+def dvc_pipeline(params: dict | None = None) -> dict:
+    """The dvc.yaml document for STAGES; params keys are listed for every profile that sets them."""
+    params = load_params() if params is None else params
+    doc: dict = {"stages": {}}
+    for stage in STAGES:
+        param_keys = ["profile"] + [f"{p}.{stage.params}" for p in PROFILES if stage.params in (params.get(p) or {})]
+        doc["stages"][stage.name] = {
+            "desc": stage.description,
+            "cmd": " ".join(stage.command),
+            "deps": [*stage.deps, *stage.code_paths],
+            "params": param_keys,
+            "outs": list(stage.outs),
+            "metrics": [{stage.metrics_path: {"cache": False}}],
+            "meta": {"group": stage.group, "pool": stage.pool, "distributed": stage.distributed},
+        }
+    return doc
+
+
+DVC_HEADER = "# Generated from components/pipeline.py by `lyra pipeline dvc-yaml --write`; do not edit by hand.\n"
+
+
+def render_dvc_yaml(params: dict | None = None) -> str:
+    return DVC_HEADER + yaml.safe_dump(dvc_pipeline(params), sort_keys=False, width=200)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    lst = sub.add_parser("list", help="print the stages in dependency order with their commands")
+    lst.set_defaults(func=_cmd_list)
+    dy = sub.add_parser("dvc-yaml", help="print (or --write / --check) the dvc.yaml generated from the stage table")
+    dy.add_argument("--write", action="store_true", help="write dvc.yaml in the current folder")
+    dy.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml differs from the generated one")
+    dy.set_defaults(func=_cmd_dvc_yaml)
+
+
+def _cmd_list(args) -> int:
+    for stage in STAGES:
+        ups = ", ".join(s.name for s in upstream(stage)) or "-"
+        print(f"{stage.name:16s} [{stage.group}] <- {ups}\n    {' '.join(stage.command)}")
+    return 0
+
+
+def _cmd_dvc_yaml(args) -> int:
+    text = render_dvc_yaml()
+    target = Path("dvc.yaml")
+    if args.check:
+        same = target.is_file() and target.read_text() == text
+        print("dvc.yaml is up to date" if same else "dvc.yaml differs from components/pipeline.py; run `make dvc-yaml`")
+        return 0 if same else 1
+    if args.write:
+        from components.common.atomic import atomic_write_text
+
+        atomic_write_text(target, text)
+        print(f"wrote {target}")
+    else:
+        sys.stdout.write(text)
+    return 0
