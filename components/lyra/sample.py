@@ -1,0 +1,176 @@
+"""`lyra lm sample`: music from held-out captions, decoded, with evidence that the text matters.
+
+For each of n prompts (held-out captions, spread over caption classes) the stage generates a
+piece with the text and, as a control, the same seed without it; decodes the conditional
+pieces with OmniCodec; writes `<n>_<clip>.wav` + `.json` (the `lyra generate` command that
+reproduces it), `spectrograms.png` and `conditioning.json`; and reports:
+
+    conditioning_accuracy    probe(generation) == prompt's class   (see conditioning.py)
+    unconditional_accuracy   the same without the text (control)
+    chance                   majority-class rate among the prompts
+    real_heldout_accuracy    the probe on real held-out clips (how separable the classes are)
+    silent_fraction, rms_dbfs, length_ratio   the audio is there and as long as asked
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.audio import rms_dbfs, write_wav
+from components.common.lineage import write_lineage
+from components.common.mel import log_mel_spectrogram
+from components.common.reporting import stage_run
+from components.lyra import codec as codec_io
+from components.lyra.conditioning import CaptionClasses, ConditioningProbe, accuracy, majority_rate
+from components.lyra.config import GenerateConfig
+from components.lyra.generate import (GenerationError, generate_codes, load_model, model_identity, reproduce_command,
+                                      sampling_params)
+from components.lyra.plots import plot_spectrograms
+from components.tokens.dataset import TokenDataset
+
+STAGE = "lyra_samples"
+CODE_PATHS = ("components/lyra", "components/omnicodec")
+SILENCE_DBFS = -60.0
+
+
+def held_out_clips(tokens: Path) -> list:
+    clips = []
+    for split in ("valid", "test"):
+        ds = TokenDataset(tokens, split=split)
+        clips.extend(ds[i] for i in range(len(ds)))
+    return clips
+
+
+def choose_prompts(clips: list, classes: np.ndarray, n: int) -> list[int]:
+    """Up to n clips, round-robin over classes, one clip per piece while pieces last."""
+    by_class: dict[int, list[int]] = {}
+    seen_pieces: set[str] = set()
+    for i, clip in enumerate(clips):
+        if clip.piece_id in seen_pieces:
+            continue
+        seen_pieces.add(clip.piece_id)
+        by_class.setdefault(int(classes[i]), []).append(i)
+    order = [i for depth in range(max((len(v) for v in by_class.values()), default=0))
+             for c in sorted(by_class) for i in by_class[c][depth:depth + 1]]
+    if len(order) < n:                                     # fewer pieces than prompts: reuse other clips
+        order += [i for i in range(len(clips)) if i not in order]
+    return order[:n]
+
+
+def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, metrics_path=None) -> dict:
+    from components.lyra.text import encode_prompts
+
+    model_dir, codec_dir, tokens, out = Path(model_dir), Path(codec_dir), Path(tokens), Path(out)
+    with stage_run(STAGE) as run:
+        log = run.log
+        model = load_model(model_dir, precision=cfg.precision)
+        codec = codec_io.load_codec(codec_dir, device=next(model.parameters()).device)
+        codec_io.check_compatible(codec, model.config)
+        K, V = model.config.num_codebooks, model.config.codebook_size
+
+        # --- the probe: caption classes from training captions, trained on real codes
+        train = TokenDataset(tokens, split="train")
+        if len(train) == 0:
+            raise GenerationError(f"{tokens} has no training clips to fit the conditioning probe on")
+        rng = np.random.default_rng(cfg.seed)
+        probe_rows = np.sort(rng.permutation(len(train))[:cfg.classifier_clips])
+        train_clips = [train[int(i)] for i in probe_rows]
+        classes = CaptionClasses.fit(np.stack([c.text_embeddings[0] for c in train_clips]), cfg.n_classes, cfg.seed)
+        train_labels = classes.assign(np.stack([c.text_embeddings[0] for c in train_clips]))
+        probe = ConditioningProbe(V, seed=cfg.seed).fit([c.codes for c in train_clips], train_labels)
+
+        held = held_out_clips(tokens)
+        if not held:
+            raise GenerationError(f"{tokens} has no held-out (valid/test) clips to take prompts from")
+        held_labels = classes.assign(np.stack([c.text_embeddings[0] for c in held]))
+        real_acc = accuracy(probe.predict([c.codes for c in held]), held_labels)
+        chosen = choose_prompts(held, held_labels, cfg.n_prompts)
+        prompts = [held[i].captions[0] for i in chosen]
+        prompt_classes = held_labels[chosen]
+        embeddings = encode_prompts(prompts)                     # as `lyra generate` embeds them
+        log.info("%d prompts from %d held-out clips, %d caption classes; probe accuracy on real held-out clips %.2f",
+                 len(prompts), len(held), len(classes.centroids), real_acc)
+
+        # --- generate: with the text, and the same seed without it (control)
+        params = sampling_params(cfg)
+        cond, uncond, gen_seconds, steps = [], [], 0.0, 0
+        for i in run.progress(range(len(prompts)), desc="generating", unit="piece"):
+            seed = cfg.seed + i
+            g, dt = generate_codes(model, embeddings[i:i + 1], cfg.sample_seconds, params, seed)
+            u, du = generate_codes(model, embeddings[i:i + 1], cfg.sample_seconds, params, seed, unconditional=True)
+            cond.append(g)
+            uncond.append(u)
+            gen_seconds += dt
+            steps += g.steps
+
+        def trimmed(gen_list):
+            return [g.codes[0, :, :int(g.lengths[0])].cpu().numpy() for g in gen_list]
+
+        cond_pred, uncond_pred = probe.predict(trimmed(cond)), probe.predict(trimmed(uncond))
+        cond_acc, uncond_acc = accuracy(cond_pred, prompt_classes), accuracy(uncond_pred, prompt_classes)
+        chance = majority_rate(prompt_classes)
+
+        # --- decode, check and write
+        requested = int(round(cfg.sample_seconds * model.config.frame_rate))
+        with atomic_dir(out) as staging:
+            mels, titles, durations, loudness, length_ratios = [], [], [], [], []
+            for i, g in enumerate(cond):
+                audio = codec_io.decode_pieces(codec, g.codes, g.lengths)[0]
+                name = f"{i:02d}_{held[chosen[i]].clip_id}"
+                write_wav(staging / f"{name}.wav", audio, codec.sample_rate)
+                seconds = len(audio) / codec.sample_rate
+                level = rms_dbfs(audio)
+                loudness.append(level)
+                durations.append(seconds)
+                length_ratios.append(int(g.lengths[0]) / requested)
+                seed = cfg.seed + i
+                atomic_write_json(staging / f"{name}.json", {
+                    "prompt": prompts[i], "source_clip": held[chosen[i]].clip_id, "seed": seed,
+                    "seconds_requested": cfg.sample_seconds, "seconds_generated": seconds, "frames": int(g.lengths[0]),
+                    "sampling": params.__dict__, "precision": cfg.precision,
+                    "caption_class": int(prompt_classes[i]), "probe_class": int(cond_pred[i]),
+                    "probe_class_without_text": int(uncond_pred[i]), "rms_dbfs": level,
+                    "model": model_identity(model_dir), "codec": model_identity(codec_dir),
+                    "reproduce": reproduce_command(prompts[i], cfg.model_copy(update={"seed": seed}), cfg.sample_seconds,
+                                                   os.fspath(model_dir), os.fspath(codec_dir), f"{name}.wav"),
+                })
+                if len(audio):
+                    mel = log_mel_spectrogram(torch.from_numpy(audio), codec.sample_rate, n_fft=1024, n_mels=64)
+                    mels.append(mel.numpy())
+                    titles.append(f"{i:02d} [class {prompt_classes[i]} -> {cond_pred[i]}] {prompts[i]}")
+            if mels:
+                plot_spectrograms(staging / "spectrograms.png", mels, titles, [m.shape[-1] * 256 / codec.sample_rate for m in mels])
+            silent = [level < SILENCE_DBFS for level in loudness]
+            metrics = {
+                "n_samples": len(cond), "n_classes": int(len(classes.centroids)),
+                "conditioning_accuracy": cond_acc, "unconditional_accuracy": uncond_acc, "chance": chance,
+                "uniform_chance": 1.0 / len(classes.centroids), "real_heldout_accuracy": real_acc,
+                "conditioning_gain": cond_acc - uncond_acc,
+                "silent_fraction": float(np.mean(silent)), "rms_dbfs_mean": float(np.mean([l for l in loudness if math.isfinite(l)] or [-math.inf])),
+                "seconds_requested": cfg.sample_seconds, "seconds_generated_mean": float(np.mean(durations)),
+                "length_ratio_mean": float(np.mean(length_ratios)), "length_ratio_min": float(np.min(length_ratios)),
+                "generation_frames_per_second": steps / gen_seconds if gen_seconds else None,
+                "sampling": params.__dict__,
+            }
+            atomic_write_json(staging / "conditioning.json", {
+                "prompts": prompts, "caption_classes": prompt_classes.tolist(), "probe_conditional": cond_pred.tolist(),
+                "probe_unconditional": uncond_pred.tolist(), "probe_training_clips": len(train_clips),
+                "held_out_clips": len(held), "metrics": metrics,
+            })
+            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens},
+                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+        log.info("conditioning: probe accuracy %.2f with text, %.2f without, chance %.2f (real held-out %.2f); "
+                 "%d/%d silent, length ratio %.2f", cond_acc, uncond_acc, chance, real_acc, sum(silent), len(silent),
+                 metrics["length_ratio_mean"])
+        if (out / "spectrograms.png").is_file():
+            run.add_image("spectrograms", out / "spectrograms.png")
+        run.add_path("samples", out)
+        run.finish(metrics, metrics_path)
+    return metrics

@@ -1,0 +1,368 @@
+"""`lyra lm train`: pretrain Lyra on token shards through DeepSpeed (ZeRO).
+
+The same entrypoint runs 1 process, N CPU processes (gloo) or N GPUs (nccl):
+
+    relaunch under torchrun (nproc > 1) -> init DeepSpeed -> same seed = same init on every rank
+    step t: for each of grad_accum micro-batches: forward, backward (DeepSpeed sums and averages
+            over ranks) -> clip -> AdamW at lr(t) (warm-up + cosine) -> checkpoint every N steps
+
+Checkpoints live beside the output (`.<out>.checkpoints/`) until the run finishes: a killed run
+rerun with the same command (same config, same tokens, same world size) resumes where it
+stopped. At the end rank 0 writes the output folder atomically: a Hugging Face model
+(config.json + model.safetensors), the loss curve, the training history, the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.distributed import all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun
+from components.common.lineage import write_lineage
+from components.common.reporting import stage_run
+from components.lyra.config import LMConfig
+from components.lyra.data import (IGNORE, WindowSampler, evaluation_windows, make_batch, piece_ends,
+                                  unigram_cross_entropy, unigram_log_probs)
+from components.lyra.model import LyraForMusicGeneration, build_model
+from components.lyra.plots import plot_loss_curve
+from components.tokens.dataset import TokenDataset
+
+STAGE = "lyra_pretrain"
+CODE_PATHS = ("components/lyra", "components/tokens")
+# dense bf16 tensor-core peaks (TFLOP/s) by device name, for MFU; nanoGPT uses the A100's 312
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0,
+               "V100": 125.0, "T4": 65.0}
+
+
+class TrainingError(RuntimeError):
+    """Input a training run cannot start from (reported as a message, not a traceback)."""
+
+
+# ---------------------------------------------------------------------------------- settings
+def use_bf16(cfg: LMConfig) -> bool:
+    if cfg.precision == "auto":
+        return torch.cuda.is_available()
+    return cfg.precision == "bf16"
+
+
+def deepspeed_config(cfg: LMConfig, bf16: bool) -> dict:
+    """The DeepSpeed config, built from the typed `lm` section (infra/deepspeed holds cluster variants)."""
+    zero: dict = {"stage": cfg.zero_stage}
+    if cfg.offload_optimizer and cfg.zero_stage >= 2:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "zero_allow_untested_optimizer": True,     # our torch AdamW (skips the 46 s fused-Adam JIT build)
+        "steps_per_print": 1 << 30,               # we log ourselves
+    }
+
+
+def lr_at(step: int, cfg: LMConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps (nanoGPT's get_lr)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices of linear layers only (not embeddings, norms, biases, null text)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 and "embed" not in name and "null_text" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def peak_flops_per_device(cfg: LMConfig, device: torch.device) -> float:
+    if cfg.peak_tflops is not None:
+        return cfg.peak_tflops * 1e12
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return next((v for k, v in PEAK_TFLOPS.items() if k in name), 312.0) * 1e12
+    return cfg.cpu_peak_tflops * 1e12
+
+
+def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
+    """What a checkpoint must match to be resumed: config, token data, world size."""
+    h = hashlib.sha1(cfg.model_dump_json().encode())
+    for name in ("meta.json", "index.parquet"):
+        h.update((tokens / name).read_bytes())
+    h.update(f"world={world}".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure_process_group_env() -> None:
+    """A single process outside torchrun still needs a rendezvous address for DeepSpeed's gloo group."""
+    if "WORLD_SIZE" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(port)})
+
+
+# ------------------------------------------------------------------------------- checkpoints
+class Checkpoints:
+    """DeepSpeed checkpoints in a folder beside the output, with an atomically written `latest.json`."""
+
+    def __init__(self, root: Path, fingerprint: str, keep: int):
+        self.root, self.fingerprint, self.keep = root, fingerprint, keep
+
+    def latest(self) -> dict | None:
+        marker = self.root / "latest.json"
+        if not marker.is_file():
+            return None
+        info = json.loads(marker.read_text())
+        if info.get("fingerprint") != self.fingerprint or not (self.root / info["tag"]).is_dir():
+            return None
+        return info
+
+    def save(self, engine, step: int, client_state: dict, is_main: bool) -> str:
+        tag = f"step{step:07d}"
+        engine.save_checkpoint(str(self.root), tag=tag, client_state=client_state, save_latest=False)
+        barrier()                                        # every rank has written its shard
+        if is_main:
+            atomic_write_json(self.root / "latest.json", {"tag": tag, "step": step, "fingerprint": self.fingerprint})
+            tags = sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("step"))
+            for old in tags[:-self.keep]:
+                shutil.rmtree(self.root / old, ignore_errors=True)
+        barrier()
+        return tag
+
+    def discard_stale(self, is_main: bool) -> None:
+        """A checkpoint folder from another config/data/world size is not resumable: start afresh."""
+        if is_main and self.root.exists() and self.latest() is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+        barrier()
+
+
+# -------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(engine, dataset: TokenDataset, windows, cfg: LMConfig, special: int, end: int, ends, rank: int,
+             world: int, device) -> float:
+    """Mean cross-entropy per scored code over the held-out windows (shared out over ranks)."""
+    engine.eval()
+    mine = windows[rank::world]
+    total = torch.zeros(2, dtype=torch.float64)
+    for i in range(0, len(mine), cfg.micro_batch):
+        batch = make_batch(dataset, mine[i:i + cfg.micro_batch], cfg.model.window_frames, special, end, ends).to(device)
+        out = engine(**{**batch.model_inputs(), "labels": None})
+        logits = out.logits.float()                                    # [B, K, S, V+1]
+        total[0] += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1),
+                                    ignore_index=IGNORE, reduction="sum").item()
+        total[1] += int((batch.labels != IGNORE).sum())
+    if torch.distributed.is_initialized() and world > 1:
+        torch.distributed.all_reduce(total)
+    engine.train()
+    return float(total[0] / max(total[1], 1))
+
+
+def unigram_baseline(train: TokenDataset, valid: TokenDataset, windows, W: int, special: int, end: int) -> float:
+    """Cross-entropy of the held-out windows under per-codebook code frequencies of the training split."""
+    log_probs = unigram_log_probs(train, end)
+    ends = piece_ends(valid)
+    nll, count = 0.0, 0
+    for i in range(0, len(windows), 64):
+        batch = make_batch(valid, windows[i:i + 64], W, special, end, ends)
+        s, n = unigram_cross_entropy(batch.labels, log_probs)
+        nll, count = nll + s, count + n
+    return nll / max(count, 1)
+
+
+def held_out_split(tokens: Path) -> TokenDataset:
+    for split in ("valid", "test"):
+        ds = TokenDataset(tokens, split=split)
+        if len(ds):
+            return ds
+    raise TrainingError(f"{tokens} has no clips in split 'valid' or 'test': validation needs held-out pieces")
+
+
+# ------------------------------------------------------------------------------------ train
+def train(cfg: LMConfig, tokens: str | os.PathLike, out: str | os.PathLike, metrics_path=None) -> dict:
+    """Train and write `out`; every rank calls this. Returns the metrics (rank 0's are complete)."""
+    import deepspeed
+
+    tokens, out = Path(tokens), Path(out)
+    if not (tokens / "meta.json").is_file():
+        raise TrainingError(f"{tokens} is not a token-shard folder (no meta.json); run `lyra tokens build` first")
+    ensure_process_group_env()
+    info = init_distributed(use_deepspeed=True)
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="gloo")
+    rank, world = info.rank, info.world_size
+    device = torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    bf16 = use_bf16(cfg)
+
+    with stage_run(STAGE) as run:
+        log = run.log
+        train_ds = TokenDataset(tokens, split="train")
+        if len(train_ds) == 0:
+            raise TrainingError(f"{tokens} has no training clips")
+        valid_ds = held_out_split(tokens)
+        torch.manual_seed(cfg.seed)                         # identical initial weights on every rank
+        model = build_model(cfg.model, num_codebooks=train_ds.num_codebooks, codebook_size=train_ds.codebook_size,
+                            frame_rate=train_ds.frame_rate, sample_rate=train_ds.sample_rate, text_dim=train_ds.text_dim)
+        mcfg = model.config
+        special, end = mcfg.special_id, mcfg.end_id
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("Lyra: %.2f M parameters, K=%d x %d codes, %d-frame windows, %d process(es), ZeRO-%d, %s",
+                 n_params / 1e6, mcfg.num_codebooks, mcfg.codebook_size, mcfg.window_frames, world, cfg.zero_stage,
+                 "bf16" if bf16 else "fp32")
+        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
+                                      fused=device.type == "cuda")
+        engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                       config=deepspeed_config(cfg, bf16))
+
+        sampler = WindowSampler(train_ds, mcfg.window_frames, special=special, end=end, seed=cfg.seed,
+                                cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
+        eval_windows = evaluation_windows(valid_ds, mcfg.window_frames, cfg.eval_windows)
+        valid_ends = piece_ends(valid_ds)
+        unigram = unigram_baseline(train_ds, valid_ds, eval_windows, mcfg.window_frames, special, end)
+        log.info("held-out: %d windows from %d clips (split %r); unigram baseline %.3f nats/code",
+                 len(eval_windows), len(valid_ds), valid_ds.split, unigram)
+
+        ckpts = Checkpoints(out.parent / f".{out.name}.checkpoints", run_fingerprint(cfg, tokens, world),
+                            cfg.keep_checkpoints)
+        ckpts.discard_stale(info.is_main)
+        history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": []}
+        step = 0
+        resume = ckpts.latest()
+        if resume is not None:
+            _, client = engine.load_checkpoint(str(ckpts.root), tag=resume["tag"])
+            step, history = int(client["step"]), client["history"]
+            log.info("resumed from %s (step %d of %d)", resume["tag"], step, cfg.steps)
+
+        positions = mcfg.prefix_len + mcfg.window_steps                   # sequence length per window
+        per_step = cfg.micro_batch * cfg.grad_accum * world                # windows per optimizer step
+        flops_per_step = model.flops_per_position(positions) * positions * per_step
+        peak = peak_flops_per_device(cfg, device) * world
+        compute_s, timed_steps, started = 0.0, 0, time.time()
+        last_tag = resume["tag"] if resume else None
+        engine.train()
+        for step in run.progress(range(step, cfg.steps), desc="lyra pretrain", total=cfg.steps - step, unit="step"):
+            t0 = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                first = (micro * world + rank) * cfg.micro_batch             # this rank's slice of the global batch
+                batch = sampler.batch(step, range(first, first + cfg.micro_batch)).to(device)
+                loss = engine(**batch.model_inputs()).loss
+                engine.backward(loss)
+                engine.step()
+                loss_sum += loss.item()
+            loss_mean = all_reduce_mean(loss_sum / cfg.grad_accum)
+            dt = time.perf_counter() - t0
+            if step > 0:                                                     # the first step pays for warm-up
+                compute_s, timed_steps = compute_s + dt, timed_steps + 1
+            grad_norm = engine.get_global_grad_norm()
+            history["train"].append((step, loss_mean))
+            history["lr"].append((step, lr))
+            history["grad_norm"].append((step, float(grad_norm) if grad_norm is not None else float("nan")))
+            done = step + 1
+            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                val = evaluate(engine, valid_ds, eval_windows, cfg, special, end, valid_ends, rank, world, device)
+                history["valid"].append((done, val))
+                log.info("step %d: validation loss %.3f (unigram %.3f)", done, val, unigram)
+            if done % cfg.log_every == 0 and info.is_main:
+                mfu = flops_per_step / (dt * peak)
+                log.info("step %d/%d: loss %.3f, lr %.2e, %.0f ms/step, MFU %.1f%%", done, cfg.steps, loss_mean, lr,
+                         dt * 1e3, 100 * mfu)
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                last_tag = ckpts.save(engine, done, {"step": done, "history": history}, info.is_main)
+
+        val = evaluate(engine, valid_ds, eval_windows, cfg, special, end, valid_ends, rank, world, device)
+        if not history["valid"] or history["valid"][-1][0] != cfg.steps:
+            history["valid"].append((cfg.steps, val))
+        last_tag = ckpts.save(engine, cfg.steps, {"step": cfg.steps, "history": history}, info.is_main)
+        wall_s = time.time() - started
+        step_s = compute_s / max(timed_steps, 1)
+        metrics = {
+            "steps": cfg.steps, "world_size": world, "zero_stage": cfg.zero_stage, "precision": "bf16" if bf16 else "fp32",
+            "parameters": n_params, "windows_per_step": per_step, "positions_per_window": positions,
+            "train_loss": float(np.mean([l for _, l in history["train"][-max(1, cfg.log_every):]])),
+            "val_loss": val, "unigram_val_loss": unigram, "val_vs_unigram": val / unigram,
+            "val_split": valid_ds.split, "val_windows": len(eval_windows),
+            "train_seconds": wall_s, "seconds_per_step": step_s,
+            "tokens_per_second": positions * per_step / step_s if timed_steps else None,
+            "mfu": flops_per_step / (step_s * peak) if timed_steps else None,
+            "peak_flops_per_device": peak / world,
+        }
+        if info.is_main:
+            log.info("validation loss %.3f vs unigram %.3f (ratio %.2f); %.0f s, %.0f positions/s, MFU %.2f%%",
+                     val, unigram, val / unigram, wall_s, metrics["tokens_per_second"] or 0, 100 * (metrics["mfu"] or 0))
+            write_output(out, engine, ckpts, last_tag, cfg, mcfg, history, metrics, unigram, tokens, run)
+        barrier()
+        run.finish(metrics, metrics_path)
+    return metrics
+
+
+def final_state_dict(engine, ckpts: Checkpoints, tag: str, zero_stage: int) -> dict:
+    """fp32 weights: the module's own for ZeRO-0/1/2 in fp32, else reassembled from the ZeRO checkpoint."""
+    params_fp32 = all(p.dtype == torch.float32 for p in engine.module.parameters())
+    if zero_stage < 3 and params_fp32:
+        return {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    return get_fp32_state_dict_from_zero_checkpoint(str(ckpts.root), tag=tag)
+
+
+def write_output(out: Path, engine, ckpts: Checkpoints, tag: str, cfg: LMConfig, mcfg, history: dict,
+                 metrics: dict, unigram: float, tokens: Path, run) -> None:
+    state = final_state_dict(engine, ckpts, tag, cfg.zero_stage)
+    model = LyraForMusicGeneration(mcfg)
+    model.load_state_dict(state, strict=False)
+    with atomic_dir(out) as staging:
+        model.save_pretrained(staging)
+        atomic_write_json(staging / "training.json", {"history": history, "metrics": metrics,
+                                                      "config": cfg.model_dump(mode="json")})
+        plot_loss_curve(staging / "loss_curve.png", history["train"], history["valid"], unigram)
+        (staging / "checkpoints").mkdir()
+        shutil.move(str(ckpts.root / tag), str(staging / "checkpoints" / tag))
+        atomic_write_json(staging / "checkpoints" / "latest.json", {"tag": tag, "step": cfg.steps,
+                                                                    "fingerprint": ckpts.fingerprint})
+        write_lineage(staging, stage=STAGE, inputs={"tokens": tokens}, params=cfg, code_paths=CODE_PATHS,
+                      extra={"metrics": metrics})
+    shutil.rmtree(ckpts.root, ignore_errors=True)
+    run.add_image("loss_curve", out / "loss_curve.png")
+    run.add_path("model", out)
+
+
+def main(args) -> int:
+    from components.config import config_from_args
+
+    cfg = config_from_args("lm", LMConfig, args)
+    code = relaunch_under_torchrun(cfg.nproc)
+    if code is not None:
+        return code
+    try:
+        train(cfg, args.tokens, args.out, args.metrics)
+    except (TrainingError, FileNotFoundError) as exc:
+        print(f"lyra lm train: {exc}", flush=True)
+        return 2
+    finally:
+        with contextlib.suppress(Exception):
+            from components.common.distributed import shutdown
+
+            shutdown()
+    return 0

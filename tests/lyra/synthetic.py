@@ -1,0 +1,73 @@
+"""A synthetic token dataset Lyra can learn, where the caption and the timing both matter.
+
+Each piece belongs to one of `n_classes` "styles". A style is a random unit text embedding
+(every phrasing a slightly different noisy copy of it) and a cycle of codes: codebook 0 walks
+the style's cycle (a permutation of the same shared codes for every style, so the first frame
+cannot be guessed without the text), codebook k>0 is a fixed function of codebook 0, the
+style and k. Pieces last 2-5 s (some cut into two clips), so where a piece ends (END) is only
+predictable from the timing prefix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.tokens.shards import ClipTokens, write_token_shards
+
+FRAME_RATE = 10.0
+CODEBOOK_SIZE = 16
+NUM_CODEBOOKS = 4
+TEXT_DIM = 384
+CYCLE = 6                 # codes in each style's cycle (a permutation of codes 0..CYCLE-1)
+
+
+def style_embeddings(n_classes: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = rng.normal(size=(n_classes, TEXT_DIM)).astype(np.float32)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def style_cycles(n_classes: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    cycles = []
+    while len(cycles) < n_classes:
+        perm = rng.permutation(CYCLE)
+        if all(perm[0] != c[0] for c in cycles):    # distinct first codes: the text decides the opening
+            cycles.append(perm)
+    return np.stack(cycles)
+
+
+def piece_codes(style: int, n_frames: int, cycles: np.ndarray, rng, noise: float) -> np.ndarray:
+    """[K, n_frames] codes of one piece of a style (codebook 0 with a little noise)."""
+    base = cycles[style][np.arange(n_frames) % CYCLE]
+    flip = rng.random(n_frames) < noise
+    base = np.where(flip, rng.integers(0, CYCLE, n_frames), base)
+    codes = [base]
+    for k in range(1, NUM_CODEBOOKS):
+        codes.append((base * 3 + 5 * k + style) % CODEBOOK_SIZE)
+    return np.stack(codes).astype(np.int64)
+
+
+def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 12, seed: int = 0,
+                           noise: float = 0.05, clip_seconds: float = 3.5, n_phrasings: int = 2) -> dict:
+    """Write the dataset; returns the facts tests need (style embeddings and cycles)."""
+    rng = np.random.default_rng(seed + 2)
+    emb, cycles = style_embeddings(n_classes, seed), style_cycles(n_classes, seed)
+    clips = []
+    for style in range(n_classes):
+        for p in range(pieces_per_class):
+            seconds = float(rng.choice([2.0, 3.0, 4.0, 5.0]))
+            n = int(seconds * FRAME_RATE)
+            codes = piece_codes(style, n, cycles, rng, noise)
+            split = "valid" if p % 6 == 5 else "train"
+            per_clip = int(clip_seconds * FRAME_RATE)
+            for c, start in enumerate(range(0, n, per_clip)):
+                phrasings = emb[style] + 0.05 * rng.normal(size=(n_phrasings, TEXT_DIM)).astype(np.float32)
+                clips.append(ClipTokens(
+                    clip_id=f"s{style}-p{p:02d}-c{c}", codes=codes[:, start:start + per_clip],
+                    text_embeddings=phrasings, captions=[f"style {style} piece {p}"] * n_phrasings,
+                    seconds_start=start / FRAME_RATE, seconds_total=seconds, piece_id=f"s{style}-p{p:02d}", split=split,
+                ))
+    write_token_shards(out, clips, codebook_size=CODEBOOK_SIZE, frame_rate=FRAME_RATE, sample_rate=16_000,
+                       clips_per_shard=16)
+    return {"embeddings": emb, "cycles": cycles, "n_classes": n_classes}

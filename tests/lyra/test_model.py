@@ -1,0 +1,126 @@
+"""The transformer alone (random weights): KV cache exactness, Hugging Face and PEFT compatibility."""
+
+import pytest
+import torch
+
+from components.lyra.delay import build_delay_pattern, revert_delay_pattern, shift_right
+from components.lyra.model import KVCache, LyraConfig, LyraForMusicGeneration
+from components.lyra.sampling import Sampler, SamplingParams
+
+CONFIG = dict(codebook_size=32, hidden_size=64, num_attention_heads=4, num_hidden_layers=2, window_frames=24,
+              n_text_tokens=2, frame_rate=10.0, max_seconds=30.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return LyraForMusicGeneration(LyraConfig(**CONFIG)).eval()
+
+
+def conditioning(B):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(B, 384, generator=g), torch.tensor([0.0, 4.0])[:B], torch.tensor([6.0, 9.0])[:B]
+
+
+@torch.no_grad()
+def test_cached_logits_equal_full_recomputation(model):
+    cfg = model.config
+    codes = torch.randint(0, cfg.codebook_size, (2, 4, 12))
+    inputs = shift_right(build_delay_pattern(codes, cfg.special_id), cfg.special_id)      # [2, 4, 15]
+    text, start, total = conditioning(2)
+    full = model(inputs, text, start, total).logits
+
+    cache = KVCache(cfg, 2, cfg.max_positions)
+    prefill = model(inputs[:, :, :5], text, start, total, cache=cache).logits                # prefix + 5 steps
+    steps = [model.decode_step(inputs[:, :, s], cache) for s in range(5, 10)]               # one at a time
+    chunk = model(inputs[:, :, 10:], cache=cache).logits                                     # a chunk on a full cache
+    incremental = torch.cat([prefill, torch.stack(steps, dim=2), chunk], dim=2)
+    torch.testing.assert_close(incremental, full, atol=1e-5, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_greedy_generation_equals_full_recomputation(model):
+    """Tokens chosen with the cache are the argmax of a from-scratch forward pass over the result."""
+    cfg = model.config
+    text, start, total = conditioning(2)
+    sampler = Sampler(model, SamplingParams(temperature=0.0, cfg=1.0, allow_end=False))
+    out = sampler.generate(text, total, 20, seconds_start=0.0)                               # 20 < window: one pass
+    delayed = build_delay_pattern(out.codes, cfg.special_id)
+    logits = model(shift_right(delayed, cfg.special_id), text, torch.zeros(2), total).logits
+    logits[..., cfg.end_id] = -torch.inf                                                     # as with allow_end=False
+    greedy = revert_delay_pattern(logits.argmax(-1))
+    assert torch.equal(greedy, out.codes)
+
+
+@torch.no_grad()
+def test_guided_generation_with_cache_equals_full_recomputation(model):
+    cfg = model.config
+    text, start, total = conditioning(1)
+    sampler = Sampler(model, SamplingParams(temperature=0.0, cfg=2.5, allow_end=False))
+    out = sampler.generate(text, total, 16)
+    inputs = shift_right(build_delay_pattern(out.codes, cfg.special_id), cfg.special_id)
+    cond = model(inputs, text, torch.zeros(1), total).logits
+    uncond = model(inputs, text, torch.zeros(1), total, drop_text=torch.tensor([True])).logits
+    guided = uncond + 2.5 * (cond - uncond)
+    guided[..., cfg.end_id] = -torch.inf
+    assert torch.equal(revert_delay_pattern(guided.argmax(-1)), out.codes)
+
+
+@torch.no_grad()
+def test_prompt_frames_are_kept_and_continued(model):
+    cfg = model.config
+    text, _, total = conditioning(1)
+    prompt = torch.randint(0, cfg.codebook_size, (1, 4, 6))
+    out = Sampler(model, SamplingParams(temperature=1.0, allow_end=False)).generate(
+        text, total, 60, prompt=prompt, generator=torch.Generator().manual_seed(0))
+    assert out.codes.shape == (1, 4, 60)                     # 60 frames > 24-frame window: continued 4 times
+    assert torch.equal(out.codes[:, :, :6], prompt)
+    assert int(out.codes.max()) < cfg.codebook_size and int(out.lengths[0]) == 60
+
+
+def test_same_seed_same_music_other_seed_other_music(model):
+    text, _, total = conditioning(1)
+    sampler = Sampler(model, SamplingParams(temperature=1.0, allow_end=False))
+    a = sampler.generate(text, total, 30, generator=torch.Generator().manual_seed(3)).codes
+    b = sampler.generate(text, total, 30, generator=torch.Generator().manual_seed(3)).codes
+    c = sampler.generate(text, total, 30, generator=torch.Generator().manual_seed(4)).codes
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_hugging_face_save_load_round_trip(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    assert {"config.json", "model.safetensors"} <= {p.name for p in tmp_path.iterdir()}
+    loaded = LyraForMusicGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.codebook_size == 32 and loaded.config.window_frames == 24
+    codes = torch.randint(0, 32, (2, 4, 9))
+    text, start, total = conditioning(2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(codes, text, start, total).logits, model(codes, text, start, total).logits,
+                                   atol=0, rtol=0)
+
+
+def test_peft_lora_wraps_the_attention_projections(model):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    base = copy.deepcopy(model).train()
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["qkv", "proj"]))
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    wrapped = {n.rsplit(".", 1)[0] for n, _ in peft_model.named_modules() if n.endswith(".lora_A")}
+    layers = range(model.config.num_hidden_layers)
+    assert wrapped == {f"base_model.model.blocks.{i}.attn.{m}" for i in layers for m in ("qkv", "proj")}
+
+    codes = torch.randint(0, 32, (2, 4, 9))
+    labels = torch.randint(0, 32, (2, 4, 9))
+    text, start, total = conditioning(2)
+    before = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+    optim = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    loss = peft_model(codes=codes, text_embedding=text, seconds_start=start, seconds_total=total, labels=labels).loss
+    loss.backward()
+    optim.step()
+    changed = [n for n, p in peft_model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert changed, "LoRA parameters did not train"
+    frozen_head = dict(peft_model.named_parameters())["base_model.model.heads.weight"]
+    assert torch.equal(frozen_head, model.heads.weight)      # the base model is untouched
