@@ -2,7 +2,8 @@
 
 A window is up to W frames of one clip. When the clip is the last of its piece and the window
 reaches its end, one END frame follows (that is how the model learns, with the timing prefix,
-where pieces stop). Windows shorter than W are padded with SPECIAL, which is never scored:
+where pieces stop); such clips are also cut late, so that END shows up at every position of a
+window, not only the last. Windows shorter than W are padded with SPECIAL, never scored:
 
     frames  [K, W]     a b c d E _ _        E = END, _ = SPECIAL (padding)
     labels  [K, W+K-1] delay pattern of the frames, -100 wherever it holds SPECIAL
@@ -81,8 +82,11 @@ class WindowSampler:
     def window(self, step: int, example: int) -> Window:
         rng = np.random.default_rng([self.seed, step, example])
         clip = int(rng.choice(len(self.weights), p=self.weights))
-        span = int(self.n_frames[clip]) + int(self.ends[clip])       # frames + END
-        start = int(rng.integers(0, max(0, span - self.W) + 1))
+        n = int(self.n_frames[clip])
+        if self.ends[clip]:     # any start up to the END frame itself, so END is seen at every window position
+            start = int(rng.integers(0, n + 1))
+        else:                   # full windows inside the clip
+            start = int(rng.integers(0, max(0, n - self.W) + 1))
         phrasing = int(rng.integers(self.n_phrasings)) if self.phrasing == "random" else 0
         return Window(clip, start, phrasing, bool(rng.random() < self.cond_dropout))
 

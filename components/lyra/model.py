@@ -315,11 +315,6 @@ class LyraForMusicGeneration(PreTrainedModel):
             cache.length += x.shape[1]
         return self.heads(self.norm(x))
 
-    def decode_step(self, codes: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """One generation step: [B, K] ids of the last step -> [B, K, V+1] logits of the next."""
-        logits = self.transformer(self.embed_codes(codes[:, :, None]), cache)
-        return logits.view(codes.shape[0], self.config.num_codebooks, self.config.output_vocab)
-
     def forward(
         self,
         codes: torch.Tensor,

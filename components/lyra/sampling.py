@@ -19,6 +19,7 @@ import math
 import torch
 
 from components.lyra.delay import build_delay_pattern, revert_delay_pattern
+from components.lyra.decoder import StepDecoder
 from components.lyra.model import KVCache, LyraForMusicGeneration
 
 
@@ -61,15 +62,29 @@ def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch
     return torch.gather(indices, -1, choice[..., None]).squeeze(-1)
 
 
+def guide(logits: torch.Tensor, B: int, scale: float, end: int | None) -> torch.Tensor:
+    """Classifier-free guidance of [2B, K, V+1] logits (conditional rows first) -> [B, K, V+1].
+
+    Guidance sharpens *what* is played; *when* the piece ends stays the conditional model's call
+    (timing is in both halves, and amplifying their small END differences ends pieces early): the
+    END logit is set so that P(END) equals the conditional P(END) exactly.
+    """
+    cond, uncond = logits[:B], logits[B:]
+    guided = torch.lerp(uncond, cond, scale)                     # uncond + scale * (cond - uncond)
+    if end is not None:
+        c0, g0 = cond[:, 0], guided[:, 0]
+        g0[:, end] = c0[:, end] - torch.logsumexp(c0[:, :end], -1) + torch.logsumexp(g0[:, :end], -1)
+    return guided
+
+
 class Sampler:
     """Generates codes for a batch of pieces with one preallocated KV cache, window by window."""
 
     def __init__(self, model: LyraForMusicGeneration, params: SamplingParams):
         self.model, self.params, self.config = model, params, model.config
-        self.guided = params.cfg != 1.0
-        self.unconditional = False
+        self.decoder = StepDecoder(model)
         self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
+        self.dtype = self.decoder.dtype
         cfg = self.config
         # additive mask on logits: only codebook 0 may end a piece, and only if allowed
         self.end_bias = torch.zeros(cfg.num_codebooks, cfg.output_vocab, device=self.device)
@@ -90,8 +105,8 @@ class Sampler:
         unconditional: bool = False,           # ignore the text (the "null" prefix, no guidance)
     ) -> Generated:
         cfg, params = self.config, self.params
-        self.unconditional = unconditional
         B, K = text_embedding.shape[0], cfg.num_codebooks
+        guided = params.cfg != 1.0 and not unconditional
         text_embedding = text_embedding.to(self.device, torch.float32)
         seconds_total = seconds_total.to(self.device, torch.float32)
         n_prompt = 0 if prompt is None else prompt.shape[-1]
@@ -102,8 +117,7 @@ class Sampler:
         ended_at = torch.full((B,), never, dtype=torch.long, device=self.device)   # frame index of END
         window = cfg.window_frames
         overlap = int(window * params.continuation_overlap)
-        rows = 2 * B if self.guided and not unconditional else B
-        cache = KVCache(cfg, rows, cfg.max_positions, device=self.device, dtype=self.dtype)
+        cache = KVCache(cfg, 2 * B if guided else B, cfg.max_positions, device=self.device, dtype=self.dtype)
         produced, steps = n_prompt, 0
         while produced < n_frames:
             # the window: the known frames (the prompt at first, then the last `overlap` frames), then new ones
@@ -113,16 +127,17 @@ class Sampler:
             start = torch.full((B,), seconds_start + first / cfg.frame_rate, device=self.device)
             cache.reset()
             steps += self._window(cache, frames[:, :, first:produced + new], keep, text_embedding, start,
-                                  seconds_total, ended_at, first, generator)
+                                  seconds_total, ended_at, first, generator, guided, unconditional)
             produced += new
             if params.allow_end and bool((ended_at < never).all()):
                 break
         lengths = ended_at.clamp(max=n_frames)
         return Generated(codes=frames[:, :, :n_frames], lengths=lengths, steps=steps)
 
-    def _window(self, cache, window_frames, n_known, text, seconds_start, seconds_total, ended_at, first, generator) -> int:
+    def _window(self, cache, window_frames, n_known, text, seconds_start, seconds_total, ended_at, first, generator,
+                guided: bool, unconditional: bool) -> int:
         """Fill window_frames[:, :, n_known:] ([B, K, n]) in place; returns the decoder steps taken."""
-        cfg, params, model = self.config, self.params, self.model
+        cfg, params = self.config, self.params
         B, K, n = window_frames.shape
         special, end = cfg.special_id, cfg.end_id
         # the window in delayed layout (step s, codebook k = frame s-k), known frames filled in
@@ -132,26 +147,28 @@ class Sampler:
         # prefill: prefix, then BOS and the known steps (inputs = delayed columns shifted right by one)
         inputs = torch.cat([torch.full((B, K, 1), special, dtype=torch.long, device=self.device),
                             delayed[:, :, :n_known]], dim=-1)
-        guided = self.guided and not self.unconditional
-        drop = torch.ones(B, dtype=torch.bool, device=self.device) if self.unconditional else None
+        drop = torch.ones(B, dtype=torch.bool, device=self.device) if unconditional else None
         if guided:
             inputs, text = torch.cat([inputs, inputs]), torch.cat([text, text])
             seconds_start, seconds_total = torch.cat([seconds_start, seconds_start]), torch.cat([seconds_total, seconds_total])
             drop = torch.arange(2 * B, device=self.device) >= B          # second half: no text
-        logits = model(inputs, text, seconds_start, seconds_total, drop, cache=cache).logits[:, :, -1]
+        logits = self.model(inputs, text, seconds_start, seconds_total, drop, cache=cache).logits[:, :, -1]
         codebook = torch.arange(K, device=self.device)
+        guide_end = end if params.allow_end else None
+        any_ended = bool((ended_at < first + n_known).any())
         steps = 0
         for s in range(n_known, n + K - 1):
             if guided:
-                logits = torch.lerp(logits[B:], logits[:B], params.cfg)        # uncond + cfg * (cond - uncond)
-            tokens = sample_tokens(logits + self.end_bias, params, generator)
+                logits = guide(logits, B, params.cfg, guide_end)
+            tokens = sample_tokens(logits.float() + self.end_bias, params, generator)
             k_known = s - n_known + 1              # codebooks >= this are known (prompt, or before frame 0)
             if k_known < K:
                 tokens[:, k_known:] = delayed[:, k_known:, s]
             k_past = s - n + 1                     # codebooks < this are past the window's last frame
             if k_past > 0:
                 tokens[:, :k_past] = special
-            if params.allow_end:
+            if params.allow_end and (any_ended or bool((tokens[:, 0] == end).any())):
+                any_ended = True                   # from now on: END after a piece's last frame, SPECIAL beyond
                 frame = first + s - codebook                                  # piece frame held by each codebook
                 just_ended = (tokens[:, 0] == end) & (ended_at > first + s)
                 ended_at.copy_(torch.where(just_ended, first + s, ended_at))
@@ -161,6 +178,6 @@ class Sampler:
             steps += 1
             if s == n + K - 2:
                 break
-            logits = model.decode_step(torch.cat([tokens, tokens]) if guided else tokens, cache)
+            logits = self.decoder.step(torch.cat([tokens, tokens]) if guided else tokens, cache)
         window_frames[:, :, n_known:] = revert_delay_pattern(delayed)[:, :, n_known:]
         return steps

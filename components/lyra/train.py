@@ -244,11 +244,12 @@ def train(cfg: LMConfig, tokens: str | os.PathLike, out: str | os.PathLike, metr
                             cfg.keep_checkpoints)
         ckpts.discard_stale(info.is_main)
         history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": []}
-        step = 0
+        step, resumed_from = 0, None
         resume = ckpts.latest()
         if resume is not None:
             _, client = engine.load_checkpoint(str(ckpts.root), tag=resume["tag"])
             step, history = int(client["step"]), client["history"]
+            resumed_from = step
             log.info("resumed from %s (step %d of %d)", resume["tag"], step, cfg.steps)
 
         positions = mcfg.prefix_len + mcfg.window_steps                   # sequence length per window
@@ -302,7 +303,7 @@ def train(cfg: LMConfig, tokens: str | os.PathLike, out: str | os.PathLike, metr
             "parameters": n_params, "windows_per_step": per_step, "positions_per_window": positions,
             "train_loss": float(np.mean([l for _, l in history["train"][-max(1, cfg.log_every):]])),
             "val_loss": val, "unigram_val_loss": unigram, "val_vs_unigram": val / unigram,
-            "val_split": valid_ds.split, "val_windows": len(eval_windows),
+            "val_split": valid_ds.split, "val_windows": len(eval_windows), "resumed_from_step": resumed_from,
             "train_seconds": wall_s, "seconds_per_step": step_s,
             "tokens_per_second": positions * per_step / step_s if timed_steps else None,
             "mfu": flops_per_step / (step_s * peak) if timed_steps else None,

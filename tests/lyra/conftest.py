@@ -10,7 +10,7 @@ from tests.lyra.synthetic import CODEBOOK_SIZE, FRAME_RATE, write_synthetic_toke
 
 # small enough to train in ~10 s on one core, big enough to learn styles, cycles and endings
 TRAIN_SETTINGS = {
-    "model": {"dim": 64, "n_layers": 2, "n_heads": 2, "window_frames": 32, "n_text_tokens": 1, "max_seconds": 10.0},
+    "model": {"dim": 64, "n_layers": 2, "n_heads": 2, "window_frames": 16, "n_text_tokens": 1, "max_seconds": 10.0},
     "nproc": 1, "steps": 300, "micro_batch": 16, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 20,
     "eval_every": 100, "log_every": 50, "checkpoint_every": 100, "eval_windows": 64, "cond_dropout": 0.2,
 }

@@ -1,7 +1,8 @@
 """A synthetic token dataset Lyra can learn, where the caption and the timing both matter.
 
 Each piece belongs to one of `n_classes` "styles". A style is a random unit text embedding
-(every phrasing a slightly different noisy copy of it) and a cycle of codes: codebook 0 walks
+(its phrasings slightly different noisy copies of it, shared by all its pieces, as captions
+of similar pieces are) and a cycle of codes: codebook 0 walks
 the style's cycle (a permutation of the same shared codes for every style, so the first frame
 cannot be guessed without the text), codebook k>0 is a fixed function of codebook 0, the
 style and k. Pieces last 2-5 s (some cut into two clips), so where a piece ends (END) is only
@@ -48,11 +49,12 @@ def piece_codes(style: int, n_frames: int, cycles: np.ndarray, rng, noise: float
     return np.stack(codes).astype(np.int64)
 
 
-def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 12, seed: int = 0,
-                           noise: float = 0.05, clip_seconds: float = 3.5, n_phrasings: int = 2) -> dict:
+def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 16, seed: int = 0,
+                           noise: float = 0.03, clip_seconds: float = 3.5, n_phrasings: int = 2) -> dict:
     """Write the dataset; returns the facts tests need (style embeddings and cycles)."""
     rng = np.random.default_rng(seed + 2)
     emb, cycles = style_embeddings(n_classes, seed), style_cycles(n_classes, seed)
+    phrasings = emb[:, None, :] + 0.05 * rng.normal(size=(n_classes, n_phrasings, TEXT_DIM)).astype(np.float32)
     clips = []
     for style in range(n_classes):
         for p in range(pieces_per_class):
@@ -62,10 +64,9 @@ def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 1
             split = "valid" if p % 6 == 5 else "train"
             per_clip = int(clip_seconds * FRAME_RATE)
             for c, start in enumerate(range(0, n, per_clip)):
-                phrasings = emb[style] + 0.05 * rng.normal(size=(n_phrasings, TEXT_DIM)).astype(np.float32)
                 clips.append(ClipTokens(
                     clip_id=f"s{style}-p{p:02d}-c{c}", codes=codes[:, start:start + per_clip],
-                    text_embeddings=phrasings, captions=[f"style {style} piece {p}"] * n_phrasings,
+                    text_embeddings=phrasings[style], captions=[f"style {style} piece {p}"] * n_phrasings,
                     seconds_start=start / FRAME_RATE, seconds_total=seconds, piece_id=f"s{style}-p{p:02d}", split=split,
                 ))
     write_token_shards(out, clips, codebook_size=CODEBOOK_SIZE, frame_rate=FRAME_RATE, sample_rate=16_000,

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from components.lyra.delay import build_delay_pattern, revert_delay_pattern, shift_right
+from components.lyra.decoder import StepDecoder
 from components.lyra.model import KVCache, LyraConfig, LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams
 
@@ -32,9 +33,11 @@ def test_cached_logits_equal_full_recomputation(model):
 
     cache = KVCache(cfg, 2, cfg.max_positions)
     prefill = model(inputs[:, :, :5], text, start, total, cache=cache).logits                # prefix + 5 steps
-    steps = [model.decode_step(inputs[:, :, s], cache) for s in range(5, 10)]               # one at a time
-    chunk = model(inputs[:, :, 10:], cache=cache).logits                                     # a chunk on a full cache
-    incremental = torch.cat([prefill, torch.stack(steps, dim=2), chunk], dim=2)
+    steps = [model(inputs[:, :, s:s + 1], cache=cache).logits for s in range(5, 8)]         # one at a time
+    decoder = StepDecoder(model)                                                              # the sampler's fast path
+    fast = [decoder.step(inputs[:, :, s], cache)[:, :, None] for s in range(8, 11)]
+    chunk = model(inputs[:, :, 11:], cache=cache).logits                                     # a chunk on a full cache
+    incremental = torch.cat([prefill, *steps, *fast, chunk], dim=2)
     torch.testing.assert_close(incremental, full, atol=1e-5, rtol=1e-4)
 
 
