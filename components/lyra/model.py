@@ -123,9 +123,10 @@ class RotaryEmbedding(nn.Module):
         table = self._table
         if table is None or table.shape[0] < end or table.device != device:
             n = max(end, 1024 if table is None else 2 * table.shape[0])
-            inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim)
-            angles = torch.outer(torch.arange(n, device=device, dtype=torch.float32), inv_freq)
-            table = self._table = torch.polar(torch.ones_like(angles), angles)
+            with torch.inference_mode(False), torch.no_grad():   # a plain tensor, usable by training too
+                inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 2, device=device, dtype=torch.float32) / self.head_dim)
+                angles = torch.outer(torch.arange(n, device=device, dtype=torch.float32), inv_freq)
+                table = self._table = torch.polar(torch.ones_like(angles), angles)
         return table[start:end]
 
 
@@ -297,7 +298,8 @@ class LyraForMusicGeneration(PreTrainedModel):
         B, K, S = codes.shape
         offsets = self._offsets
         if offsets is None or offsets.device != codes.device:
-            offsets = self._offsets = torch.arange(K, device=codes.device)[:, None] * self.config.input_vocab
+            with torch.inference_mode(False):
+                offsets = self._offsets = torch.arange(K, device=codes.device)[:, None] * self.config.input_vocab
         ids = rearrange(codes + offsets, "b k s -> (b s) k")
         summed = F.embedding_bag(ids, self.codes_embed.weight, mode="sum")
         return summed.view(B, S, -1)

@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from components.common.atomic import atomic_dir, atomic_write_json
-from components.common.distributed import all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun
+from components.common.distributed import (all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun,
+                                           shutdown)
 from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.lyra.config import LMConfig
@@ -109,15 +111,40 @@ def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
     return h.hexdigest()[:16]
 
 
-def ensure_process_group_env() -> None:
-    """A single process outside torchrun still needs a rendezvous address for DeepSpeed's gloo group."""
-    if "WORLD_SIZE" in os.environ:
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(port)})
+RENDEZVOUS_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@contextlib.contextmanager
+def process_group():
+    """The DeepSpeed process group for this run, torn down afterwards.
+
+    Under torchrun the rendezvous variables are set; a lone process (`nproc: 1`, or a test calling
+    `train` directly) gets them for the duration of the run only, so nothing leaks into the
+    caller's environment (a leaked WORLD_SIZE would make later commands skip their relaunch).
+    The group itself stays up until the process ends or `main` shuts it down: DeepSpeed caches
+    its groups, and a second run in the same process reuses them.
+    """
+    import deepspeed
+
+    saved = None
+    if "WORLD_SIZE" not in os.environ:
+        saved = {k: os.environ.get(k) for k in RENDEZVOUS_ENV}
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                           "MASTER_PORT": str(port)})
+    try:
+        info = init_distributed(use_deepspeed=True)
+        if not torch.distributed.is_initialized():
+            deepspeed.init_distributed(dist_backend="gloo")
+        yield info
+    finally:
+        for key, value in (saved or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # ------------------------------------------------------------------------------- checkpoints
@@ -199,15 +226,16 @@ def held_out_split(tokens: Path) -> TokenDataset:
 # ------------------------------------------------------------------------------------ train
 def train(cfg: LMConfig, tokens: str | os.PathLike, out: str | os.PathLike, metrics_path=None) -> dict:
     """Train and write `out`; every rank calls this. Returns the metrics (rank 0's are complete)."""
-    import deepspeed
-
     tokens, out = Path(tokens), Path(out)
     if not (tokens / "meta.json").is_file():
         raise TrainingError(f"{tokens} is not a token-shard folder (no meta.json); run `lyra tokens build` first")
-    ensure_process_group_env()
-    info = init_distributed(use_deepspeed=True)
-    if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="gloo")
+    with process_group() as info:
+        return _train(cfg, tokens, out, metrics_path, info)
+
+
+def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
+    import deepspeed
+
     rank, world = info.rank, info.world_size
     device = torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     bf16 = use_bf16(cfg)
@@ -359,11 +387,8 @@ def main(args) -> int:
     try:
         train(cfg, args.tokens, args.out, args.metrics)
     except (TrainingError, FileNotFoundError) as exc:
-        print(f"lyra lm train: {exc}", flush=True)
+        print(f"lyra lm train: {exc}", file=sys.stderr, flush=True)
         return 2
     finally:
-        with contextlib.suppress(Exception):
-            from components.common.distributed import shutdown
-
-            shutdown()
+        shutdown()
     return 0

@@ -1,0 +1,180 @@
+"""Lyra vs transformers' MusicgenForCausalLM at equal size: generation frames/s and training tokens/s.
+
+Both models: hidden 256, 4 layers, 4 heads, MLP 1024, 4 codebooks of 1024 codes, random weights
+(nothing downloads), same machine, same process, same threads. MusicGen's decoder also holds
+unused cross-attention weights (they cost no compute without encoder states).
+
+    generation  batch 1, N frames, top-k 250 sampling, KV cache (both); without and with
+                classifier-free guidance (scale 3: two rows per step for both models)
+    training    forward + backward + AdamW step on the same batch of delayed codes;
+                tokens = sequence positions (one frame-step of K codes each)
+
+Runs alternate between the two models and the median of the rounds is reported, so load from
+other processes hits both alike. The last line is the headline: the smaller of the two
+generation speedups (without / with guidance).
+
+    python benchmarks/lm_speed.py [--frames 500] [--rounds 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+HIDDEN, LAYERS, HEADS, CODEBOOKS, CODES = 256, 4, 4, 4, 1024
+
+
+def build_lyra(window_frames: int):
+    from components.lyra.model import LyraConfig, LyraForMusicGeneration
+
+    torch.manual_seed(0)
+    config = LyraConfig(num_codebooks=CODEBOOKS, codebook_size=CODES, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                        num_attention_heads=HEADS, mlp_ratio=4, window_frames=window_frames, max_seconds=600.0)
+    return LyraForMusicGeneration(config)
+
+
+def build_musicgen():
+    from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
+
+    torch.manual_seed(0)
+    config = MusicgenDecoderConfig(vocab_size=CODES, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                                   num_attention_heads=HEADS, ffn_dim=4 * HIDDEN, num_codebooks=CODEBOOKS,
+                                   max_position_embeddings=4096, pad_token_id=CODES, bos_token_id=CODES)
+    model = MusicgenForCausalLM(config)
+    for key in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
+        setattr(model.generation_config, key, CODES)
+    return model
+
+
+# ------------------------------------------------------------------------------ generation
+def lyra_generation(model, frames: int, cfg: float) -> float:
+    """Frames per second of one piece, `frames` long, with the KV-cached sampler."""
+    from components.lyra.sampling import Sampler, SamplingParams
+
+    sampler = Sampler(model.eval(), SamplingParams(temperature=1.0, top_k=250, cfg=cfg, allow_end=False))
+    text = torch.randn(1, model.config.text_dim, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    out = sampler.generate(text, torch.tensor([600.0]), frames, generator=torch.Generator().manual_seed(0))
+    elapsed = time.perf_counter() - start
+    return out.codes.shape[-1] / elapsed
+
+
+def musicgen_generation(model, frames: int, cfg: float) -> float:
+    ids = torch.full((CODEBOOKS, 1), CODES)          # batch 1: K rows of BOS
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.eval().generate(ids, do_sample=True, top_k=250, max_new_tokens=frames + CODEBOOKS - 1,
+                                    min_new_tokens=frames + CODEBOOKS - 1, num_return_sequences=1,
+                                    guidance_scale=cfg if cfg != 1.0 else None)
+    elapsed = time.perf_counter() - start
+    return out.shape[-1] / elapsed
+
+
+# -------------------------------------------------------------------------------- training
+def training_batch(batch: int, frames: int):
+    from components.lyra.delay import build_delay_pattern, shift_right
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, CODES, (batch, CODEBOOKS, frames), generator=g)
+    delayed = build_delay_pattern(codes, CODES)                   # [B, K, S], pads = CODES (MusicGen's pad id)
+    return delayed
+
+
+def lyra_training(model, delayed, steps: int) -> float:
+    from components.lyra.delay import shift_right
+
+    special = model.config.special_id
+    B, K, S = delayed.shape
+    labels = delayed.masked_fill(delayed == CODES, -100)
+    inputs = shift_right(delayed.masked_fill(delayed == CODES, special), special)
+    text, zeros, total = torch.randn(B, model.config.text_dim), torch.zeros(B), torch.full((B,), 60.0)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step():
+        loss = model(inputs, text, zeros, total, labels=labels).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+
+    step()                                                          # warm-up (allocations)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * B * S / (time.perf_counter() - start)
+
+
+def musicgen_training(model, delayed, steps: int) -> float:
+    B, K, S = delayed.shape
+    labels = delayed.transpose(1, 2).contiguous()                  # [B, S, K], pads are ignored by MusicGen
+    inputs = torch.cat([torch.full((B, K, 1), CODES), delayed[:, :, :-1]], dim=-1).reshape(B * K, S)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step():
+        loss = model(input_ids=inputs, labels=labels).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * B * S / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=500, help="frames generated per piece (500 = 10 s at 50 Hz)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (intra-op)")
+    parser.add_argument("--train-batch", type=int, default=8, help="windows per training step")
+    parser.add_argument("--train-frames", type=int, default=256, help="frames per training window")
+    parser.add_argument("--train-steps", type=int, default=5, help="timed training steps per round")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    lyra, musicgen = build_lyra(window_frames=args.frames + 1), build_musicgen()
+    n_lyra, n_musicgen = (sum(p.numel() for p in m.parameters()) for m in (lyra, musicgen))
+    print(f"threads {args.threads}; Lyra {n_lyra / 1e6:.2f} M parameters, MusicGen {n_musicgen / 1e6:.2f} M "
+          f"(incl. {LAYERS * 4 * HIDDEN * HIDDEN / 1e6:.2f} M unused cross-attention)")
+
+    # warm-up: first calls pay for lazy initialisation in both libraries
+    lyra_generation(lyra, 16, 3.0), musicgen_generation(musicgen, 16, 3.0)
+    results: dict[str, list[float]] = {}
+    delayed = training_batch(args.train_batch, args.train_frames)
+    for r in range(args.rounds):
+        for name, fn in (("generation", None), ("generation_cfg", None)):
+            cfg = 3.0 if name.endswith("cfg") else 1.0
+            results.setdefault(f"lyra_{name}", []).append(lyra_generation(lyra, args.frames, cfg))
+            results.setdefault(f"musicgen_{name}", []).append(musicgen_generation(musicgen, args.frames, cfg))
+        results.setdefault("lyra_training", []).append(lyra_training(lyra, delayed, args.train_steps))
+        results.setdefault("musicgen_training", []).append(musicgen_training(musicgen, delayed, args.train_steps))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()), flush=True)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    rows = [("generation, no CFG (frames/s)", "generation"), ("generation, CFG 3 (frames/s)", "generation_cfg"),
+            ("training (tokens/s)", "training")]
+    print(f"\n{'':32s} {'Lyra':>10s} {'MusicGen':>10s} {'speedup':>8s}")
+    speedups = {}
+    for label, key in rows:
+        speedups[key] = med[f"lyra_{key}"] / med[f"musicgen_{key}"]
+        print(f"{label:32s} {med[f'lyra_{key}']:10.0f} {med[f'musicgen_{key}']:10.0f} {speedups[key]:7.2f}x")
+    print(f"lyra_vs_musicgen_training_speedup: {speedups['training']:.2f}")
+    print(f"lyra_vs_musicgen_generation_speedup: {min(speedups['generation'], speedups['generation_cfg']):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
