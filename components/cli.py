@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lm": ("components.lyra.cli", "pretrain the Lyra text-to-music transformer"),
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
-    "demo": ("orchestration.demo", "run the whole lifecycle on the tiny profile through Dagster"),
+    "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),
 }
 
