@@ -48,6 +48,12 @@ class DvcResource(dg.ConfigurableResource):
         out = self._run("status", "--json", stage)
         return json.loads(out or "{}") == {}
 
+    def stale_stages(self) -> dict:
+        """{stage: what changed} for every stage DVC considers out of date."""
+        if not self.enabled:
+            return {}
+        return json.loads(self._run("status", "--json") or "{}")
+
     def commit(self, stage: str) -> None:
         """Record the stage's current deps/params/outs in dvc.lock and cache its outputs."""
         if self.enabled:
