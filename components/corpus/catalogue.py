@@ -16,8 +16,10 @@ import dataclasses
 import random
 from typing import Iterator
 
-SOUNDFONT_NOTE = "rendered offline with the General-MIDI SoundFont TimGM6mb.sf2 (Tim Brechbill, GPL-2.0) as shipped in pretty_midi"
-MUSIC21_NOTE = "encoding from the music21 corpus, distributed under the music21 corpus licence (music21/corpus/license.txt)"
+SOUNDFONT_NOTE = ("rendered offline with the General-MIDI SoundFont TimGM6mb.sf2 (Tim Brechbill, GPL-2.0) "
+                  "as shipped in pretty_midi")
+MUSIC21_NOTE = ("encoding from the music21 corpus, distributed under the music21 corpus licence "
+                "(music21/corpus/license.txt)")
 
 
 @dataclasses.dataclass(frozen=True)

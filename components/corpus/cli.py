@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from components.config import add_config_arguments, config_from_args
@@ -35,7 +36,8 @@ def main(args) -> int:
 
     if args.hours is not None:
         if args.hours <= 0:
-            raise SystemExit("lyra corpus demo: --hours must be positive")
+            print("lyra corpus demo: --hours must be positive", file=sys.stderr)
+            return 2
         args.overrides = [*args.overrides, f"hours={args.hours}"]
     config = config_from_args(SECTION, CorpusConfig, args)
     with stage_run("demo_corpus") as run:

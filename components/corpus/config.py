@@ -65,7 +65,8 @@ class CorpusConfig(StageConfig):
     @model_validator(mode="after")
     def _enough_instruments(self) -> "CorpusConfig":
         if self.instruments_per_piece > len(self.instruments):
-            raise ValueError(f"instruments_per_piece={self.instruments_per_piece} > {len(self.instruments)} instruments")
+            raise ValueError(f"instruments_per_piece={self.instruments_per_piece} exceeds the "
+                             f"{len(self.instruments)} instruments listed")
         if self.min_track_s >= self.max_track_s:
             raise ValueError("min_track_s must be below max_track_s")
         return self

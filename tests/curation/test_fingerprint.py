@@ -43,7 +43,7 @@ def test_same_music_is_a_near_duplicate(music, variant):
 
 @pytest.mark.parametrize("other_seed", [6, 7, 8])
 def test_different_music_is_not_a_duplicate(music, other_seed):
-    assert distance(music(10.0, seed=5), music(10.0, seed=other_seed)) > 2 * THRESHOLD
+    assert distance(music(10.0, seed=5), music(10.0, seed=other_seed)) > 0.35  # unrelated music sits near 0.5
 
 
 def test_same_piece_on_another_instrument_is_not_a_duplicate():

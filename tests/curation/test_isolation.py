@@ -36,14 +36,14 @@ def test_an_exception_becomes_a_quarantine_row_and_leaves_no_clip(tmp_path: Path
     sf.write(src / "boom.wav", synth_music(25.0, seed=2), 24_000)
     clips = tmp_path / "clips"
     clips.mkdir()
-    real_write = process.write_wav
+    real_write = process.write_clip
 
     def flaky_write(path, audio, sr):  # the disk fills up after boom.wav's first clip
         if "boom" in Path(path).name and not Path(path).name.endswith("000.wav"):
             raise OSError(28, "No space left on device")
         return real_write(path, audio, sr)
 
-    monkeypatch.setattr(process, "write_wav", flaky_write)
+    monkeypatch.setattr(process, "write_clip", flaky_write)
     inputs, _ = discover(src)
     outcomes = {i.rel: process.process_file(i, clips, CurationConfig()) for i in inputs}
     assert outcomes["boom.wav"].clips == []

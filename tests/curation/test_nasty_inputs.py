@@ -70,7 +70,8 @@ def build_nasty_folder(root) -> None:
     sf.write(root / "nested" / "deeper" / "inner.wav", synth_music(8.0, seed=5), SR, subtype="PCM_16")
     sf.write(root / "broken_sidecar.wav", synth_music(6.0, seed=6), SR, subtype="PCM_16")
     (root / "broken_sidecar.json").write_text('{"piece_id": "x", "split": ')
-    (root / "corrupt_header.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01\x00" + bytes(range(64)))
+    short_fmt_chunk = b"RIFF\x24\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01\x00"  # fmt needs 16 bytes, says 2
+    (root / "corrupt_header.wav").write_bytes(short_fmt_chunk + bytes(range(64)))
     (root / "empty.wav").write_bytes(b"")
     sf.write(root / "full.wav", synth_music(6.0, seed=7), SR, subtype="PCM_16")
     full = (root / "full.wav").read_bytes()
@@ -161,7 +162,8 @@ def test_duplicate_names_the_clip_it_duplicates(curated):
 
 def test_manifest_rows_and_clip_files_agree(curated):
     manifest = curated["manifest"]
-    assert sorted(p.name for p in (curated["out"] / "clips").iterdir()) == sorted(f"{c}.wav" for c in manifest["clip_id"])
+    written = sorted(p.name for p in (curated["out"] / "clips").iterdir())
+    assert written == sorted(f"{c}.wav" for c in manifest["clip_id"])
     for row in manifest.itertuples():
         info = sf.info(curated["out"] / row.path)
         assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
@@ -196,3 +198,27 @@ def test_metrics_and_expectations_are_recorded(curated):
     assert metrics["clips"] == len(curated["manifest"])
     assert metrics["ge_manifest_success"] is True and metrics["ge_quarantine_success"] is True
     assert metrics["x_realtime"] > 0 and metrics["workers"] == 2
+
+
+def test_bad_folders_get_a_clear_error_and_nothing_is_written(tmp_path, capsys):
+    assert lyra(["curate", "--input", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert "input folder not found" in capsys.readouterr().err
+    (tmp_path / "in").mkdir()
+    assert lyra(["curate", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "in" / "out")]) == 2
+    assert "inside the input folder" in capsys.readouterr().err
+    assert lyra(["curate", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out2")]) == 2
+    assert "no input files" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
+
+
+def test_a_failed_suite_is_recorded_but_does_not_fail_the_command(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "only.json").write_text("{}")  # an orphan sidecar: quarantined, so the manifest is empty
+    metrics = tmp_path / "m.json"
+    argv = ["curate", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--metrics", str(metrics)]
+    assert lyra(argv) == 0
+    recorded = json.loads(metrics.read_text())
+    assert recorded["ge_manifest_success"] is False and recorded["ge_quarantine_success"] is True
+    assert pd.read_parquet(tmp_path / "out" / "quarantine.parquet")["reason"].tolist() == ["unsupported_format"]
+    assert pd.read_parquet(tmp_path / "out" / "manifest.parquet").empty
+
