@@ -30,6 +30,12 @@ def is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_SUFFIXES
 
 
+def printable(name: str) -> str:
+    """A file name that is valid UTF-8 text: undecodable bytes (surrogate escapes) become U+FFFD,
+    so one oddly named file cannot make the parquet tables unwritable."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def discover(input_dir: Path) -> tuple[list[InputFile], list[Path]]:
     """(inputs sorted by relative path, sidecar files). Symlinked folders are not followed."""
     files: list[Path] = []
@@ -44,7 +50,7 @@ def discover(input_dir: Path) -> tuple[list[InputFile], list[Path]]:
             continue
         sidecar = f.with_suffix(SIDECAR_SUFFIX) if is_audio_name(f) else None
         inputs.append(InputFile(
-            path=f, rel=f.relative_to(input_dir).as_posix(),
+            path=f, rel=printable(f.relative_to(input_dir).as_posix()),
             sidecar=sidecar if sidecar is not None and sidecar.is_file() else None,
             is_audio=is_audio_name(f),
         ))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -117,16 +118,19 @@ def _ogg_truncation(path: Path, size: int) -> str | None:
 
 def _message(exc: Exception, path: Path) -> str:
     """The decoder's message without the absolute path (quarantine rows must not leak machine paths)."""
-    return str(exc).replace(f"Error opening {os.fspath(path)!r}: ", "").replace(os.fspath(path), path.name)
+    return re.sub(r"^Error opening .*?: ", "", str(exc)).replace(os.fspath(path), path.name)
 
 
 def probe_and_decode(path: Path, *, max_file_s: float, min_file_s: float, max_channels: int) -> Decoded:
     """Decode `path` to float32 or raise Rejected with the reason."""
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise Rejected("unreadable", f"{type(exc).__name__}: {exc.strerror or exc}") from None
     if size == 0:
         raise Rejected("empty", "0 bytes")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
     container = sniff(head)
     if container is None:
         raise Rejected("not_audio", f"{path.suffix or 'no'} extension but the content is {describe_bytes(head)}")
@@ -134,7 +138,9 @@ def probe_and_decode(path: Path, *, max_file_s: float, min_file_s: float, max_ch
     if problem is not None:
         raise problem
     try:
-        info = sf.info(os.fspath(path))
+        # soundfile is handed open file objects, not names: it cannot encode names that are not valid UTF-8
+        with open(path, "rb") as raw:
+            info = sf.info(raw)
     except Exception as exc:  # libsndfile raises its own error types, and RuntimeError / TypeError on odd input
         raise Rejected("corrupt", f"{container} container, header unreadable: {_message(exc, path)}") from None
     if info.channels < 1 or info.channels > max_channels:
@@ -154,7 +160,7 @@ def probe_and_decode(path: Path, *, max_file_s: float, min_file_s: float, max_ch
     blocks, decoded = [], 0
     limit = int(max_file_s * info.samplerate * 1.05) + BLOCK_FRAMES  # headers can under-declare (mp3 estimates)
     try:
-        with sf.SoundFile(os.fspath(path)) as fh:
+        with open(path, "rb") as raw, sf.SoundFile(raw) as fh:
             while True:
                 block = fh.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if not len(block):

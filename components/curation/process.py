@@ -19,6 +19,7 @@ import math
 import re
 import time
 import traceback
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ def quarantine_row(source_file: str, reason: str, detail: str, clip_id: str = ""
 
 def clip_id_for(rel: str, segment_index: int) -> str:
     """`<stem>-<8 hex of the relative path>-<segment>`: readable, and unique across subfolders."""
-    stem = Path(rel).stem
+    stem = unicodedata.normalize("NFKD", Path(rel).stem).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "clip"
     digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
     return f"{slug[:80]}-{digest}-{segment_index:03d}"

@@ -8,6 +8,7 @@ manifest row or one quarantine row: `curate.py` checks that before it writes any
 from __future__ import annotations
 
 REASONS: dict[str, str] = {
+    "unreadable": "the file cannot be opened at all (permissions, a dangling symlink, an I/O error)",
     "empty": "0 bytes, or a valid header with no audio frames",
     "unsupported_format": "not an audio file extension (.txt, .png, an orphan .json with no audio beside it, ...)",
     "not_audio": "has an audio extension but its bytes are no known audio container (text, an image, ...)",

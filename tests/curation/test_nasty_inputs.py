@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 
 import numpy as np
@@ -27,6 +28,8 @@ EXPECTED = {
     "low_rate.mp3": CURATED,                    # 8 kHz mono mp3
     "vorbis.ogg": CURATED,                      # 22.05 kHz ogg
     "nested/deeper/inner.wav": CURATED,         # found in a nested subfolder
+    "naïve chanson ♪.wav": CURATED,             # non-ASCII name
+    "latin1 caf\ufffd.wav": CURATED,            # a name that is not valid UTF-8 (b"caf\xe9")
     "broken_sidecar.wav": "bad_sidecar",        # good audio, unreadable <stem>.json
     "corrupt_header.wav": "corrupt",
     "empty.wav": "empty",                       # 0 bytes
@@ -43,6 +46,7 @@ EXPECTED = {
     "zero_channels.wav": "bad_shape",
     "seventy_channels.wav": "bad_shape",        # > max_channels=64
     "clipped.wav": "clipped",                   # hard-clipped at 26 dB of overdrive
+    "dangling_link.wav": "unreadable",          # a symlink to nowhere
     "notes.txt": "unsupported_format",
     "orphan.json": "unsupported_format",        # a .json with no audio beside it is not a sidecar
 }
@@ -68,6 +72,9 @@ def build_nasty_folder(root) -> None:
     sf.write(root / "vorbis.ogg", resample(synth_music(12.0, seed=4), SR, 22_050), 22_050, format="OGG")
     (root / "nested" / "deeper").mkdir(parents=True)
     sf.write(root / "nested" / "deeper" / "inner.wav", synth_music(8.0, seed=5), SR, subtype="PCM_16")
+    sf.write(root / "naïve chanson ♪.wav", synth_music(4.0, seed=12), SR, subtype="PCM_16")
+    with open(root / os.fsdecode(b"latin1 caf\xe9.wav"), "wb") as fh:
+        sf.write(fh, synth_music(4.0, seed=13), SR, subtype="PCM_16", format="WAV")
     sf.write(root / "broken_sidecar.wav", synth_music(6.0, seed=6), SR, subtype="PCM_16")
     (root / "broken_sidecar.json").write_text('{"piece_id": "x", "split": ')
     short_fmt_chunk = b"RIFF\x24\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01\x00"  # fmt needs 16 bytes, says 2
@@ -99,6 +106,7 @@ def build_nasty_folder(root) -> None:
     (root / "zero_channels.wav").write_bytes(_wav_bytes(0, bytes(2000)))
     sf.write(root / "seventy_channels.wav", np.zeros((SR // 2, 70), dtype=np.float32), SR, subtype="PCM_16")
     sf.write(root / "clipped.wav", np.clip(synth_music(12.0, seed=11) * 20, -1, 1), SR, subtype="PCM_16")
+    (root / "dangling_link.wav").symlink_to(root / "gone.wav")
     (root / "notes.txt").write_text("recorded in the kitchen\n")
     (root / "orphan.json").write_text(json.dumps({"title": "nobody's sidecar"}))
 
