@@ -149,6 +149,7 @@ class CorpusBuild:
     skipped: list[dict]   # {"source", "reason"}
     candidates_tried: int
     build_seconds: float
+    render_seconds: float  # summed over pieces: the CPU time the workers spent
 
 
 def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambda it, **kw: it) -> CorpusBuild:
@@ -161,7 +162,7 @@ def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambd
     target_s = config.hours * 3600 if config.hours else None
     tracks: list[dict] = []
     skipped: list[dict] = []
-    tried = 0
+    tried, render_seconds = 0, 0.0
     expected = config.n_pieces if target_s is None else \
         math.ceil(target_s / (config.instruments_per_piece * 0.85 * config.max_track_s))
     rendered = ordered_map(_RenderTask(config, audio_dir), candidate_order(config.collections, config.seed),
@@ -180,12 +181,18 @@ def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambd
 
     for result in progress(until_enough(), desc="rendering", total=expected, unit="piece"):
         tried += 1
+        render_seconds += result.seconds
         if result.skipped_reason:
             log.warning("skipped %s: %s", result.candidate.source, result.skipped_reason)
             skipped.append({"source": result.candidate.source, "reason": result.skipped_reason})
         else:
             tracks.extend(result.tracks)
     rendered.close()  # the pool finishes the pieces in flight and shuts down
+    n_rendered = len({t["piece_id"] for t in tracks})
+    if target_s is None and n_rendered < config.n_pieces:
+        log.warning("the catalogue ran out: %d of %d pieces rendered", n_rendered, config.n_pieces)
+    elif target_s is not None and sum(t["duration_s"] for t in tracks) < target_s:
+        log.warning("the catalogue ran out before %.2f h of audio", config.hours)
     # pieces rendered in flight after the stop are not part of the corpus
     keep = {f"{t['track_id']}.wav" for t in tracks}
     for stray in audio_dir.iterdir():
@@ -202,7 +209,7 @@ def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambd
     table = table.astype({"program": "int64", "sample_rate": "int64", "tempo_bpm": "float64", "duration_s": "float64"})
     table.to_parquet(out_dir / "tracks.parquet", index=False)
     return CorpusBuild(tracks=table.to_dict("records"), skipped=skipped, candidates_tried=tried,
-                       build_seconds=time.perf_counter() - start)
+                       build_seconds=time.perf_counter() - start, render_seconds=render_seconds)
 
 
 def corpus_metrics(build: CorpusBuild, config: CorpusConfig) -> dict:
@@ -234,6 +241,7 @@ def corpus_metrics(build: CorpusBuild, config: CorpusConfig) -> dict:
         "build_seconds": round(build.build_seconds, 2),
         "x_realtime": round(seconds / max(build.build_seconds, 1e-9), 1),
         "workers": config.workers,
+        "x_realtime_per_worker": round(seconds / max(build.render_seconds, 1e-9), 1),
         "candidates_tried": build.candidates_tried,
         "skipped_scores": len(build.skipped),
         "skipped": build.skipped,

@@ -136,9 +136,11 @@ def candidate_order(collections: list[str], seed: int) -> Iterator[Candidate]:
         pool = list_candidates(COLLECTIONS[name])
         random.Random(f"{seed}:{name}").shuffle(pool)
         queues.append(pool)
+    seen: set[str] = set()  # two encodings of one piece would share a piece_id (and its files)
     for i in range(max((len(q) for q in queues), default=0)):
         for queue in queues:
-            if i < len(queue):
+            if i < len(queue) and queue[i].piece_id not in seen:
+                seen.add(queue[i].piece_id)
                 yield queue[i]
 
 
