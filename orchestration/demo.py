@@ -50,7 +50,9 @@ def run_demo(args) -> int:
     started = time.monotonic()
     job = defs.get_job_def("lifecycle")
     selected = sorted(dg.AssetSelection.from_string(args.select).resolve(defs.resolve_asset_graph()))
-    run_config = {"ops": {k.to_python_identifier(): {"config": {"force": True}} for k in selected}} if args.force else None
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    if args.force:
+        run_config["ops"] = {k.to_python_identifier(): {"config": {"force": True}} for k in selected}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance, run_config=run_config, raise_on_error=False, asset_selection=selected,
@@ -71,7 +73,8 @@ def _print_summary(result, seconds: float) -> None:
         status = "reused" if getattr(meta.get("reused"), "value", False) else "built"
         highlights = ", ".join(
             f"{k}={_fmt(v.value)}" for k, v in meta.items()
-            if k not in ("reused", "code_version", "profile", "dvc_stage") and isinstance(v.value, (int, float))
+            if k not in ("reused", "code_version", "profile", "dvc_stage")
+            and isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
         )[:110]
         print(f"{mat.asset_key.to_user_string():18s} {status:10s} {highlights}")
     for event in result.get_asset_check_evaluations():

@@ -58,3 +58,11 @@ def test_every_stage_command_exists_in_the_cli(stage):
     from components.cli import COMMANDS
 
     assert stage.argv[0] in COMMANDS
+
+
+@pytest.mark.parametrize("profile", ["tiny", "gpu", "cluster"])
+@pytest.mark.parametrize("stage", [s for s in STAGES if s.config], ids=lambda s: s.name)
+def test_params_sections_validate_against_the_stage_config(stage, profile):
+    from components.config import load_stage_config
+
+    load_stage_config(stage.params, stage.config_class(), params_path=REPO / "params.yaml", profile=profile)
