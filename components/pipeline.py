@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -42,8 +43,13 @@ class Stage:
     outs: tuple[str, ...]        # paths written, each a folder replaced atomically
     code: tuple[str, ...]        # source that defines the stage (DVC deps, Dagster code_version)
     params: str                  # params.yaml section, looked up in every profile
+    config: str = ""             # "module:Class" of the typed config that validates the params section
     pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
     distributed: bool = False    # trains with torchrun/DeepSpeed (nproc from the params section)
+
+    def config_class(self):
+        module, _, name = self.config.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def metrics_path(self) -> str:
@@ -64,12 +70,14 @@ STAGES: tuple[Stage, ...] = (
         description="Offline, licence-clean demo corpus: music21 scores rendered under several GM instruments.",
         argv=("corpus", "demo", "--out", "data/corpus"),
         deps=(), outs=("data/corpus",), code=("components/corpus",), params="corpus",
+        config="components.corpus.config:CorpusConfig",
     ),
     Stage(
         name="curated_clips", group="curation",
         description="Decoded, mono, resampled, loudness-normalised, de-duplicated clips; rejects quarantined with a reason.",
         argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated"),
         deps=("data/corpus",), outs=("data/curated",), code=("components/curation",), params="curation",
+        config="components.curation.config:CurationConfig",
     ),
     Stage(
         name="captions", group="captioning",
@@ -98,6 +106,7 @@ STAGES: tuple[Stage, ...] = (
               "--captions", "data/captions", "--out", "data/tokens"),
         deps=("data/models/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
         code=("components/tokens", "components/omnicodec"), params="tokens",
+        config="components.tokens.config:TokensConfig",
     ),
     Stage(
         name="lyra_pretrain", group="lyra",
