@@ -72,6 +72,8 @@ class LMConfig(StageConfig):
     log_every: int = 25
     eval_every: int = 250           # validation loss on held-out pieces (0 = only at the end)
     eval_windows: int = 64          # held-out windows evaluated (the same ones every time)
+    select_best: bool = True        # the saved model is the evaluated checkpoint with the lowest loss on
+    #                                 `valid` (early stopping: the tiny corpus is 12 pieces); `test` reports
     checkpoint_every: int = 100     # steps between resumable checkpoints (atomic)
     keep_checkpoints: int = 2
 

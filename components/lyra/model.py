@@ -143,6 +143,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, rotation, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, _ = x.shape
@@ -164,7 +165,7 @@ class Attention(nn.Module):
             else:               # a chunk appended to a filled cache: causal within the chunk
                 allowed = torch.arange(end, device=x.device)[None, :] <= torch.arange(start, end, device=x.device)[:, None]
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.proj(rearrange(y, "b h t d -> b t (h d)"))
+        return self.resid_dropout(self.proj(rearrange(y, "b h t d -> b t (h d)")))
 
 
 class MLP(nn.Module):

@@ -21,7 +21,7 @@ def _pyplot():
 
 
 def plot_loss_curve(path: str | os.PathLike, train: Sequence[tuple[int, float]], valid: Sequence[tuple[int, float]],
-                    unigram: float | None, title: str = "Lyra pretraining") -> Path:
+                    unigram: float | None, title: str = "Lyra pretraining", selected: int | None = None) -> Path:
     """Training loss per step, validation loss on held-out pieces, and the unigram baseline."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -33,6 +33,8 @@ def plot_loss_curve(path: str | os.PathLike, train: Sequence[tuple[int, float]],
         ax.plot(steps, losses, "o-", lw=2, label="validation (held-out pieces)")
     if unigram is not None:
         ax.axhline(unigram, color="grey", ls="--", label=f"unigram baseline ({unigram:.2f})")
+    if selected is not None:
+        ax.axvline(selected, color="green", ls=":", label=f"saved model (step {selected})")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats / code)")
     ax.set_title(title)

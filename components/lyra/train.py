@@ -15,6 +15,7 @@ stopped. At the end rank 0 writes the output folder atomically: a Hugging Face m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -163,11 +164,13 @@ class Checkpoints:
             return None
         return info
 
-    def save(self, engine, step: int, client_state: dict, is_main: bool) -> str:
-        tag = f"step{step:07d}"
+    def save(self, engine, step: int, client_state: dict, is_main: bool, tag: str | None = None) -> str:
+        """Save a resumable checkpoint (all ranks); `tag="best"` keeps the best-so-far model aside."""
+        named = tag is not None
+        tag = tag or f"step{step:07d}"
         engine.save_checkpoint(str(self.root), tag=tag, client_state=client_state, save_latest=False)
         barrier()                                        # every rank has written its shard
-        if is_main:
+        if is_main and not named:
             atomic_write_json(self.root / "latest.json", {"tag": tag, "step": step, "fingerprint": self.fingerprint})
             tags = sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("step"))
             for old in tags[:-self.keep]:
@@ -183,44 +186,53 @@ class Checkpoints:
 
 
 # -------------------------------------------------------------------------------- evaluation
+@dataclasses.dataclass
+class HeldOut:
+    """A held-out split scored the same way every time: fixed windows and their unigram baseline."""
+
+    split: str
+    dataset: TokenDataset
+    windows: list
+    ends: np.ndarray
+    unigram: float          # cross-entropy of the same windows under the training split's code frequencies
+
+
+def held_out_splits(tokens: Path, train: TokenDataset, W: int, max_windows: int, special: int, end: int) -> list[HeldOut]:
+    """valid and test (those that have clips): the first selects the checkpoint, the second reports."""
+    log_probs = unigram_log_probs(train, end)
+    out = []
+    for split in ("valid", "test"):
+        ds = TokenDataset(tokens, split=split)
+        if not len(ds):
+            continue
+        windows, ends = evaluation_windows(ds, W, max_windows), piece_ends(ds)
+        nll, count = 0.0, 0
+        for i in range(0, len(windows), 64):
+            s, n = unigram_cross_entropy(make_batch(ds, windows[i:i + 64], W, special, end, ends).labels, log_probs)
+            nll, count = nll + s, count + n
+        out.append(HeldOut(split, ds, windows, ends, nll / max(count, 1)))
+    if not out:
+        raise TrainingError(f"{tokens} has no clips in split 'valid' or 'test': validation needs held-out pieces")
+    return out
+
+
 @torch.no_grad()
-def evaluate(engine, dataset: TokenDataset, windows, cfg: LMConfig, special: int, end: int, ends, rank: int,
-             world: int, device) -> float:
+def evaluate(engine, held: HeldOut, cfg: LMConfig, special: int, end: int, rank: int, world: int, device) -> float:
     """Mean cross-entropy per scored code over the held-out windows (shared out over ranks)."""
     engine.eval()
-    mine = windows[rank::world]
+    mine = held.windows[rank::world]
     total = torch.zeros(2, dtype=torch.float64)
     for i in range(0, len(mine), cfg.micro_batch):
-        batch = make_batch(dataset, mine[i:i + cfg.micro_batch], cfg.model.window_frames, special, end, ends).to(device)
-        out = engine(**{**batch.model_inputs(), "labels": None})
-        logits = out.logits.float()                                    # [B, K, S, V+1]
+        batch = make_batch(held.dataset, mine[i:i + cfg.micro_batch], cfg.model.window_frames, special, end,
+                           held.ends).to(device)
+        logits = engine(**{**batch.model_inputs(), "labels": None}).logits.float()     # [B, K, S, V+1]
         total[0] += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1),
                                     ignore_index=IGNORE, reduction="sum").item()
         total[1] += int((batch.labels != IGNORE).sum())
-    if torch.distributed.is_initialized() and world > 1:
+    if world > 1:
         torch.distributed.all_reduce(total)
     engine.train()
     return float(total[0] / max(total[1], 1))
-
-
-def unigram_baseline(train: TokenDataset, valid: TokenDataset, windows, W: int, special: int, end: int) -> float:
-    """Cross-entropy of the held-out windows under per-codebook code frequencies of the training split."""
-    log_probs = unigram_log_probs(train, end)
-    ends = piece_ends(valid)
-    nll, count = 0.0, 0
-    for i in range(0, len(windows), 64):
-        batch = make_batch(valid, windows[i:i + 64], W, special, end, ends)
-        s, n = unigram_cross_entropy(batch.labels, log_probs)
-        nll, count = nll + s, count + n
-    return nll / max(count, 1)
-
-
-def held_out_split(tokens: Path) -> TokenDataset:
-    for split in ("valid", "test"):
-        ds = TokenDataset(tokens, split=split)
-        if len(ds):
-            return ds
-    raise TrainingError(f"{tokens} has no clips in split 'valid' or 'test': validation needs held-out pieces")
 
 
 # ------------------------------------------------------------------------------------ train
@@ -245,33 +257,35 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
         train_ds = TokenDataset(tokens, split="train")
         if len(train_ds) == 0:
             raise TrainingError(f"{tokens} has no training clips")
-        valid_ds = held_out_split(tokens)
         torch.manual_seed(cfg.seed)                         # identical initial weights on every rank
         model = build_model(cfg.model, num_codebooks=train_ds.num_codebooks, codebook_size=train_ds.codebook_size,
                             frame_rate=train_ds.frame_rate, sample_rate=train_ds.sample_rate, text_dim=train_ds.text_dim)
         mcfg = model.config
-        special, end = mcfg.special_id, mcfg.end_id
+        special, end, W = mcfg.special_id, mcfg.end_id, mcfg.window_frames
         n_params = sum(p.numel() for p in model.parameters())
         log.info("Lyra: %.2f M parameters, K=%d x %d codes, %d-frame windows, %d process(es), ZeRO-%d, %s",
-                 n_params / 1e6, mcfg.num_codebooks, mcfg.codebook_size, mcfg.window_frames, world, cfg.zero_stage,
+                 n_params / 1e6, mcfg.num_codebooks, mcfg.codebook_size, W, world, cfg.zero_stage,
                  "bf16" if bf16 else "fp32")
         optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
                                       fused=device.type == "cuda")
         engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                        config=deepspeed_config(cfg, bf16))
 
-        sampler = WindowSampler(train_ds, mcfg.window_frames, special=special, end=end, seed=cfg.seed,
+        sampler = WindowSampler(train_ds, W, special=special, end=end, seed=cfg.seed,
                                 cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
-        eval_windows = evaluation_windows(valid_ds, mcfg.window_frames, cfg.eval_windows)
-        valid_ends = piece_ends(valid_ds)
-        unigram = unigram_baseline(train_ds, valid_ds, eval_windows, mcfg.window_frames, special, end)
-        log.info("held-out: %d windows from %d clips (split %r); unigram baseline %.3f nats/code",
-                 len(eval_windows), len(valid_ds), valid_ds.split, unigram)
+        held = held_out_splits(tokens, train_ds, W, cfg.eval_windows, special, end)
+        select = held[0]                                    # picks the checkpoint; the other split (test) reports
+        for h in held:
+            log.info("held-out %s: %d windows from %d clips; unigram baseline %.3f nats/code",
+                     h.split, len(h.windows), len(h.dataset), h.unigram)
+
+        def validate() -> float:
+            return evaluate(engine, select, cfg, special, end, rank, world, device)
 
         ckpts = Checkpoints(out.parent / f".{out.name}.checkpoints", run_fingerprint(cfg, tokens, world),
                             cfg.keep_checkpoints)
         ckpts.discard_stale(info.is_main)
-        history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": []}
+        history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": [], "best": None}
         step, resumed_from = 0, None
         resume = ckpts.latest()
         if resume is not None:
@@ -285,7 +299,6 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
         flops_per_step = model.flops_per_position(positions) * positions * per_step
         peak = peak_flops_per_device(cfg, device) * world
         compute_s, timed_steps, started = 0.0, 0, time.time()
-        last_tag = resume["tag"] if resume else None
         engine.train()
         for step in run.progress(range(step, cfg.steps), desc="lyra pretrain", total=cfg.steps - step, unit="step"):
             t0 = time.perf_counter()
@@ -309,66 +322,86 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
             history["lr"].append((step, lr))
             history["grad_norm"].append((step, float(grad_norm) if grad_norm is not None else float("nan")))
             done = step + 1
-            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                val = evaluate(engine, valid_ds, eval_windows, cfg, special, end, valid_ends, rank, world, device)
-                history["valid"].append((done, val))
-                log.info("step %d: validation loss %.3f (unigram %.3f)", done, val, unigram)
             if done % cfg.log_every == 0 and info.is_main:
-                mfu = flops_per_step / (dt * peak)
                 log.info("step %d/%d: loss %.3f, lr %.2e, %.0f ms/step, MFU %.1f%%", done, cfg.steps, loss_mean, lr,
-                         dt * 1e3, 100 * mfu)
+                         dt * 1e3, 100 * flops_per_step / (dt * peak))
+            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                val = validate()
+                history["valid"].append((done, val))
+                log.info("step %d: %s loss %.3f (unigram %.3f)", done, select.split, val, select.unigram)
+                if cfg.select_best and (history["best"] is None or val < history["best"]["loss"]):
+                    history["best"] = {"step": done, "loss": val}
+                    ckpts.save(engine, done, {"step": done, "history": history}, info.is_main, tag="best")
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                last_tag = ckpts.save(engine, done, {"step": done, "history": history}, info.is_main)
+                ckpts.save(engine, done, {"step": done, "history": history}, info.is_main)
 
-        val = evaluate(engine, valid_ds, eval_windows, cfg, special, end, valid_ends, rank, world, device)
+        val = validate()
         if not history["valid"] or history["valid"][-1][0] != cfg.steps:
             history["valid"].append((cfg.steps, val))
-        last_tag = ckpts.save(engine, cfg.steps, {"step": cfg.steps, "history": history}, info.is_main)
+        final_tag = ckpts.save(engine, cfg.steps, {"step": cfg.steps, "history": history}, info.is_main)
+        best = history["best"]
+        if cfg.select_best and best is not None and best["loss"] < val:
+            chosen_tag, chosen_step = "best", best["step"]          # an earlier model generalised better
+            engine.load_checkpoint(str(ckpts.root), tag="best", load_optimizer_states=False,
+                                   load_lr_scheduler_states=False)
+        else:
+            chosen_tag, chosen_step = final_tag, cfg.steps
+        scores = {h.split: evaluate(engine, h, cfg, special, end, rank, world, device) for h in held}
         wall_s = time.time() - started
         step_s = compute_s / max(timed_steps, 1)
         metrics = {
-            "steps": cfg.steps, "world_size": world, "zero_stage": cfg.zero_stage, "precision": "bf16" if bf16 else "fp32",
-            "parameters": n_params, "windows_per_step": per_step, "positions_per_window": positions,
+            "steps": cfg.steps, "selected_step": chosen_step, "world_size": world, "zero_stage": cfg.zero_stage,
+            "precision": "bf16" if bf16 else "fp32", "parameters": n_params, "windows_per_step": per_step,
+            "positions_per_window": positions,
             "train_loss": float(np.mean([l for _, l in history["train"][-max(1, cfg.log_every):]])),
-            "val_loss": val, "unigram_val_loss": unigram, "val_vs_unigram": val / unigram,
-            "val_split": valid_ds.split, "val_windows": len(eval_windows), "resumed_from_step": resumed_from,
+            "val_loss": scores[select.split], "unigram_val_loss": select.unigram,
+            "val_vs_unigram": scores[select.split] / select.unigram, "val_split": select.split,
+            "val_windows": len(select.windows), "resumed_from_step": resumed_from,
             "train_seconds": wall_s, "seconds_per_step": step_s,
             "tokens_per_second": positions * per_step / step_s if timed_steps else None,
             "mfu": flops_per_step / (step_s * peak) if timed_steps else None,
             "peak_flops_per_device": peak / world,
         }
+        for h in held[1:]:
+            metrics.update({f"{h.split}_loss": scores[h.split], f"unigram_{h.split}_loss": h.unigram,
+                            f"{h.split}_vs_unigram": scores[h.split] / h.unigram})
         if info.is_main:
-            log.info("validation loss %.3f vs unigram %.3f (ratio %.2f); %.0f s, %.0f positions/s, MFU %.2f%%",
-                     val, unigram, val / unigram, wall_s, metrics["tokens_per_second"] or 0, 100 * (metrics["mfu"] or 0))
-            write_output(out, engine, ckpts, last_tag, cfg, mcfg, history, metrics, unigram, tokens, run)
+            log.info("model of step %d: %s", chosen_step, ", ".join(
+                f"{h.split} loss {scores[h.split]:.3f} vs unigram {h.unigram:.3f}" for h in held))
+            log.info("%.0f s, %.0f positions/s, MFU %.2f%%", wall_s, metrics["tokens_per_second"] or 0,
+                     100 * (metrics["mfu"] or 0))
+            write_output(out, engine, ckpts, final_tag, chosen_tag, cfg, mcfg, history, metrics, select.unigram,
+                         tokens, run)
         barrier()
         run.finish(metrics, metrics_path)
     return metrics
 
 
-def final_state_dict(engine, ckpts: Checkpoints, tag: str, zero_stage: int) -> dict:
-    """fp32 weights: the module's own for ZeRO-0/1/2 in fp32, else reassembled from the ZeRO checkpoint."""
-    params_fp32 = all(p.dtype == torch.float32 for p in engine.module.parameters())
-    if zero_stage < 3 and params_fp32:
-        return {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+def checkpoint_state_dict(ckpts: "Checkpoints", tag: str, zero_stage: int) -> dict:
+    """fp32 weights of a saved checkpoint (ZeRO partitions reassembled)."""
+    if zero_stage == 0:
+        state = torch.load(ckpts.root / tag / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)
+        return {k: v.float() for k, v in state["module"].items()}
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     return get_fp32_state_dict_from_zero_checkpoint(str(ckpts.root), tag=tag)
 
 
-def write_output(out: Path, engine, ckpts: Checkpoints, tag: str, cfg: LMConfig, mcfg, history: dict,
-                 metrics: dict, unigram: float, tokens: Path, run) -> None:
-    state = final_state_dict(engine, ckpts, tag, cfg.zero_stage)
+def write_output(out: Path, engine, ckpts: "Checkpoints", final_tag: str, chosen_tag: str, cfg: LMConfig, mcfg,
+                 history: dict, metrics: dict, unigram: float, tokens: Path, run) -> None:
     model = LyraForMusicGeneration(mcfg)
-    model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(checkpoint_state_dict(ckpts, chosen_tag, cfg.zero_stage), strict=False)
+    if unexpected or missing:
+        raise TrainingError(f"checkpoint {chosen_tag} does not match the model: missing {missing}, unexpected {unexpected}")
     with atomic_dir(out) as staging:
         model.save_pretrained(staging)
         atomic_write_json(staging / "training.json", {"history": history, "metrics": metrics,
                                                       "config": cfg.model_dump(mode="json")})
-        plot_loss_curve(staging / "loss_curve.png", history["train"], history["valid"], unigram)
-        (staging / "checkpoints").mkdir()
-        shutil.move(str(ckpts.root / tag), str(staging / "checkpoints" / tag))
-        atomic_write_json(staging / "checkpoints" / "latest.json", {"tag": tag, "step": cfg.steps,
+        plot_loss_curve(staging / "loss_curve.png", history["train"], history["valid"], unigram,
+                        selected=metrics["selected_step"])
+        (staging / "checkpoints").mkdir()                    # the last state, to continue training from
+        shutil.move(str(ckpts.root / final_tag), str(staging / "checkpoints" / final_tag))
+        atomic_write_json(staging / "checkpoints" / "latest.json", {"tag": final_tag, "step": cfg.steps,
                                                                     "fingerprint": ckpts.fingerprint})
         write_lineage(staging, stage=STAGE, inputs={"tokens": tokens}, params=cfg, code_paths=CODE_PATHS,
                       extra={"metrics": metrics})
