@@ -113,7 +113,7 @@ STAGES: tuple[Stage, ...] = (
         description="Pretrain the Lyra text-to-music transformer (delay pattern, text + timing conditioning) with DeepSpeed.",
         argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
         deps=("data/tokens",), outs=("data/models/lyra",), code=("components/lyra",), params="lm",
-        pool="gpu", distributed=True,
+        config="components.lyra.config:LMConfig", pool="gpu", distributed=True,
     ),
     Stage(
         name="lyra_samples", group="lyra",
@@ -122,6 +122,7 @@ STAGES: tuple[Stage, ...] = (
               "--tokens", "data/tokens", "--out", "data/samples/lyra"),
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens"), outs=("data/samples/lyra",),
         code=("components/lyra", "components/omnicodec"), params="generate",
+        config="components.lyra.config:GenerateConfig",
     ),
 )
 
