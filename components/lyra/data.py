@@ -52,9 +52,14 @@ class Window:
     drop_text: bool
 
 
+# Curation trims trailing silence (0.3-0.8 s on the demo corpus), so a piece's last clip ends a
+# little before seconds_total; clips that are not last end >= min_clip_s (2 s) before it.
+END_TOLERANCE_S = 1.0
+
+
 def ends_piece(seconds_start: float, n_frames: int, seconds_total: float, frame_rate: float) -> bool:
-    """Does the clip run to the end of its piece (within 1.5 frames)?"""
-    return seconds_start + n_frames / frame_rate >= seconds_total - 1.5 / frame_rate
+    """Does the clip run to the end of its piece (up to trimmed trailing silence)?"""
+    return seconds_start + n_frames / frame_rate >= seconds_total - max(END_TOLERANCE_S, 1.5 / frame_rate)
 
 
 def piece_ends(dataset: TokenDataset) -> np.ndarray:

@@ -309,6 +309,9 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
             for micro in range(cfg.grad_accum):
                 first = (micro * world + rank) * cfg.micro_batch             # this rank's slice of the global batch
                 batch = sampler.batch(step, range(first, first + cfg.micro_batch)).to(device)
+                # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
+                # N-process runs draw exactly what an uninterrupted 1-process run draws
+                torch.manual_seed(int(np.random.SeedSequence([cfg.seed, step, first]).generate_state(1)[0]))
                 loss = engine(**batch.model_inputs()).loss
                 engine.backward(loss)
                 engine.step()

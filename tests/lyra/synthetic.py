@@ -5,8 +5,8 @@ Each piece belongs to one of `n_classes` "styles". A style is a random unit text
 of similar pieces are) and a cycle of codes: codebook 0 walks
 the style's cycle (a permutation of the same shared codes for every style, so the first frame
 cannot be guessed without the text), codebook k>0 is a fixed function of codebook 0, the
-style and k. Pieces last 2-5 s (some cut into two clips), so where a piece ends (END) is only
-predictable from the timing prefix.
+style and k. Pieces last 2-5 s (the longest cut into two clips), so where a piece ends (END) is
+only predictable from the timing prefix.
 """
 
 from __future__ import annotations
@@ -28,12 +28,17 @@ def style_embeddings(n_classes: int, seed: int = 0) -> np.ndarray:
     return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
+def cycle_steps(cycle) -> set[tuple[int, int]]:
+    return {(int(cycle[i]), int(cycle[(i + 1) % len(cycle)])) for i in range(len(cycle))}
+
+
 def style_cycles(n_classes: int, seed: int = 0) -> np.ndarray:
+    """Permutations of the same codes with distinct openings and no step (a -> b) in common."""
     rng = np.random.default_rng(seed + 1)
     cycles = []
     while len(cycles) < n_classes:
         perm = rng.permutation(CYCLE)
-        if all(perm[0] != c[0] for c in cycles):    # distinct first codes: the text decides the opening
+        if all(perm[0] != c[0] and not cycle_steps(perm) & cycle_steps(c) for c in cycles):
             cycles.append(perm)
     return np.stack(cycles)
 
@@ -50,7 +55,7 @@ def piece_codes(style: int, n_frames: int, cycles: np.ndarray, rng, noise: float
 
 
 def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 16, seed: int = 0,
-                           noise: float = 0.03, clip_seconds: float = 3.5, n_phrasings: int = 2) -> dict:
+                           noise: float = 0.03, n_phrasings: int = 2) -> dict:
     """Write the dataset; returns the facts tests need (style embeddings and cycles)."""
     rng = np.random.default_rng(seed + 2)
     emb, cycles = style_embeddings(n_classes, seed), style_cycles(n_classes, seed)
@@ -62,7 +67,9 @@ def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 1
             n = int(seconds * FRAME_RATE)
             codes = piece_codes(style, n, cycles, rng, noise)
             split = "valid" if p % 6 == 5 else "train"
-            per_clip = int(clip_seconds * FRAME_RATE)
+            # pieces over 4 s are cut in two at 2.5 s (a clip that is not last ends >= 2 s before its
+            # piece does, as curated clips do: see data.END_TOLERANCE_S)
+            per_clip = int(2.5 * FRAME_RATE) if seconds > 4.0 else n
             for c, start in enumerate(range(0, n, per_clip)):
                 clips.append(ClipTokens(
                     clip_id=f"s{style}-p{p:02d}-c{c}", codes=codes[:, start:start + per_clip],

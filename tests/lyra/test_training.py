@@ -8,7 +8,7 @@ import torch
 
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams
-from tests.lyra.synthetic import CYCLE, FRAME_RATE
+from tests.lyra.synthetic import FRAME_RATE, cycle_steps
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +32,19 @@ def test_the_caption_decides_the_music(model, trained):
     _, _, facts = trained
     text = torch.from_numpy(facts["embeddings"])                     # one prompt per style
     n = facts["n_classes"]
+    cycles = facts["cycles"]
+
+    def follows(codes, style) -> float:
+        """Share of consecutive codebook-0 codes that are steps of `style`'s cycle."""
+        steps = cycle_steps(cycles[style])
+        return float(np.mean([(int(a), int(b)) in steps for a, b in zip(codes[:-1], codes[1:])]))
+
     guided = Sampler(model, SamplingParams(temperature=0.0, cfg=3.0, allow_end=False))
-    out = guided.generate(text, torch.full((n,), 4.0), 12)
-    for style in range(n):                                           # codebook 0 walks that style's cycle
-        expected = facts["cycles"][style][np.arange(12) % CYCLE]
-        assert np.mean(out.codes[style, 0].numpy() == expected) >= 0.9
-    assert len({tuple(row.tolist()) for row in out.codes[:, 0]}) == n  # different captions, different music
+    out = guided.generate(text, torch.full((n,), 4.0), 24)
+    for style in range(n):                                           # codebook 0 walks that style's cycle...
+        codes = out.codes[style, 0].numpy()
+        assert follows(codes, style) >= 0.9
+        assert all(follows(codes, other) < 0.3 for other in range(n) if other != style)   # ...and no other
 
     # without the text, the opening cannot be told: the model spreads over the styles' first codes
     free = Sampler(model, SamplingParams(temperature=1.0, top_k=0))
