@@ -49,19 +49,19 @@ def held_out_clips(tokens: Path) -> list:
 
 
 def choose_prompts(clips: list, classes: np.ndarray, n: int) -> list[int]:
-    """Up to n clips, round-robin over classes, one clip per piece while pieces last."""
+    """n clips whose captions are as varied as possible: distinct captions, round-robin over classes,
+    then again from the top when there are fewer distinct captions than prompts (each prompt gets
+    its own seed, so a repeated caption is still a new piece)."""
     by_class: dict[int, list[int]] = {}
-    seen_pieces: set[str] = set()
+    seen: set[str] = set()
     for i, clip in enumerate(clips):
-        if clip.piece_id in seen_pieces:
-            continue
-        seen_pieces.add(clip.piece_id)
-        by_class.setdefault(int(classes[i]), []).append(i)
+        caption = clip.captions[0] if clip.captions else ""
+        if caption not in seen:
+            seen.add(caption)
+            by_class.setdefault(int(classes[i]), []).append(i)
     order = [i for depth in range(max((len(v) for v in by_class.values()), default=0))
              for c in sorted(by_class) for i in by_class[c][depth:depth + 1]]
-    if len(order) < n:                                     # fewer pieces than prompts: reuse other clips
-        order += [i for i in range(len(clips)) if i not in order]
-    return order[:n]
+    return [order[j % len(order)] for j in range(n)] if order else []
 
 
 def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, metrics_path=None) -> dict:

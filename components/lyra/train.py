@@ -417,6 +417,10 @@ def main(args) -> int:
     from components.config import config_from_args
 
     cfg = config_from_args("lm", LMConfig, args)
+    if not (Path(args.tokens) / "meta.json").is_file():          # before spawning N processes to say so
+        print(f"lyra lm train: {args.tokens} is not a token-shard folder (no meta.json); "
+              "run `lyra tokens build` first", file=sys.stderr, flush=True)
+        return 2
     code = relaunch_under_torchrun(cfg.nproc)
     if code is not None:
         return code

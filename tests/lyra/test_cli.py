@@ -39,6 +39,12 @@ def test_generate_explains_bad_requests(trained, fake_codec, style_prompts, tmp_
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_train_explains_a_missing_token_folder(tmp_path, capsys):
+    assert lyra(["lm", "train", "--tokens", str(tmp_path / "none"), "--out", str(tmp_path / "model")]) == 2
+    assert "not a token-shard folder" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
+
+
 def test_sample_stage_shows_that_the_text_matters(trained, synthetic_tokens, fake_codec, style_prompts, tmp_path):
     model_dir, _, _ = trained
     tokens, _ = synthetic_tokens
