@@ -1,0 +1,47 @@
+"""One figure for the Dagster UI: audio tempo vs metadata tempo, and how estimated keys relate
+to the metadata keys."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.captioning.keys import MIREX_WEIGHTS, key_relation, parse_key
+
+
+def plot_agreement(table: pd.DataFrame, path: Path, *, tolerance: float = 0.08) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_k) = plt.subplots(1, 2, figsize=(10, 4))
+    ref = pd.to_numeric(table["tempo_bpm"], errors="coerce").to_numpy(dtype=float)
+    est = pd.to_numeric(table["tempo_bpm_audio"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(ref) & np.isfinite(est)
+    if ok.any():
+        lo, hi = 0.4 * min(ref[ok].min(), est[ok].min()), 2.5 * max(ref[ok].max(), est[ok].max())
+        line = np.array([lo, hi])
+        for factor, style in ((1.0, "-"), (0.5, ":"), (2.0, ":")):
+            ax_t.fill_between(line, factor * line * (1 - tolerance), factor * line * (1 + tolerance),
+                              color="tab:green", alpha=0.25 if factor == 1 else 0.1, linestyle=style)
+        ax_t.scatter(ref[ok], est[ok], s=12)
+        ax_t.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+    ax_t.set(xlabel="metadata tempo (bpm)", ylabel="audio tempo (bpm)",
+             title=f"tempo ({int(ok.sum())} clips; band = ±{tolerance:.0%}, ×½, ×2)")
+
+    relations = Counter()
+    for k, m, ka, ma in zip(table["key"], table["mode"], table["key_audio"], table["mode_audio"]):
+        r, e = parse_key(k, m), parse_key(ka, ma)
+        if r is not None and e is not None:
+            relations[key_relation(e, r)] += 1
+    names = list(MIREX_WEIGHTS)
+    ax_k.bar(names, [relations[n] for n in names], color="tab:blue")
+    ax_k.set(ylabel="clips", title=f"audio key vs metadata key ({sum(relations.values())} clips)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
