@@ -140,7 +140,10 @@ class Material:
 
     def noun_phrase(self, article: bool) -> str:
         ordered = sorted(self.adjectives, key=lambda aw: ADJECTIVE_ORDER.index(aw[0]))   # stable within a rank
-        np_ = " ".join([*(words for _, words in ordered), self.noun])
+        # quality adjectives are coordinate ("a mellow, lively, brisk tune"); the rest stack ("Baroque four-part")
+        quality = [w for a, w in ordered if a in ("character", "tempo")]
+        words = ([", ".join(quality)] if quality else []) + [w for a, w in ordered if a not in ("character", "tempo")]
+        np_ = " ".join([*words, self.noun])
         return f"{indefinite(np_)} {np_}" if article else np_
 
     def said_before_noun(self, attribute: str) -> bool:
@@ -215,7 +218,7 @@ def realise(tags: ClipTags, keep: Sequence[str], rng: np.random.Generator | None
             m.post["tempo"] = choose([f"at {about} {bpm} {unit}", f"at {indefinite(word)} {word} pace ({bpm} bpm)",
                                       f"at {about} {bpm} {unit} ({italian_tempo(tags.tempo_bpm)})"])
         m.clauses["tempo"] = choose([f"moves at {about} {bpm} {unit}", f"has a {word} tempo of {about} {bpm} {unit}"])
-        tag_words += [f"{bpm} bpm", choose([word, italian_tempo(tags.tempo_bpm)])]
+        tag_words += [f"{bpm} bpm", choose([f"{word} tempo", italian_tempo(tags.tempo_bpm)])]
     if "key" in keep:
         tonic = spell_tonic(tags.key, plain=False)
         key = f"{tonic} {tags.mode}"

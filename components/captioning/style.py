@@ -48,6 +48,7 @@ FORMS: tuple[tuple[str, str], ...] = (
     (r"\bjigs?\b|\bgig[ue]*\b", "jig"),
     (r"\breels?\b", "reel"),
     (r"hornpipe", "hornpipe"),
+    (r"strathspey", "strathspey"),
     (r"\bslides?\b", "slide"),
     (r"polka", "polka"),
     (r"waltz|valse", "waltz"),
