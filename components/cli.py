@@ -19,17 +19,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lm": ("components.lyra.cli", "pretrain the Lyra text-to-music transformer"),
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
-    "demo": ("orchestration.demo", "run the whole lifecycle on the tiny profile through Dagster"),
+    "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),
 }
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default when it has a meaningful one (not None/False/empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class LyraArgumentParser(argparse.ArgumentParser):
+    """Every `lyra` parser and sub-parser formats help the same way."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["formatter_class"] = _HelpFormatter
+        super().__init__(*args, **kwargs)
+
+
 def _top_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = LyraArgumentParser(
         prog="lyra",
         description="The Lyra platform: curation, OmniCodec, token shards and the Lyra music LM, stage by stage.",
         epilog="Run `lyra <command> --help` for a command's options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (_, help_text) in COMMANDS.items():
@@ -40,9 +58,7 @@ def _top_parser() -> argparse.ArgumentParser:
 def build_command_parser(name: str) -> argparse.ArgumentParser:
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(
-        prog=f"lyra {name}", description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = LyraArgumentParser(prog=f"lyra {name}", description=help_text)
     configure = getattr(module, f"configure_{name}", None) or module.configure
     configure(parser)
     return parser

@@ -107,12 +107,15 @@ class StageRun:
     def add_path(self, key: str, path: str | os.PathLike) -> None:
         self.metadata[key] = {"raw_value": os.fspath(path), "type": "path"}
 
-    def report_check(self, check_name: str, passed: bool, *, asset_key: str | None = None,
-                     severity: str = "ERROR", metadata: Mapping[str, Any] | None = None) -> None:
+    def report_check(self, check_name: str, passed: bool, *, metadata: Mapping[str, Any] | None = None) -> None:
+        """Record a self-check in the stage's metadata and log. The blocking Dagster asset checks
+        live in orchestration/ and re-validate the written files, so a stage never gates itself."""
         level = logging.INFO if passed else logging.ERROR
         self.log.log(level, "check %s: %s", check_name, "passed" if passed else "FAILED")
-        if self.pipes is not None and self.is_main:
-            self.pipes.report_asset_check(check_name, passed, severity=severity, metadata=dict(metadata or {}), asset_key=asset_key)
+        self.metadata[f"check_{check_name}"] = bool(passed)
+        for key, value in (metadata or {}).items():
+            if isinstance(value, (int, float, str, bool)):
+                self.metadata[f"check_{check_name}_{key}"] = value
 
     def finish(self, metrics: Mapping[str, Any] | None = None, metrics_path: str | os.PathLike | None = None,
                *, asset_key: str | None = None, data_version: str | None = None) -> None:

@@ -1,0 +1,60 @@
+"""One source of truth: dvc.yaml and the Dagster asset graph must both match components/pipeline.py."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.pipeline import STAGES, render_dvc_yaml, upstream
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_committed_dvc_yaml_is_generated_from_the_stage_table():
+    assert (REPO / "dvc.yaml").read_text() == render_dvc_yaml(yaml.safe_load((REPO / "params.yaml").read_text())), \
+        "dvc.yaml is stale: run `make dvc-yaml`"
+
+
+def test_dvc_reads_the_same_stages():
+    dvc = Path(sys.executable).parent / "dvc"
+    out = subprocess.run([str(dvc), "stage", "list", "--name-only"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [s.name for s in STAGES]
+
+
+def test_dagster_asset_graph_matches_the_stage_table():
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {s.name for s in STAGES}
+    for stage in STAGES:
+        node = graph.get(dg_key(stage.name))
+        assert {p.to_user_string() for p in node.parent_keys} == {u.name for u in upstream(stage)}, stage.name
+        assert node.group_name == stage.group
+        assert node.code_version
+
+
+def dg_key(name):
+    import dagster as dg
+
+    return dg.AssetKey(name)
+
+
+def test_stage_outputs_do_not_overlap_and_every_dep_has_a_producer_or_is_raw():
+    outs = [o for s in STAGES for o in s.outs]
+    assert len(outs) == len(set(outs))
+    for a in outs:
+        for b in outs:
+            assert a == b or not a.startswith(b.rstrip("/") + "/"), (a, b)
+    for stage in STAGES:
+        for dep in stage.deps:
+            assert any(dep == o or dep.startswith(o + "/") for o in outs), f"{stage.name} reads {dep}, which no stage writes"
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_every_stage_command_exists_in_the_cli(stage):
+    from components.cli import COMMANDS
+
+    assert stage.argv[0] in COMMANDS
