@@ -148,8 +148,13 @@ def caption_table(manifest: pd.DataFrame, features: list[AudioFeatures], tags: l
         "onset_rate": [f.onset_rate for f in features],
         "loudness_lufs": [f.loudness_lufs for f in features],
     })
-    for column in ("piece_id", "split", *METADATA_FIELDS):      # the metadata values they are compared with
+    for column in ("piece_id", "split"):
         table[column] = manifest[column].to_numpy() if column in manifest.columns else None
+    for column in METADATA_FIELDS:       # the metadata values the audio values are compared with
+        if column in manifest.columns:
+            table[column] = manifest[column].to_numpy()
+        else:                            # known only from the `meta` JSON (or not at all)
+            table[column] = pd.Series([t.metadata.get(column) for t in tags], dtype=object)
     return table
 
 
@@ -161,6 +166,8 @@ def agreement_report(table: pd.DataFrame, config: CaptionConfig) -> dict:
     for r, t in zip(records, table["tags"]):
         groups.setdefault(json.loads(t).get("instrument") or "unknown", []).append(r)
     report["by_instrument"] = {name: flat_metrics(summarise(rows, **options)) for name, rows in sorted(groups.items())}
+    report["notes"] = ("references are the source piece's metadata; a 10 s clip may sit in a passage that has "
+                       "modulated, so key agreement is a lower bound on the estimator's accuracy")
     return report
 
 

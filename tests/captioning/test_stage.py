@@ -93,3 +93,30 @@ def test_bad_input_is_a_clear_error_and_keeps_the_old_output(curated_dir, tmp_pa
     assert "waltz-flute-000" in capsys.readouterr().err
     assert lyra(["caption", "--curated", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert (out / "captions.parquet").read_text() == "previous version"
+
+
+def test_parallel_analysis_matches_serial(curated_dir):
+    from components.captioning.config import CaptionConfig
+    from components.captioning.stage import analyse_clips, load_manifest
+    from components.common.reporting import StageRun
+
+    rows = load_manifest(curated_dir).to_dict("records")[:4]
+    run = StageRun("test", None)
+    serial = analyse_clips(curated_dir, rows, CaptionConfig(), run)
+    parallel = analyse_clips(curated_dir, rows, CaptionConfig(workers=2), run)
+    assert serial == parallel
+
+
+def test_metadata_only_in_meta_json_still_reaches_the_table(tmp_path):
+    from .conftest import write_curated
+    from .synth import cadence
+
+    curated = write_curated(tmp_path / "curated", [("a-000", cadence(0, "major", 100),
+                                                    dict(key="C", mode="major", tempo_bpm=100.0))])
+    manifest = pd.read_parquet(curated / "manifest.parquet").drop(columns=["key", "mode", "tempo_bpm"])
+    manifest.to_parquet(curated / "manifest.parquet", index=False)
+    out = tmp_path / "out"
+    assert lyra(["caption", "--curated", str(curated), "--out", str(out), "--set", "n_phrasings=2"]) == 0
+    row = pd.read_parquet(out / "captions.parquet").iloc[0]
+    assert (row["key"], row["mode"], row["tempo_bpm"]) == ("C", "major", 100.0)
+    assert json.loads((out / "agreement.json").read_text())["key"]["n_compared"] == 1
