@@ -52,6 +52,7 @@ SYNONYMS = {   # audio-derived words -> ways to say them ([] = true but not wort
 ITALIAN_TEMPI = ((60, "largo"), (76, "adagio"), (108, "andante"), (120, "moderato"), (168, "allegro"), (1e9, "presto"))
 GENERIC_NOUNS = ("piece", "composition", "instrumental piece", "piece of music")
 ENSEMBLE_WORDS = ("ensemble", "section", "choir", "orchestra", "quartet", "band", "strings", "voices", "consort")
+VOCAL_WORDS = ("choir", "voices", "chorus", "vocal")
 
 
 def spell_tonic(tonic: str, plain: bool) -> str:
@@ -112,14 +113,20 @@ def meter_forms(meter: str) -> dict[str, list[str]]:
 
 
 def instrument_forms(instrument: str) -> dict[str, list[str]]:
+    """Ways to say who plays: "played by a string ensemble", "sung by a choir", "on the organ"."""
     plural = instrument.endswith("strings") or instrument.endswith("voices")
+    vocal = any(w in instrument for w in VOCAL_WORDS)
+    played = "sung" if vocal else "played"
     if any(w in instrument for w in ENSEMBLE_WORDS):
         subject = instrument if plural else f"{indefinite(instrument)} {instrument}"
-        return {"post": [f"played by {subject}", f"performed by {subject}", f"for {instrument}"], "adj": [],
-                "tag": [instrument], "subject": [subject], "clause": [f"is played by {subject}"]}
+        return {"post": [f"{played} by {subject}", f"performed by {subject}", f"for {instrument}"], "adj": [],
+                "tag": [instrument], "subject": [subject], "clause": [f"is {played} by {subject}"],
+                "verbs": ["sings" if vocal and not plural else "sing" if vocal else "play" if plural else "plays",
+                          "perform" if plural else "performs"]}
     return {"post": [f"played on the {instrument}", f"performed on {instrument}", f"for solo {instrument}"],
             "adj": [instrument] if " " not in instrument else [], "tag": [instrument, f"solo {instrument}"],
-            "subject": [f"solo {instrument}", f"the {instrument}"], "clause": [f"is played on the {instrument}"]}
+            "subject": [f"solo {instrument}", f"the {instrument}"], "clause": [f"is played on the {instrument}"],
+            "verbs": ["plays", "performs"]}
 
 
 # --- one phrasing's material -----------------------------------------------------------------
@@ -137,6 +144,7 @@ class Material:
     clauses: dict[str, str] = dataclasses.field(default_factory=dict) # "is in G major"
     tags: list[str] = dataclasses.field(default_factory=list)         # "g major"
     subject: str | None = None                                        # "a string ensemble" (plays ...)
+    verb: str = "plays"                                               # "plays" | "performs" | "sings"
 
     def noun_phrase(self, article: bool) -> str:
         ordered = sorted(self.adjectives, key=lambda aw: ADJECTIVE_ORDER.index(aw[0]))   # stable within a rank
@@ -184,7 +192,8 @@ def realise(tags: ClipTags, keep: Sequence[str], rng: np.random.Generator | None
     def coin(p: float) -> bool:
         return False if rng is None else bool(rng.random() < p)
 
-    noun = tags.form or ("tune" if tags.era and "folk" in tags.era else choose(GENERIC_NOUNS))
+    noun = tags.form or ("tune" if tags.era and ("folk" in tags.era or "traditional" in tags.era)
+                         else choose(GENERIC_NOUNS))
     m = Material(noun=noun)
     tag_words: list[str] = [noun]
     if "era" in keep and not (tags.form and (tags.form in tags.era or tags.era in tags.form)):
@@ -247,6 +256,7 @@ def realise(tags: ClipTags, keep: Sequence[str], rng: np.random.Generator | None
         else:
             m.post["instrument"] = choose(forms["post"])
         m.subject = choose(forms["subject"])
+        m.verb = choose(forms["verbs"])
         m.clauses["instrument"] = choose(forms["clause"])
         tag_words.append(choose(forms["tag"]))
     m.tags = tag_words
@@ -293,9 +303,8 @@ def _subject_plays(m: Material, rng) -> str | None:
     """A string ensemble plays a NP phrase, phrase."""
     if not m.subject or m.said_before_noun("instrument"):
         return None
-    verb = ["plays", "performs"][int(rng.integers(2))]
     post = _shuffled(m.phrases(skip=("instrument",)), rng)
-    head = f"{m.subject} {verb} {m.noun_phrase(article=True)}"
+    head = f"{m.subject} {m.verb} {m.noun_phrase(article=True)}"
     return capitalise(" ".join([head, *post[:1]]) + "".join(f", {p}" for p in post[1:])) + "."
 
 

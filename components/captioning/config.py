@@ -26,6 +26,9 @@ class CaptionConfig(StageConfig):
     # also learns from partial prompts (people rarely type key, metre and tempo all at once);
     # the first phrasing always mentions everything that is known.
     prefer_metadata: bool = True     # captions use sidecar tempo/key/metre where known, audio otherwise
+    metadata_tempo_unit: Literal["quarter", "beat"] = "quarter"
+    # the demo corpus labels tempo in quarter notes a minute; captions and the agreement check use
+    # felt beats (dotted quarters in 6/8: a jig at 180 quarters = 120 bpm). "beat": already beats.
     captioner: Literal["template"] = "template"   # the Captioner implementation (see captioner.py)
 
     # --- audio analysis (librosa; clips are mono 24 kHz)

@@ -20,7 +20,7 @@ def plot_agreement(table: pd.DataFrame, path: Path, *, tolerance: float = 0.08) 
     import matplotlib.ticker
 
     fig, (ax_t, ax_k) = plt.subplots(1, 2, figsize=(10, 4))
-    ref = pd.to_numeric(table["tempo_bpm"], errors="coerce").to_numpy(dtype=float)
+    ref = pd.to_numeric(table["tempo_bpm_beats"], errors="coerce").to_numpy(dtype=float)
     est = pd.to_numeric(table["tempo_bpm_audio"], errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(ref) & np.isfinite(est)
     if ok.any():
@@ -36,7 +36,7 @@ def plot_agreement(table: pd.DataFrame, path: Path, *, tolerance: float = 0.08) 
             axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
             axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             axis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax_t.set(xlabel="metadata tempo (bpm)", ylabel="audio tempo (bpm)",
+    ax_t.set(xlabel="metadata tempo (beats per minute)", ylabel="audio tempo (bpm)",
              title=f"tempo ({int(ok.sum())} clips; band = ±{tolerance:.0%}, ×½, ×2)")
 
     relations = Counter()

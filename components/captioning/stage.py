@@ -140,6 +140,7 @@ def caption_table(manifest: pd.DataFrame, features: list[AudioFeatures], tags: l
         "captions": captions,
         "tags": [t.to_json() for t in tags],
         "tempo_bpm_audio": [f.tempo_bpm for f in features],
+        "tempo_bpm_beats": [t.tempo_bpm if t.tempo_source == "metadata" else None for t in tags],
         "key_audio": [f.key for f in features],
         "mode_audio": [f.mode for f in features],
         "key_correlation_audio": [f.key_correlation for f in features],
@@ -159,7 +160,8 @@ def caption_table(manifest: pd.DataFrame, features: list[AudioFeatures], tags: l
 
 
 def agreement_report(table: pd.DataFrame, config: CaptionConfig) -> dict:
-    records = table.to_dict("records")
+    # audio tempo is compared with the metadata tempo in felt beats (tempo_bpm_beats), not quarters
+    records = [dict(r, tempo_bpm=r["tempo_bpm_beats"]) for r in table.to_dict("records")]
     options = dict(tolerance=config.tempo_tolerance, octave_factors=config.tempo_octave_factors)
     report = summarise(records, **options)
     groups: dict[str, list[dict]] = {}

@@ -30,7 +30,7 @@ COMPOSERS: tuple[tuple[str, str, str | None], ...] = (
 
 # collections that imply a tradition rather than a composer
 COLLECTIONS: tuple[tuple[str, str], ...] = (
-    ("ryan", "Irish folk"),
+    ("ryan", "traditional"),         # Ryan's Mammoth Collection (Boston 1883): fiddle tunes of many lands
     ("oneill", "Irish folk"),
     ("o'neill", "Irish folk"),
     ("essen", "European folk"),
@@ -42,7 +42,7 @@ COLLECTIONS: tuple[tuple[str, str], ...] = (
 FORMS: tuple[tuple[str, str], ...] = (
     (r"chorale|\bbwv", "chorale"),
     (r"string quartet|quartet|\bop\.?\s*\d+\s*no|opus\d+", "string quartet movement"),
-    (r"kyrie|gloria|credo|sanctus|agnus|benedictus|\bmissa\b|\bmass\b", "mass movement"),
+    (r"kyrie|gloria|credo|sanctus|agnus|benedictus|\bmissa\b|\bmass(es)?\b", "mass movement"),
     (r"madrigal|madrigali", "madrigal"),
     (r"motet", "motet"),
     (r"\bjigs?\b|\bgig[ue]*\b", "jig"),
@@ -87,7 +87,9 @@ def composer_and_era(composer: str | None, collection: str | None) -> tuple[str 
             era = tradition
             break
     name = composer.strip() if composer and composer.strip() else None
-    if name and name.lower() in ("unknown", "anonymous", "anon.", "traditional", "trad."):
+    if name and re.match(r"^(unknown|anon|traditional|trad\b)", name.lower()):
+        if era is None and "irish" in name.lower():       # "Traditional (Irish)"
+            era = "Irish folk"
         name = None
     return name, era
 

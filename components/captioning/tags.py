@@ -72,6 +72,27 @@ def _float_or_none(value: Any) -> float | None:
     return f if math.isfinite(f) and f > 0 else None
 
 
+def beats_per_quarter(meter: str | None) -> float:
+    """How many felt beats a quarter note is worth under a time signature.
+
+    Compound metres (3/8, 6/8, 9/8, 12/8) are felt in dotted quarters, so a jig notated at 180
+    quarters a minute is heard, counted and beat-tracked at 120. Simple metres count quarters
+    (2/2 and 3/2 too: their half-note beat is an octave away, which acc2 already forgives).
+    """
+    top, _, bottom = (meter or "").partition("/")
+    if bottom == "8" and top in ("3", "6", "9", "12"):
+        return 2 / 3
+    return 1.0
+
+
+def metadata_beat_tempo(metadata: Mapping[str, Any], unit: str) -> float | None:
+    """The metadata tempo in felt beats per minute (see `beats_per_quarter`)."""
+    bpm = _float_or_none(metadata.get("tempo_bpm"))
+    if bpm is None or unit == "beat":
+        return bpm
+    return bpm * beats_per_quarter(_meter_or_none(metadata.get("meter")))
+
+
 def _meter_or_none(value: Any) -> str | None:
     text = str(value).strip() if _present(value) else ""
     return text if text and "/" in text else None
@@ -136,7 +157,7 @@ def resolve_tags(clip_id: str, metadata: Mapping[str, Any], audio: AudioFeatures
             return audio_value, "audio"
         return (meta_value, "metadata") if meta_value is not None else (None, None)
 
-    tempo, tempo_source = pick(_float_or_none(metadata.get("tempo_bpm")), audio.tempo_bpm)
+    tempo, tempo_source = pick(metadata_beat_tempo(metadata, config.metadata_tempo_unit), audio.tempo_bpm)
     meta_key = parse_key(metadata.get("key"), metadata.get("mode"))
     audio_key = (audio.key, audio.mode) if audio.key and audio.mode else None
     key_pair, key_source = pick((meta_key.tonic_name, meta_key.mode) if meta_key else None, audio_key)

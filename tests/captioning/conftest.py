@@ -28,7 +28,7 @@ def _clips() -> list[tuple[str, np.ndarray, dict | None]]:
               key="d", mode="minor", meter="4/4", tempo_bpm=96.0, n_parts=4)),
         ("jig-piano-000", cadence(10, "major", 120),
          dict(title="The Kesh Jig", composer=None, collection="oneills1850", instrument="piano", program=0,
-              key="B-", mode="major", meter="6/8", tempo_bpm=120.0)),
+              key="B-", mode="major", meter="6/8", tempo_bpm=180.0)),     # quarters: 120 dotted-quarter beats
         ("waltz-flute-000", bar_pattern(3, 100, tonic_pc=5),
          dict(title="Waltz", composer="Traditional", collection="folk", instrument="flute", program=73,
               key="F", mode="major", meter="3/4", tempo_bpm=100.0)),

@@ -36,8 +36,10 @@ def test_one_row_per_manifest_clip_aligned_with_embeddings(curated_dir, captione
 
     i = 2
     np.testing.assert_allclose(emb[i], TextEncoder().encode(list(table["captions"][i])), atol=1e-5)
-    assert {"tempo_bpm_audio", "key_audio", "mode_audio", "tempo_bpm", "key", "mode", "meter", "instrument",
-            "tags"} <= set(table.columns)
+    assert {"tempo_bpm_audio", "key_audio", "mode_audio", "tempo_bpm", "tempo_bpm_beats", "key", "mode", "meter",
+            "instrument", "tags"} <= set(table.columns)
+    jig = table.set_index("clip_id").loc["jig-piano-000"]
+    assert (jig["tempo_bpm"], jig["tempo_bpm_beats"]) == (180.0, 120.0)       # 6/8: dotted-quarter beats
     assert (out / "lineage.json").is_file() and (out / "agreement.json").is_file()
     assert metrics["n_clips"] == len(manifest) and metrics["embedding_dim"] == 384
 

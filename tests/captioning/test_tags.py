@@ -71,3 +71,12 @@ def test_config_rejects_mismatched_buckets():
         CaptionConfig(tempo_words=["slow", "fast"])
     with pytest.raises(ValueError, match="increase"):
         CaptionConfig(energy_edges=[3.0, 1.5, 5.0])
+
+
+@pytest.mark.parametrize("meter, unit, expected", [("6/8", "quarter", 120.0), ("12/8", "quarter", 120.0),
+                                                  ("3/4", "quarter", 180.0), ("2/2", "quarter", 180.0),
+                                                  (None, "quarter", 180.0), ("6/8", "beat", 180.0)])
+def test_metadata_tempo_is_counted_in_felt_beats(meter, unit, expected):
+    meta = {"tempo_bpm": 180.0, **({"meter": meter} if meter else {})}
+    tags = resolve_tags("a", meta, AUDIO, CaptionConfig(metadata_tempo_unit=unit))
+    assert tags.tempo_bpm == pytest.approx(expected) and tags.metadata["tempo_bpm"] == 180.0
