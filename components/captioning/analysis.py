@@ -1,12 +1,12 @@
 """What the audio itself says: tempo, key, metre guess, loudness, brightness, energy.
 
 One clip (mono float32 samples) in, one `AudioFeatures` out. Everything is librosa on a shared
-onset-strength envelope and one chroma matrix, ~60 ms a 10 s clip at 24 kHz (one core) once
+onset-strength envelope and one chroma matrix, ~100 ms a 10 s clip at 24 kHz (one core) once
 numba has compiled librosa's kernels.
 
     samples [n] --STFT--> onset envelope [frames] --> beat tracker --> tempo, beat frames
                                              \\--> onset peaks / second ------> energy
-               --STFT--> chroma [12, frames/4] -> Krumhansl–Schmuckler ------> key, mode
+               --CQT---> chroma [12, frames/4] -> Krumhansl–Schmuckler ------> key, mode
                --STFT--> spectral centroid [frames] -----------------------> brightness
       beat-synchronous (onset strength + harmonic change) autocorrelation --> duple | triple
 """
@@ -107,7 +107,7 @@ def _autocorr(x: np.ndarray, lag: int) -> float:
 
 
 def analyse_audio(samples: np.ndarray, sample_rate: int, *, hop_length: int = 512, key_profile: str = "temperley",
-                  chroma: str = "stft", start_bpm: float = 120.0, with_metre: bool = True,
+                  chroma: str = "cqt", start_bpm: float = 120.0, with_metre: bool = True,
                   loudness_lufs: float | None = None) -> AudioFeatures:
     """All audio-derived tags of one mono clip. `loudness_lufs` skips the loudness measurement
     when the manifest already carries it."""
