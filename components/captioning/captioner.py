@@ -10,11 +10,13 @@ one of several sentence shapes, dropping optional attributes at random, so the n
 clip differ in structure and wording but never in facts:
 
     [0] Baroque four-part chorale in G major, 4/4, about 80 bpm, in the style of Bach, played by a string ensemble; warm and calm.
-    [1] A string ensemble plays a gentle Bach chorale in the key of G major at around 80 BPM.
-    [2] chorale, baroque, g major, 80 bpm, string ensemble, mellow
-    [3] A four-part Baroque chorale by Bach. It is in G major, has four beats to the bar and moves at about 80 bpm.
+    [1] chorale, gentle, 80 bpm, slow tempo, warm, bach, baroque
+    [2] A string ensemble plays a warm-toned, peaceful chorale in common time, after Bach, in G major, at approximately 80 bpm (andante).
+    [3] A Baroque four-part chorale by Bach. The piece is played by a string ensemble, is in 4/4, has a slow tempo of about 80 BPM and is written in G major.
+    [4] Baroque chorale, at about 80 beats per minute (andante), in 4/4, in four parts, played by a string ensemble.
 
-Phrasing 0 is canonical (fixed order, every known attribute); the rest depend only on `rng`.
+Phrasing 0 is canonical (fixed order, every known attribute); the rest depend only on `rng`
+(those above: `caption(tags, 5, np.random.default_rng(0))`, as tests/captioning checks).
 """
 
 from __future__ import annotations

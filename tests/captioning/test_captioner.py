@@ -96,3 +96,10 @@ def test_sparse_tags_still_give_n_captions():
                                              ("Baroque chorale", "a")])
 def test_indefinite_article(phrase, article):
     assert indefinite(phrase) == article
+
+
+def test_module_docstring_example_is_true():
+    import components.captioning.captioner as module
+
+    documented = re.findall(r"^\s+\[\d\] (.+)$", module.__doc__, re.MULTILINE)
+    assert captions(CHORALE, n=len(documented), seed=0) == documented
