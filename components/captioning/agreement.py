@@ -24,10 +24,14 @@ def tempo_within(estimate: float, reference: float, tolerance: float) -> bool:
 
 
 def tempo_agreement(estimate: float, reference: float, tolerance: float = 0.08,
-                    octave_factors: Sequence[float] = (0.5, 2.0, 1 / 3, 3.0)) -> tuple[bool, bool]:
-    """(strict, octave-tolerant) agreement of one tempo estimate with its reference."""
+                    metrical_factors: Sequence[float] = (2.0, 3.0)) -> tuple[bool, bool]:
+    """(strict, octave-tolerant) agreement of one tempo estimate with its reference.
+
+    Tolerant also accepts the reference multiplied or divided by each metrical factor.
+    """
     strict = tempo_within(estimate, reference, tolerance)
-    tolerant = strict or any(tempo_within(estimate, f * reference, tolerance) for f in octave_factors)
+    tolerant = strict or any(tempo_within(estimate, reference * f, tolerance) or
+                             tempo_within(estimate, reference / f, tolerance) for f in metrical_factors)
     return strict, tolerant
 
 
@@ -53,7 +57,7 @@ def _rate(hits: int, n: int) -> float | None:
 
 
 def summarise(rows: Iterable[Mapping], *, tolerance: float = 0.08,
-              octave_factors: Sequence[float] = (0.5, 2.0, 1 / 3, 3.0)) -> dict:
+              metrical_factors: Sequence[float] = (2.0, 3.0)) -> dict:
     """Agreement over clips. Each row needs: tempo_bpm_audio, tempo_bpm (metadata), key_audio,
     mode_audio, key, mode (metadata), meter_audio, meter (metadata); missing values are allowed.
     """
@@ -68,7 +72,7 @@ def summarise(rows: Iterable[Mapping], *, tolerance: float = 0.08,
         n_rows += 1
         est, ref = _num(row.get("tempo_bpm_audio")), _num(row.get("tempo_bpm"))
         if est is not None and ref is not None:
-            strict, tolerant = tempo_agreement(est, ref, tolerance, octave_factors)
+            strict, tolerant = tempo_agreement(est, ref, tolerance, metrical_factors)
             n_tempo += 1
             tempo_strict += strict
             tempo_tolerant += tolerant
@@ -87,7 +91,7 @@ def summarise(rows: Iterable[Mapping], *, tolerance: float = 0.08,
     return {
         "n_clips": n_rows,
         "tempo": {
-            "n_compared": n_tempo, "tolerance": tolerance, "octave_factors": [round(f, 4) for f in octave_factors],
+            "n_compared": n_tempo, "tolerance": tolerance, "metrical_factors": list(metrical_factors),
             "acc1_strict": _rate(tempo_strict, n_tempo), "acc2_octave_tolerant": _rate(tempo_tolerant, n_tempo),
             "median_ratio": round(sorted(ratios)[len(ratios) // 2], 4) if ratios else None,
         },

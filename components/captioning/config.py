@@ -62,9 +62,9 @@ class CaptionConfig(StageConfig):
 
     # --- agreement of audio estimates with metadata
     tempo_tolerance: float = Field(0.08, gt=0.0, lt=0.5)   # MIREX tempo: within 8 % of the reference
-    tempo_octave_factors: list[float] = [0.5, 2.0, 1 / 3, 3.0]
-    # the "octave-tolerant" accuracy also accepts half/double (and third/triple, the usual
-    # error in 3/4 and 6/8) of the reference tempo
+    tempo_metrical_factors: list[float] = [2.0, 3.0]
+    # the "octave-tolerant" accuracy (MIREX acc2) also accepts the reference tempo times or divided
+    # by these: half/double, and third/triple (the usual error in 3/4 and 6/8)
 
     # --- text encoder
     encoder_batch_size: int = Field(64, ge=1)

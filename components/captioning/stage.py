@@ -162,7 +162,7 @@ def caption_table(manifest: pd.DataFrame, features: list[AudioFeatures], tags: l
 def agreement_report(table: pd.DataFrame, config: CaptionConfig) -> dict:
     # audio tempo is compared with the metadata tempo in felt beats (tempo_bpm_beats), not quarters
     records = [dict(r, tempo_bpm=r["tempo_bpm_beats"]) for r in table.to_dict("records")]
-    options = dict(tolerance=config.tempo_tolerance, octave_factors=config.tempo_octave_factors)
+    options = dict(tolerance=config.tempo_tolerance, metrical_factors=config.tempo_metrical_factors)
     report = summarise(records, **options)
     groups: dict[str, list[dict]] = {}
     for r, t in zip(records, table["tags"]):

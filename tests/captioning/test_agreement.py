@@ -14,7 +14,7 @@ def test_tempo_agreement_strict_and_octave():
     assert tempo_agreement(50, 100) == (False, True)           # half
     assert tempo_agreement(205, 100) == (False, True)          # double, within 8 % of 200
     assert tempo_agreement(60, 180) == (False, True)           # a third (triple metre)
-    assert tempo_agreement(60, 180, octave_factors=(0.5, 2.0)) == (False, False)
+    assert tempo_agreement(60, 180, metrical_factors=(2.0,)) == (False, False)
     assert tempo_agreement(150, 100) == (False, False)         # 3/2 is not an octave error
 
 
