@@ -49,7 +49,8 @@ def tree_digest(*roots: str | os.PathLike) -> str:
             continue
         for f in _files(root):
             rel = f.relative_to(root if root.is_dir() else root.parent).as_posix()
-            h.update(rel.encode() + b"\0" + file_digest(f).encode() + b"\n")
+            # surrogateescape: a file name that is not valid UTF-8 must not crash the digest
+            h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + file_digest(f).encode() + b"\n")
     return h.hexdigest()
 
 
