@@ -4,10 +4,10 @@ One clip (mono float32 samples) in, one `AudioFeatures` out. Everything is libro
 onset-strength envelope and one chroma matrix, ~100 ms a 10 s clip at 24 kHz (one core) once
 numba has compiled librosa's kernels.
 
-    samples [n] --STFT--> onset envelope [frames] --> beat tracker --> tempo, beat frames
-                                             \\--> onset peaks / second ------> energy
-               --CQT---> chroma [12, frames/4] -> Krumhansl–Schmuckler ------> key, mode
-               --STFT--> spectral centroid [frames] -----------------------> brightness
+    samples [n] --STFT--> onset envelope [frames] --+--> onset peaks / second ----> energy
+                --CQT---> chroma [12, frames] ---flux--+--> beat tracker -> tempo, beat frames
+                                 +--> Krumhansl–Schmuckler ---------------> key, mode
+                --STFT--> spectral centroid [frames] -----------------------> brightness
       beat-synchronous (onset strength + harmonic change) autocorrelation --> duple | triple
 """
 
@@ -22,7 +22,6 @@ import numpy as np
 from components.captioning.keys import estimate_key
 
 MIN_SECONDS = 1.0          # below this, tempo and key are not estimated (None)
-CHROMA_HOP_FACTOR = 4      # chroma hop = 4 x onset hop (85 ms at 24 kHz): key needs no finer frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +71,20 @@ def estimate_tempo(onset_env: np.ndarray, sample_rate: int, hop_length: int, sta
     return (bpm if bpm > 0 else None), np.asarray(beats, dtype=int)
 
 
+def tempo_envelope(onset_env: np.ndarray, chroma: np.ndarray, harmonic_weight: float) -> np.ndarray:
+    """What the beat tracker follows: spectral-flux onsets plus harmonic change (chroma flux).
+
+    Legato instruments (choir, organ, strings) barely make spectral-flux onsets, but their chords
+    still change on the beat. Both curves are scaled to unit spread before they are added.
+        onset_env [frames], chroma [12, frames] -> [frames]
+    """
+    if harmonic_weight <= 0:
+        return onset_env
+    flux = np.maximum(np.diff(chroma, axis=1, prepend=chroma[:, :1]), 0.0).sum(axis=0)
+    n = min(onset_env.size, flux.size)
+    return onset_env[:n] / (onset_env[:n].std() + 1e-9) + harmonic_weight * flux[:n] / (flux[:n].std() + 1e-9)
+
+
 def estimate_metre(onset_env: np.ndarray, chroma: np.ndarray, beats: np.ndarray) -> tuple[str | None, float | None]:
     """Duple or triple, from how beat accents repeat.
 
@@ -84,8 +97,7 @@ def estimate_metre(onset_env: np.ndarray, chroma: np.ndarray, beats: np.ndarray)
     import librosa
 
     strength = onset_env[np.clip(beats, 0, onset_env.size - 1)]
-    chroma_beats = np.clip(beats // CHROMA_HOP_FACTOR, 0, chroma.shape[1] - 1)   # onset frames -> chroma frames
-    synced = librosa.util.sync(chroma, chroma_beats, aggregate=np.median)   # [12, n_beats + 1]
+    synced = librosa.util.sync(chroma, np.clip(beats, 0, chroma.shape[1] - 1), aggregate=np.median)  # [12, n_beats+1]
     synced = synced / (np.linalg.norm(synced, axis=0, keepdims=True) + 1e-9)
     change = 1.0 - np.sum(synced[:, 1:] * synced[:, :-1], axis=0)           # [n_beats]: into segment i+1
     change = change[: strength.size]
@@ -106,8 +118,8 @@ def _autocorr(x: np.ndarray, lag: int) -> float:
     return float(np.dot(x[:-lag], x[lag:]) / denom) if denom > 0 and x.size > lag else 0.0
 
 
-def analyse_audio(samples: np.ndarray, sample_rate: int, *, hop_length: int = 512, key_profile: str = "temperley",
-                  chroma: str = "cqt", start_bpm: float = 120.0, with_metre: bool = True,
+def analyse_audio(samples: np.ndarray, sample_rate: int, *, hop_length: int = 512, key_profile: str = "aarden",
+                  chroma: str = "cqt", start_bpm: float = 120.0, harmonic_weight: float = 1.0, with_metre: bool = True,
                   loudness_lufs: float | None = None) -> AudioFeatures:
     """All audio-derived tags of one mono clip. `loudness_lufs` skips the loudness measurement
     when the manifest already carries it."""
@@ -124,16 +136,14 @@ def analyse_audio(samples: np.ndarray, sample_rate: int, *, hop_length: int = 51
         return AudioFeatures(duration, None, 0, None, None, None, None, None, None, loudness, rms_dbfs, None, None)
 
     onset_env = librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop_length)
-    tempo, beats = estimate_tempo(onset_env, sample_rate, hop_length, start_bpm)
     onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sample_rate, hop_length=hop_length)
-
-    # the key only needs chroma summed over the clip, so chroma frames are 4x coarser than onset frames
-    chroma_hop = CHROMA_HOP_FACTOR * hop_length
     if chroma == "cqt":
-        chroma_m = librosa.feature.chroma_cqt(y=y, sr=sample_rate, hop_length=chroma_hop)
+        chroma_m = librosa.feature.chroma_cqt(y=y, sr=sample_rate, hop_length=hop_length)
     else:   # 8192 samples at 24 kHz: 2.9 Hz bins, enough to tell semitones apart down to ~50 Hz
-        chroma_m = librosa.feature.chroma_stft(y=y, sr=sample_rate, hop_length=chroma_hop, n_fft=8192)
+        chroma_m = librosa.feature.chroma_stft(y=y, sr=sample_rate, hop_length=hop_length, n_fft=8192)
     key = estimate_key(chroma_m, key_profile)
+    pulse = tempo_envelope(onset_env, chroma_m, harmonic_weight)
+    tempo, beats = estimate_tempo(pulse, sample_rate, hop_length, start_bpm)
 
     centroid = librosa.feature.spectral_centroid(y=y, sr=sample_rate, hop_length=hop_length)[0]
     frame_rms = librosa.feature.rms(y=y, hop_length=hop_length)[0]

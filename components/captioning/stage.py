@@ -83,7 +83,8 @@ def _loudness(row: dict[str, Any]) -> float | None:
 
 def _analysis_options(config: CaptionConfig) -> dict[str, Any]:
     return dict(hop_length=config.hop_length, key_profile=config.key_profile, chroma=config.chroma,
-                start_bpm=config.start_bpm, with_metre=config.estimate_metre)
+                start_bpm=config.start_bpm, harmonic_weight=config.tempo_harmonic_weight,
+                with_metre=config.estimate_metre)
 
 
 def _analyse_one(job: tuple[str, float | None, dict]) -> AudioFeatures | str:
