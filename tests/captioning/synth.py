@@ -102,3 +102,26 @@ def bar_pattern(beats_per_bar: int, bpm: float, tonic_pc: int = 0, seconds: floa
             out[at:at + sound.size] += sound[: out.size - at]
     out = out[: int(seconds * sr)]
     return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+def pad_cadence(tonic_pc: int, mode: str, bpm: float, seconds: float = 10.0, sr: int = SR,
+                attack_s: float = 0.25) -> np.ndarray:
+    """The cadence as a legato pad (choir/organ-like): slow attacks, each chord held to the next.
+
+    Spectral-flux onsets are faint here; what marks the beat is the change of harmony.
+    """
+    beat = 60.0 / bpm
+    n_beat = int(round(beat * sr))
+    t = np.arange(n_beat + int(0.05 * sr)) / sr
+    envelope = np.minimum(t / attack_s, 1.0) * np.clip((t[-1] - t) / 0.05, 0.0, 1.0)
+    out = np.zeros(int(seconds * sr) + t.size, dtype=np.float32)
+    root = 60 + tonic_pc if tonic_pc < 6 else 48 + tonic_pc
+    for i in range(int(np.ceil(seconds / beat))):
+        chord = CADENCES[mode][i % 4]
+        at = i * n_beat
+        for note in [root + d for d in chord] + [root + chord[0] - 12]:
+            f0 = midi_hz(note)
+            wave = sum(np.sin(2 * np.pi * k * f0 * t) / k ** 2 for k in range(1, 5))
+            out[at:at + t.size] += (wave * envelope).astype(np.float32)
+    out = out[: int(seconds * sr)]
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)

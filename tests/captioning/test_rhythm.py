@@ -3,9 +3,11 @@
 import pytest
 
 from components.captioning.agreement import tempo_within
-from components.captioning.analysis import analyse_audio
+import numpy as np
 
-from .synth import SR, bar_pattern, cadence, click_track
+from components.captioning.analysis import analyse_audio, tempo_envelope
+
+from .synth import SR, bar_pattern, cadence, click_track, pad_cadence
 
 
 @pytest.mark.parametrize("bpm", [60, 75, 90, 110, 128, 140])
@@ -32,3 +34,24 @@ def test_brightness_and_energy_order_signals():
     clicks = analyse_audio(click_track(150), SR)
     assert clicks.brightness_hz > low.brightness_hz          # 1-1.5 kHz blips vs piano-register chords
     assert clicks.onset_rate > low.onset_rate
+
+
+@pytest.mark.parametrize("bpm", [60, 90, 110])
+def test_legato_pad_tempo(bpm):
+    assert tempo_within(analyse_audio(pad_cadence(4, "minor", bpm), SR, with_metre=False).tempo_bpm, bpm, 0.04)
+
+
+def test_tempo_envelope_peaks_at_chord_changes():
+    import librosa
+
+    bpm, hop = 60, 512
+    y = pad_cadence(0, "major", bpm)
+    onset = librosa.onset.onset_strength(y=y, sr=SR, hop_length=hop)
+    chroma = librosa.feature.chroma_cqt(y=y, sr=SR, hop_length=hop)
+    assert tempo_envelope(onset, chroma, 0.0) is onset
+    pulse = tempo_envelope(onset, chroma, 1.0)
+    changes = (np.arange(1, 10) * SR * 60 / bpm / hop).round().astype(int)   # chord changes, in frames
+    near = np.zeros(pulse.size, dtype=bool)
+    for c in changes:
+        near[max(0, c - 6):c + 7] = True                                     # within ~130 ms (attack ramp)
+    assert pulse[near].mean() > 3 * pulse[~near].mean()
