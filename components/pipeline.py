@@ -84,6 +84,7 @@ STAGES: tuple[Stage, ...] = (
         description="Tags (tempo, key, metre, loudness, brightness, instrument) -> varied captions + sentence embeddings.",
         argv=("caption", "--curated", "data/curated", "--out", "data/captions"),
         deps=("data/curated",), outs=("data/captions",), code=("components/captioning",), params="captions",
+        config="components.captioning.config:CaptionConfig",
     ),
     Stage(
         name="omnicodec", group="omnicodec",
