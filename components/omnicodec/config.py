@@ -37,6 +37,8 @@ class CodecModelConfig(StageConfig):
     num_codebooks: int = 4           # K: 4 x 10 bits x 50 Hz = 2.0 kbps at full depth
     codebook_size: int = 1024        # 2^10 entries -> 10 bits per code
     codebook_dim: int = 8            # factorised lookup space (DAC: 8)
+    code_lookup: Literal["cosine", "euclidean"] = "cosine"  # cosine = DAC's l2-normalised lookup
+    codebook_decay: float = 0.99     # EMA of the k-means codebook updates (~100-step memory)
     quantizer_dropout: float = 0.5   # share of items trained with n ~ U{1..K} stages (one model, K bitrates)
 
     @model_validator(mode="after")
@@ -71,33 +73,33 @@ class CodecConfig(StageConfig):
 
     model: CodecModelConfig = Field(default_factory=CodecModelConfig)
     seed: int = 0
-    nproc: int = 1                   # processes per node; > 1 relaunches under torchrun (gloo on CPU, nccl on GPU)
-    steps: int = 1500                # optimizer steps (tiny: ~1500 x 0.1 s on 2 cores ~ 3 min)
-    batch_size: int = 8              # crops per process and step (global batch = batch_size * world size)
+    nproc: int = 2                   # processes per node; > 1 relaunches under torchrun (gloo on CPU, nccl on GPU);
+                                     # tiny: one process per core
+    steps: int = 1000                # optimizer steps (tiny: 1000 x ~0.15 s on 2 idle cores ~ 2.5 min)
+    batch_size: int = 4              # crops per process and step (global batch = 4 x 2 processes = 8)
     crop_seconds: float = 0.4        # 0.4 s = 20 frames per crop; rounded down to a multiple of the hop
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)   # DAC/HiFi-GAN's Adam betas for GAN training
-    lr_gamma: float = 0.9995         # exponential decay per step (0.9995^1500 ~ 0.47)
+    lr_gamma: float = 0.9995         # exponential decay per step (0.9995^1000 ~ 0.61)
     grad_clip: float = 1000.0        # on the generator grad norm; a safety net, not a regulariser
     # ---- losses ---------------------------------------------------------------------------------
     mel_weight: float = 15.0         # multi-scale log-mel L1 (DAC weighs it 15)
     waveform_weight: float = 0.0     # L1 on samples (helps SI-SDR; off by default, as in DAC)
     commitment_weight: float = 0.25
-    codebook_weight: float = 1.0
     mel_windows: list[int] = Field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
     mel_bins: list[int] = Field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320])
     # ---- adversarial part: switchable and warm-started --------------------------------------------
     adversarial: bool = True
-    adv_start_step: int = 1000       # the generator learns from the mel loss alone first (tiny: last third is GAN)
+    adv_start_step: int = 900        # the generator learns from the mel loss alone first (tiny: last 100 steps)
     adv_weight: float = 1.0
     feature_weight: float = 2.0      # feature matching (DAC: 2)
-    disc_channels: int = 16          # width of the discriminators' first layers
-    mpd_periods: list[int] = Field(default_factory=lambda: [2, 3, 5, 7, 11])
-    stft_windows: list[int] = Field(default_factory=lambda: [2048, 1024, 512])
+    disc_channels: int = 8           # width of the discriminators' first layers (a GAN step costs ~3 G steps on CPU)
+    mpd_periods: list[int] = Field(default_factory=lambda: [2, 3, 5])            # HiFi-GAN/DAC: [2, 3, 5, 7, 11]
+    stft_windows: list[int] = Field(default_factory=lambda: [1024])              # EnCodec: [2048, 1024, 512]
     # ---- codebook maintenance ---------------------------------------------------------------------
     kmeans_iters: int = 5            # k-means rounds of the data initialisation of each codebook
     init_batches: int = 4            # batches of latents gathered for the initialisation
-    dead_code_interval: int = 100    # every N steps, codes unused in the last N steps are replaced
+    dead_code_interval: int = 25     # every N steps, codes unused in the last N steps are replaced
     dead_code_threshold: float = 1.0
     # ---- bookkeeping ------------------------------------------------------------------------------
     checkpoint_every: int = 250      # steps between resumable checkpoints (atomic)

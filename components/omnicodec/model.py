@@ -36,6 +36,7 @@ class OmniCodec(nn.Module):
         self.quantizer = ResidualVectorQuantizer(
             latent_dim=config.latent_dim, num_codebooks=config.num_codebooks, codebook_size=config.codebook_size,
             codebook_dim=config.codebook_dim, quantizer_dropout=config.quantizer_dropout,
+            decay=config.codebook_decay, lookup_metric=config.code_lookup,
         )
         self.decoder = Decoder(channels=config.decoder_channels, **arch)
 
@@ -120,9 +121,13 @@ class OmniCodec(nn.Module):
         """Bake weight-norm parametrizations into plain weights (inference is then a bit faster)."""
         from torch.nn.utils import parametrize
 
-        for module in self.modules():
+        for module in list(self.modules()):  # a snapshot: removing parametrizations edits the tree
             if parametrize.is_parametrized(module, "weight"):
+                weight = module.weight.detach().clone()
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+                if not isinstance(module.weight, nn.Parameter):  # under no_grad it comes back a plain tensor
+                    del module.weight
+                    module.register_parameter("weight", nn.Parameter(weight))
         return self
 
 

@@ -22,8 +22,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def loss_curve(history: list[dict], path: Path, adv_start_step: int | None = None) -> Path:
-    """history rows: {"step", "mel", "commitment", "codebook", "adv", "fm", "disc", "valid_mel"?}."""
-    keys = [k for k in ("mel", "commitment", "codebook", "adv", "fm", "disc") if any(k in h for h in history)]
+    """history rows: {"step", "mel", "commitment", "adv", "fm", "disc", "valid_mel"?}."""
+    keys = [k for k in ("mel", "commitment", "adv", "fm", "disc") if any(k in h for h in history)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for key in keys:
         rows = [h for h in history if key in h]

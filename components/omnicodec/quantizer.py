@@ -4,8 +4,13 @@ Compression with Improved RVQGAN", section 3.2):
 * factorised codes: each stage projects the D-dim residual to a tiny `codebook_dim` (8) space
   and looks the code up there, so the 1024 entries are cheap to search and all get used;
 * l2-normalised lookup: nearest code by cosine similarity (codes and latents on the unit sphere),
-  which behaves like spherical k-means and keeps the codebook from collapsing;
-* data initialisation (a few rounds of k-means on real latents) and dead-code replacement
+  which behaves like spherical k-means and keeps the codebook from collapsing. Directions and codes
+  are taken relative to the centre of the projected latents (the batch mean in training, a running
+  mean at inference, as in BatchNorm): early in training the encoder output drifts by a common
+  offset far larger than its frame-to-frame variation, and uncentred cosine then maps every frame
+  to one code (measured here: perplexity 350 -> 1 within 10 steps, and it stays there);
+* codes learnt as k-means centroids (EMA, as in SoundStream/EnCodec) rather than by gradient,
+  a data initialisation (a few rounds of k-means on real latents) and dead-code replacement
   (codes unused for a whole window are moved onto current latents);
 * quantizer dropout: during training each item keeps only its first n ~ U{1..K} stages with
   probability `quantizer_dropout`, so one model serves every bitrate from 1 to K codebooks.
@@ -35,60 +40,104 @@ class QuantizerOutput:
     z_q: torch.Tensor              # [B, D, T] quantized latent (straight-through gradients to z)
     codes: torch.Tensor            # [B, K, T]
     commitment_loss: torch.Tensor  # scalar: pulls the encoder towards its codes
-    codebook_loss: torch.Tensor    # scalar: pulls the codes towards the encoder
+    codebook_loss: torch.Tensor    # scalar, 0 here: the codes learn by EMA k-means (kept for gradient-trained peers)
     n_quantizers: torch.Tensor     # [B] stages each item used (quantizer dropout)
 
 
 class FactorizedVectorQuantizer(nn.Module):
-    """One RVQ stage: D -> d projection, cosine nearest-neighbour lookup, d -> D projection."""
+    """One RVQ stage: D -> d projection, cosine nearest-neighbour lookup, d -> D projection.
 
-    def __init__(self, latent_dim: int, codebook_size: int, codebook_dim: int):
+        z_e = in_proj(residual)                 [B, d, T]
+        k   = argmax_j cos(z_e, codebook_j)     the l2-normalised lookup
+        out = out_proj(codebook_k)              straight-through to z_e in training
+
+    The codebook is a k-means state, not a parameter: each training step moves every used code to
+    the running (EMA) mean of the latents assigned to it. Gradient-trained codes (DAC) follow the
+    encoder too slowly at the start: its output drifts by a common offset far larger than its
+    frame-to-frame spread, and every frame ends on one code (measured here: perplexity 350 -> 1
+    within 10 steps, and it stays there). EMA codes move with the data.
+    """
+
+    def __init__(self, latent_dim: int, codebook_size: int, codebook_dim: int, decay: float = 0.99,
+                 eps: float = 1e-5, lookup_metric: str = "cosine"):
         super().__init__()
-        self.codebook_size = codebook_size
+        if lookup_metric not in ("cosine", "euclidean"):
+            raise ValueError(f"lookup_metric must be cosine or euclidean, got {lookup_metric!r}")
+        self.lookup_metric = lookup_metric
+        self.codebook_size, self.decay, self.eps = codebook_size, decay, eps
         self.in_proj = wn_conv1d(latent_dim, codebook_dim, 1)
         self.out_proj = wn_conv1d(codebook_dim, latent_dim, 1)
-        self.codebook = nn.Embedding(codebook_size, codebook_dim)
+        self.register_buffer("codebook", torch.randn(codebook_size, codebook_dim))
+        self.register_buffer("cluster_size", torch.ones(codebook_size))   # EMA of assignment counts
+        self.register_buffer("code_sum", self.codebook.clone())            # EMA of assigned latent sums
         # assignments since the last dead-code check (summed over ranks at check time)
         self.register_buffer("usage", torch.zeros(codebook_size))
 
     def nearest_codes(self, z_e: torch.Tensor) -> torch.Tensor:
-        """Projected latents [B, d, T] -> code indices [B, T] (max cosine similarity)."""
-        flat = F.normalize(rearrange(z_e, "b d t -> (b t) d").float(), dim=-1)
-        book = F.normalize(self.codebook.weight.float(), dim=-1)
-        indices = (flat @ book.t()).argmax(dim=-1)
+        """Projected latents [B, d, T] -> code indices [B, T] (max cosine similarity, or min distance)."""
+        flat = rearrange(z_e, "b d t -> (b t) d").float()
+        book = self.codebook.float()
+        if self.lookup_metric == "cosine":
+            indices = (F.normalize(flat, dim=-1) @ F.normalize(book, dim=-1).t()).argmax(dim=-1)
+        else:
+            indices = (book.pow(2).sum(-1)[None] - 2 * flat @ book.t()).argmin(dim=-1)
         return rearrange(indices, "(b t) -> b t", b=z_e.shape[0])
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [B, T] -> code vectors [B, d, T] (the codebook entries themselves, as in DAC)."""
-        return rearrange(self.codebook(codes), "b t d -> b d t")
+        """codes [B, T] -> code vectors [B, d, T]."""
+        return rearrange(F.embedding(codes, self.codebook), "b t d -> b d t")
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, T] -> this stage's contribution to the latent [B, D, T]."""
-        return self.out_proj(self.lookup(codes))
+        return self.out_proj(self.lookup(codes).to(self.out_proj.bias.dtype))
 
-    def forward(self, residual: torch.Tensor):
+    @torch.no_grad()
+    def set_codes(self, mask: torch.Tensor, vectors: torch.Tensor) -> None:
+        """Put the codes selected by `mask` at `vectors` (initialisation, dead-code replacement)."""
+        self.codebook[mask] = vectors.to(self.codebook.dtype)
+        self.code_sum[mask] = vectors.to(self.code_sum.dtype)
+        self.cluster_size[mask] = 1.0
+
+    @torch.no_grad()
+    def ema_update(self, z_e: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor) -> None:
+        """k-means step by EMA over the items that use this stage (counts and sums summed over ranks)."""
+        flat = rearrange(z_e.float(), "b d t -> (b t) d")
+        weight = keep.float().repeat_interleave(z_e.shape[-1])            # [(b t)] 0 for dropped items
+        onehot = F.one_hot(codes.flatten(), self.codebook_size).float() * weight[:, None]
+        counts, sums = onehot.sum(0), onehot.t() @ flat
+        if _dist_ready():
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        self.usage += counts
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.code_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total
+        self.codebook.copy_(self.code_sum / smoothed[:, None])
+
+    def forward(self, residual: torch.Tensor, keep: torch.Tensor | None = None):
         """residual [B, D, T] -> (z_q [B, D, T], codes [B, T], commit [B], codebook [B], z_e [B, d, T])."""
         z_e = self.in_proj(residual)
         codes = self.nearest_codes(z_e)
-        code_vectors = self.lookup(codes)
-        commitment = F.mse_loss(z_e, code_vectors.detach(), reduction="none").mean(dim=(1, 2))
-        codebook = F.mse_loss(code_vectors, z_e.detach(), reduction="none").mean(dim=(1, 2))
-        code_vectors = z_e + (code_vectors - z_e).detach()  # straight-through estimator
         if self.training:
-            with torch.no_grad():
-                self.usage += torch.bincount(codes.flatten(), minlength=self.codebook_size).to(self.usage.dtype)
+            self.ema_update(z_e.detach(), codes, torch.ones(z_e.shape[0]) if keep is None else keep)
+        code_vectors = self.lookup(codes).to(z_e.dtype)
+        commitment = F.mse_loss(z_e, code_vectors, reduction="none").mean(dim=(1, 2))
+        codebook = torch.zeros_like(commitment)  # the codes learn by EMA, not by gradient
+        code_vectors = z_e + (code_vectors - z_e).detach()  # straight-through estimator
         return self.out_proj(code_vectors), codes, commitment, codebook, z_e
 
 
 class ResidualVectorQuantizer(nn.Module):
     def __init__(self, *, latent_dim: int, num_codebooks: int, codebook_size: int, codebook_dim: int,
-                 quantizer_dropout: float):
+                 quantizer_dropout: float, decay: float = 0.99, lookup_metric: str = "cosine"):
         super().__init__()
         self.num_codebooks = num_codebooks
         self.codebook_size = codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.stages = nn.ModuleList(
-            FactorizedVectorQuantizer(latent_dim, codebook_size, codebook_dim) for _ in range(num_codebooks)
+            FactorizedVectorQuantizer(latent_dim, codebook_size, codebook_dim, decay, lookup_metric=lookup_metric)
+            for _ in range(num_codebooks)
         )
         self.register_buffer("initialized", torch.tensor(False))
         self._last_projected: list[torch.Tensor] = []  # per-stage z_e of the last training batch
@@ -128,7 +177,7 @@ class ResidualVectorQuantizer(nn.Module):
         self._last_projected = []
         for k, stage in enumerate(self.stages[:n_max]):
             keep = (n_per_item > k).to(z.dtype)  # [B] 1 where this item uses stage k
-            stage_q, stage_codes, commit_k, book_k, z_e = stage(residual)
+            stage_q, stage_codes, commit_k, book_k, z_e = stage(residual, keep.cpu())
             z_q = z_q + stage_q * keep[:, None, None]
             residual = residual - stage_q
             codes.append(stage_codes)
@@ -170,9 +219,11 @@ class ResidualVectorQuantizer(nn.Module):
         """
         residual = z
         for stage in self.stages:
-            z_e = rearrange(stage.in_proj(residual), "b d t -> (b t) d")
-            stage.codebook.weight.copy_(_spherical_kmeans(z_e, self.codebook_size, kmeans_iters, generator))
-            residual = residual - stage.decode(stage.nearest_codes(rearrange(z_e, "(b t) d -> b d t", b=z.shape[0])))
+            projected = stage.in_proj(residual)
+            flat = rearrange(projected, "b d t -> (b t) d")
+            everything = torch.ones(self.codebook_size, dtype=torch.bool, device=flat.device)
+            stage.set_codes(everything, _spherical_kmeans(flat, self.codebook_size, kmeans_iters, generator))
+            residual = residual - stage.decode(stage.nearest_codes(projected))
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -194,11 +245,10 @@ class ResidualVectorQuantizer(nn.Module):
                 candidates = rearrange(self._last_projected[k], "b d t -> (b t) d").float()
                 pick = torch.randint(0, candidates.shape[0], (n_dead,), generator=generator)
                 noise = 1e-3 * torch.randn(n_dead, candidates.shape[1], generator=generator)
-                new_codes = (candidates[pick.to(candidates.device)] + noise.to(candidates.device)).to(
-                    stage.codebook.weight.dtype)
-                stage.codebook.weight[dead] = new_codes
+                stage.set_codes(dead, candidates[pick.to(candidates.device)] + noise.to(candidates.device))
                 if _dist_ready():
-                    dist.broadcast(stage.codebook.weight.data, src=0)
+                    for buffer in (stage.codebook, stage.code_sum, stage.cluster_size):
+                        dist.broadcast(buffer, src=0)
             else:
                 n_dead = 0
             stage.usage.zero_()

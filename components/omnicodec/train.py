@@ -3,7 +3,7 @@
 One step (DAC's recipe):
     recon, q = codec(crops)                                   # quantizer dropout picks n per item
     [adversarial on]  D step: LSGAN on (crops, recon.detach())
-    G step: 15 * multi-scale mel + 0.25 * commitment + 1 * codebook
+    G step: 15 * multi-scale mel + 0.25 * commitment   (the codes themselves learn by EMA k-means)
             [+ adversarial + 2 * feature matching, once step >= adv_start_step]
     every dead_code_interval steps: codes unused since the last check move onto current latents
 
@@ -133,7 +133,7 @@ class CodecTrainer:
             logs["disc"] = loss_d.item()
 
         mel = self.mel_loss(recon, wav)
-        loss_g = cfg.mel_weight * mel + cfg.commitment_weight * q.commitment_loss + cfg.codebook_weight * q.codebook_loss
+        loss_g = cfg.mel_weight * mel + cfg.commitment_weight * q.commitment_loss
         if cfg.waveform_weight > 0:
             loss_g = loss_g + cfg.waveform_weight * (recon - wav).abs().mean()
         if adversarial:  # G step through a frozen discriminator
@@ -150,7 +150,7 @@ class CodecTrainer:
         self.opt_g.step()
         self.sched_g.step()
         self.step += 1
-        logs.update(mel=mel.item(), commitment=q.commitment_loss.item(), codebook=q.codebook_loss.item(),
+        logs.update(mel=mel.item(), commitment=q.commitment_loss.item(),
                     grad_norm=float(grad_norm))
 
         if cfg.dead_code_interval and self.step % cfg.dead_code_interval == 0 and hasattr(self.codec, "replace_dead_codes"):
@@ -265,9 +265,9 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
     trainer.wrap_distributed()
 
     n_params = sum(p.numel() for p in codec.parameters())
-    log.info("OmniCodec %.2fM params, %.2f kbps (%d x %d codes at %.1f Hz); %d train clips, world size %d, %s",
-             n_params / 1e6, cfg.model.bitrate_kbps(), cfg.model.num_codebooks, cfg.model.codebook_size,
-             cfg.model.frame_rate, len(train_clips), info.world_size, device)
+    log.info("%s %.2fM params, %.2f kbps (%d x %d codes at %.1f Hz); %d train clips, world size %d, %s",
+             type(codec).__name__, n_params / 1e6, codec.bitrate() / 1000, codec.num_codebooks, codec.codebook_size,
+             codec.frame_rate, len(train_clips), info.world_size, device)
 
     last_step = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = run.progress(crop_loader(dataset, trainer.step, cfg.num_workers), desc="codec train",
@@ -277,13 +277,13 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
         if trainer.step >= last_step:
             break
         logs = trainer.train_step(batch)
-        for key in ("mel", "commitment", "codebook", "adv", "fm", "disc"):
+        for key in ("mel", "commitment", "adv", "fm", "disc"):
             if key in logs:
                 running[key] = 0.9 * running.get(key, logs[key]) + 0.1 * logs[key]
         if info.is_main and hasattr(bar, "set_postfix"):
             bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
         if trainer.step % cfg.log_every == 0 or trainer.step == last_step:
-            row = {"step": trainer.step, **{k: v for k, v in logs.items() if not k.startswith("replaced")}}
+            row = {"step": trainer.step, **logs}
             if cfg.valid_every and trainer.step % cfg.valid_every == 0 and info.is_main:
                 row["valid_mel"] = trainer.valid_mel(valid_crops)
             trainer.history.append(row)
@@ -315,19 +315,20 @@ def _write_model_folder(cfg, trainer: CodecTrainer, codec: OmniCodec, curated, o
     codec.eval()
     final_valid = trainer.valid_mel(valid_crops)
     initial_valid = next((h["valid_mel"] for h in trainer.history if h["step"] == 0 and "valid_mel" in h), None)
-    losses = {k: v for k, v in trainer.history[-1].items() if k in ("mel", "commitment", "codebook", "adv", "fm", "disc")}
+    losses = {k: v for k, v in trainer.history[-1].items() if k in ("mel", "commitment", "adv", "fm", "disc")}
     perplexities = [trainer.history[i] for i in range(len(trainer.history))]
     last_perplexity = {}
     for row in perplexities:
         last_perplexity.update({k: v for k, v in row.items() if k.startswith("perplexity_")})
     metrics = {
         "steps": trainer.step, "train_seconds": round(trainer.train_seconds, 1), "params": n_params,
-        "bitrate_kbps": cfg.model.bitrate_kbps(), "frame_rate": cfg.model.frame_rate,
-        "num_codebooks": cfg.model.num_codebooks, "codebook_size": cfg.model.codebook_size,
+        "bitrate_kbps": codec.bitrate() / 1000, "frame_rate": codec.frame_rate,
+        "num_codebooks": codec.num_codebooks, "codebook_size": codec.codebook_size,
         "valid_mel_distance": final_valid, "valid_mel_distance_initial": initial_valid,
         "valid_split": valid_split, **{f"final_{k}": v for k, v in losses.items()},
-        "codebook_perplexity": [last_perplexity[f"perplexity_{k}"] for k in range(cfg.model.num_codebooks)
+        "codebook_perplexity": [last_perplexity[f"perplexity_{k}"] for k in range(codec.num_codebooks)
                                 if f"perplexity_{k}" in last_perplexity],
+        "codebook_replaced": sum(v for h in trainer.history for k, v in h.items() if k.startswith("replaced_")),
     }
     with atomic_dir(out) as staging:
         codec.save_pretrained(staging, extra_config={"init_seed": cfg.seed, "trained_steps": trainer.step})

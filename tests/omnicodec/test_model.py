@@ -64,4 +64,6 @@ def test_same_seed_same_weights_and_save_load_round_trip(small_model_config, tmp
     wav = 0.1 * torch.randn(1, 1, 4 * 480)
     assert torch.equal(loaded.encode(wav), a.eval().encode(wav))
     fused = load_codec(tmp_path / "m").fuse_weight_norm()
+    conv_weights = [n for n, _ in fused.named_parameters() if n.endswith(".weight")]
+    assert conv_weights and not any("parametrizations" in n for n, _ in fused.named_parameters())
     assert torch.allclose(fused.decode(loaded.encode(wav)), loaded.decode(loaded.encode(wav)), atol=1e-5)

@@ -18,12 +18,12 @@ def test_codes_in_range_and_factorised_lookup():
     assert out.codes.shape == (3, 4, 10)
     assert 0 <= int(out.codes.min()) and int(out.codes.max()) < 32
     stage = rvq.stages[0]
-    assert stage.codebook.weight.shape == (32, 4)  # codes live in the 4-d projected space, not in D=16
+    assert stage.codebook.shape == (32, 4)  # codes live in the 4-d projected space, not in D=16
     # l2-normalised lookup: the code depends on the direction of the projected latent only
     z_e = stage.in_proj(z)
     assert torch.equal(stage.nearest_codes(z_e), stage.nearest_codes(7.5 * z_e))
     cosine = torch.nn.functional.normalize(z_e.transpose(1, 2), dim=-1) @ \
-        torch.nn.functional.normalize(stage.codebook.weight, dim=-1).t()
+        torch.nn.functional.normalize(stage.codebook, dim=-1).t()
     assert torch.equal(stage.nearest_codes(z_e), cosine.argmax(-1))
 
 
@@ -56,13 +56,22 @@ def test_quantizer_dropout_varies_the_number_of_codebooks():
     assert set(make_rvq(quantizer_dropout=1.0).eval().sample_n_quantizers(16).tolist()) == {4}
 
 
-def test_gradients_reach_encoder_side_and_codebooks():
+def test_gradients_reach_the_encoder_and_codes_follow_the_data():
     rvq = make_rvq().train()
     z = torch.randn(2, 16, 6, requires_grad=True)
+    before = rvq.stages[0].codebook.clone()
     out = rvq(z)
-    (out.z_q.pow(2).mean() + out.commitment_loss + out.codebook_loss).backward()
+    (out.z_q.pow(2).mean() + out.commitment_loss).backward()
     assert z.grad is not None and z.grad.abs().sum() > 0  # straight-through estimator
-    assert rvq.stages[0].codebook.weight.grad.abs().sum() > 0
+    assert rvq.stages[0].in_proj.parametrizations.weight.original1.grad.abs().sum() > 0
+    moved = (rvq.stages[0].codebook - before).norm(dim=1) > 0
+    used = torch.unique(out.codes[:, 0])
+    assert moved[used].all()  # every code used in the batch took an EMA k-means step towards its latents
+    # and only items that kept a stage update it: with every item stopped at stage 1, stage 2 stays put
+    rvq2 = make_rvq(quantizer_dropout=0.0).train()
+    frozen = rvq2.stages[1].codebook.clone()
+    rvq2(torch.randn(2, 16, 6), n_quantizers=1)
+    assert torch.equal(rvq2.stages[1].codebook, frozen)
 
 
 def test_dead_code_replacement_revives_unused_codes():
@@ -71,8 +80,8 @@ def test_dead_code_replacement_revives_unused_codes():
     z = torch.randn(4, 16, 50)
     with torch.no_grad():  # one live code pointing at the data, every other code pointing away from it
         direction = torch.nn.functional.normalize(stage.in_proj(z).mean(dim=(0, 2)), dim=0)
-        stage.codebook.weight.copy_(-direction.expand(32, 4))
-        stage.codebook.weight[0] = direction
+        stage.set_codes(torch.ones(32, dtype=torch.bool), -direction.expand(32, 4))
+        stage.set_codes(torch.arange(32) == 0, direction[None])
     used_before = torch.unique(rvq(z).codes).numel()
     report = rvq.replace_dead_codes(threshold=1.0, generator=torch.Generator().manual_seed(0))
     n_replaced, perplexity = report[0]
@@ -89,7 +98,7 @@ def test_data_initialisation_puts_codes_on_the_data():
     rvq.initialize_from_data(z, kmeans_iters=3, generator=torch.Generator().manual_seed(0))
     assert bool(rvq.initialized)
     z_e = rvq.stages[0].in_proj(z).transpose(1, 2).reshape(-1, 4)
-    book = rvq.stages[0].codebook.weight
+    book = rvq.stages[0].codebook
     nearest = torch.cdist(book, z_e).min(dim=1).values
     assert nearest.median() < 0.5 * z_e.std(dim=0).mean() * 4 ** 0.5
     assert code_perplexity(rvq.eval().encode(z), 32)[0] > 8
