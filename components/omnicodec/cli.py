@@ -73,10 +73,14 @@ def _train(args) -> int:
     from components.common.distributed import relaunch_under_torchrun, shutdown
     from components.common.reporting import stage_run
     from components.omnicodec.config import CodecConfig
-    from components.omnicodec.data import DataError
+    from components.omnicodec.data import DataError, split_clips
     from components.omnicodec.train import run_training
 
     cfg = config_from_args("codec", CodecConfig, args)
+    try:  # bad input fails here, once, before any worker process starts
+        split_clips(args.curated, ("train",))
+    except DataError as exc:
+        return _fail(str(exc))
     code = relaunch_under_torchrun(cfg.nproc)
     if code is not None:
         return code
