@@ -163,13 +163,16 @@ class CodecTrainer:
 
     @torch.no_grad()
     def valid_mel(self, crops: torch.Tensor) -> float:
-        """Multi-scale mel distance of the full-bitrate reconstruction of fixed validation crops."""
+        """Multi-scale mel distance of the full-bitrate reconstruction of fixed validation crops.
+
+        Runs in eval mode (no EMA code updates, no collectives) and restores the previous mode."""
+        was_training = self.codec.training
         self.codec.eval()
         try:
             recon, _ = self.codec(crops.to(self.device))
             return float(self.mel_loss(recon.float(), crops.to(self.device)))
         finally:
-            self.codec.train()
+            self.codec.train(was_training)
 
     # ---- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -338,6 +341,7 @@ def _write_model_folder(cfg, trainer: CodecTrainer, codec: OmniCodec, curated, o
         plots.loss_curve(trainer.history, staging / "loss_curve.png",
                          cfg.adv_start_step if cfg.adversarial and cfg.adv_start_step < cfg.steps else None)
         n = min(cfg.n_examples, len(valid_crops))
+        codec.eval()
         with torch.no_grad():
             recon, _ = codec(valid_crops[:n].to(trainer.device))
         recon = recon.float().cpu()
