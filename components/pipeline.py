@@ -91,6 +91,7 @@ STAGES: tuple[Stage, ...] = (
         description="Train the OmniCodec neural audio codec (SEANet + factorised RVQ + GAN losses) on curated clips.",
         argv=("codec", "train", "--curated", "data/curated", "--out", "data/models/omnicodec"),
         deps=("data/curated",), outs=("data/models/omnicodec",), code=("components/omnicodec",), params="codec",
+        config="components.omnicodec.config:CodecConfig",
         pool="gpu", distributed=True,
     ),
     Stage(
@@ -98,7 +99,7 @@ STAGES: tuple[Stage, ...] = (
         description="ViSQOL, mel distance, SI-SDR and codebook usage of OmniCodec on held-out pieces, per bitrate.",
         argv=("codec", "eval", "--model", "data/models/omnicodec", "--curated", "data/curated", "--out", "data/eval/omnicodec"),
         deps=("data/models/omnicodec", "data/curated"), outs=("data/eval/omnicodec",), code=("components/omnicodec",),
-        params="codec_eval",
+        params="codec_eval", config="components.omnicodec.config:CodecEvalConfig",
     ),
     Stage(
         name="token_shards", group="tokens",
