@@ -104,9 +104,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="token_shards", group="tokens",
         description="The curated corpus encoded once with OmniCodec into memory-mappable shards + index.",
-        argv=("tokens", "build", "--codec", "data/models/omnicodec", "--curated", "data/curated",
-              "--captions", "data/captions", "--out", "data/tokens"),
-        deps=("data/models/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
+        argv=("tokens", "build", "--codec", "data/models/omnicodec", "--codec-eval", "data/eval/omnicodec",
+              "--curated", "data/curated", "--captions", "data/captions", "--out", "data/tokens"),
+        # reading the codec's evaluation puts the codec gate (a blocking check on it) before the shards
+        deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
         code=("components/tokens", "components/omnicodec"), params="tokens",
         config="components.tokens.config:TokensConfig",
     ),
