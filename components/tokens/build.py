@@ -103,8 +103,7 @@ def _encode_clips(paths: tuple[str, ...], batch_size: int, n_quantizers: int | N
 
 def _build_shard(job: ShardJob, shard_dir: str, batch_size: int, n_quantizers: int | None, device: str) -> list[dict]:
     codes = _encode_clips(job.clip_paths, batch_size, n_quantizers, device)
-    clips = [ClipTokens(cid, c, np.zeros((1, 1)), []) for cid, c in zip(job.clip_ids, codes)]
-    rows = write_shard(Path(shard_dir) / shard_name(job.number), clips, _CODEC.codebook_size)
+    rows = write_shard(Path(shard_dir) / shard_name(job.number), list(zip(job.clip_ids, codes)), _CODEC.codebook_size)
     return [{**r, "shard": job.number} for r in rows]
 
 
