@@ -48,7 +48,7 @@ def run_demo(args) -> int:
     from orchestration.dvc import DvcResource
 
     started = time.monotonic()
-    job = defs.get_job_def("lifecycle")
+    job = defs.resolve_job_def("lifecycle")
     selected = sorted(dg.AssetSelection.from_string(args.select).resolve(defs.resolve_asset_graph()))
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if args.force:

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from components.common.lineage import code_version, tree_digest
-from components.config import load_params, profile_values
+from components.config import load_params, load_stage_config, profile_values
 from components.pipeline import STAGES, Stage, upstream
 from orchestration.dvc import DvcResource
 from orchestration.launchers import REPO_ROOT, StageLauncher
@@ -27,6 +27,10 @@ class StageRunConfig(dg.Config):
 
 
 def stage_params(stage: Stage, profile: str) -> dict:
+    """The stage's resolved config (params.yaml profile values over the class defaults)."""
+    if stage.config:
+        cfg = load_stage_config(stage.params, stage.config_class(), params_path=REPO_ROOT / "params.yaml", profile=profile)
+        return cfg.model_dump(mode="json")
     return profile_values(load_params(REPO_ROOT / "params.yaml"), profile).get(stage.params) or {}
 
 

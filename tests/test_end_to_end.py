@@ -60,6 +60,17 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
     assert "FAILED" not in first.stdout
     assert first.stdout.count(" built ") == len(STAGES), first.stdout
 
+    # what the Dagster UI shows: every asset materialized, every check of the latest run passed
+    from tests.ui_probe import asset_nodes, dagster_webserver
+
+    with dagster_webserver(repo, env) as url:
+        nodes = {"/".join(n["assetKey"]["path"]): n for n in asset_nodes(url)}
+    assert set(nodes) == {s.name for s in STAGES}
+    for name, node in nodes.items():
+        assert node["assetMaterializations"], f"{name} shows no materialization in the UI"
+        for check in node["assetChecksOrError"]["checks"]:
+            assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED", (name, check)
+
     second = run_demo(repo, env)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert second.stdout.count(" reused ") == len(STAGES), second.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -57,6 +58,24 @@ class _PipesHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):
             self._pipes_logger.log(record.levelno, self.format(record))
+
+
+def pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Make any metadata dict acceptable to dagster-pipes: plain scalars stay as they are,
+    `{raw_value, type}` entries pass through, other dicts/lists/tuples become JSON metadata."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if isinstance(value, dict) and set(value) == {"raw_value", "type"}:
+            out[key] = value
+        elif isinstance(value, (dict, list, tuple)):
+            out[key] = {"raw_value": json.loads(json.dumps(value, default=str)), "type": "json"}
+        elif value is None or isinstance(value, (str, bool, int, float)):
+            out[key] = value
+        elif hasattr(value, "item"):  # numpy scalar
+            out[key] = value.item()
+        else:
+            out[key] = str(value)
+    return out
 
 
 def md_image(png_path: str | os.PathLike, alt: str = "") -> str:
@@ -127,7 +146,8 @@ class StageRun:
             if isinstance(value, (int, float, str, bool)) and key not in self.metadata:
                 self.metadata[key] = value
         if self.pipes is not None and self.is_main:
-            self.pipes.report_asset_materialization(metadata=self.metadata, data_version=data_version, asset_key=asset_key)
+            self.pipes.report_asset_materialization(metadata=pipes_metadata(self.metadata), data_version=data_version,
+                                                    asset_key=asset_key)
         self._reported = True
 
 

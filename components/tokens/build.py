@@ -103,8 +103,7 @@ def _encode_clips(paths: tuple[str, ...], batch_size: int, n_quantizers: int | N
 
 def _build_shard(job: ShardJob, shard_dir: str, batch_size: int, n_quantizers: int | None, device: str) -> list[dict]:
     codes = _encode_clips(job.clip_paths, batch_size, n_quantizers, device)
-    clips = [ClipTokens(cid, c, np.zeros((1, 1)), []) for cid, c in zip(job.clip_ids, codes)]
-    rows = write_shard(Path(shard_dir) / shard_name(job.number), clips, _CODEC.codebook_size)
+    rows = write_shard(Path(shard_dir) / shard_name(job.number), list(zip(job.clip_ids, codes)), _CODEC.codebook_size)
     return [{**r, "shard": job.number} for r in rows]
 
 
@@ -135,8 +134,16 @@ def reuse_shard(job: ShardJob, prev_out: Path, prev_meta: dict, prev_index: pd.D
             for r in rows.itertuples()]
 
 
+def codec_headline(eval_dir: Path | None) -> dict:
+    """The codec's headline quality, recorded with the shards made by it (lineage)."""
+    if eval_dir is None or not (eval_dir / "metrics.json").is_file():
+        return {}
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    return {k: metrics.get(k) for k in ("visqol", "mel_distance", "si_sdr", "bitrate_kbps")}
+
+
 def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: Path, staging: Path,
-                       cfg: TokensConfig, progress=lambda it, **kw: it, log=None) -> dict:
+                       cfg: TokensConfig, progress=lambda it, **kw: it, log=None, codec_eval: Path | None = None) -> dict:
     """Encode into `staging` (reusing unchanged shards of `out`); returns the build metrics."""
     from components.omnicodec import load_codec
 
@@ -184,7 +191,7 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
         staging, num_codebooks=n_quantizers, text_dim=int(embeddings.shape[-1]), codebook_size=codec.codebook_size,
         frame_rate=codec.frame_rate, sample_rate=codec.sample_rate, clips_per_shard=cfg.clips_per_shard,
         n_shards=len(jobs), n_clips=len(index),
-        extra={"codec": {"path": str(codec_dir), "digest": codec_digest},
+        extra={"codec": {"path": str(codec_dir), "digest": codec_digest, "eval": codec_headline(codec_eval)},
                "shard_keys": {str(j.number): j.key for j in jobs}},
     )
     return {

@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build = sub.add_parser("build", help="encode curated clips with a codec into memory-mappable shards",
                            description="Encode every curated clip once with a codec version into token shards.")
     build.add_argument("--codec", required=True, type=Path, help="OmniCodec model folder")
+    build.add_argument("--codec-eval", type=Path, default=None,
+                       help="the codec's evaluation folder; its headline metrics are recorded with the shards")
     build.add_argument("--curated", required=True, type=Path, help="curated folder (manifest.parquet + clips/)")
     build.add_argument("--captions", required=True, type=Path, help="captions folder (captions.parquet + embeddings.npy)")
     build.add_argument("--out", required=True, type=Path, help="output folder for shards + index")
@@ -41,7 +43,7 @@ def main(args) -> int:
         try:
             with atomic_dir(args.out) as staging:
                 metrics = build_token_shards(args.curated, args.captions, args.codec, args.out, staging, cfg,
-                                             progress=run.progress, log=run.log)
+                                             progress=run.progress, log=run.log, codec_eval=args.codec_eval)
                 ds = TokenDataset(staging, split=None)
                 manifest_ids = pd.read_parquet(args.curated / "manifest.parquet", columns=["clip_id"])["clip_id"]
                 accounting = every_clip_in_exactly_one_shard(manifest_ids, ds.index)

@@ -61,22 +61,22 @@ def shard_key(codec_digest: str, clip_digests: Iterable[tuple[str, str]]) -> str
     return h.hexdigest()[:16]
 
 
-def write_shard(path: str | os.PathLike, clips: Sequence[ClipTokens], codebook_size: int) -> list[dict]:
-    """Write the clips' codes back to back into one .npy (atomically); return their index rows."""
+def write_shard(path: str | os.PathLike, clips: Sequence[tuple[str, np.ndarray]], codebook_size: int) -> list[dict]:
+    """Write (clip_id, codes [K, n_frames]) pairs back to back into one .npy (atomically); return index rows."""
     if codebook_size > np.iinfo(CODE_DTYPE).max + 1:
         raise ValueError(f"codebook_size {codebook_size} does not fit {np.dtype(CODE_DTYPE).name}")
-    num_codebooks = {c.codes.shape[0] for c in clips}
+    num_codebooks = {np.shape(codes)[0] for _, codes in clips}
     if len(num_codebooks) > 1:
         raise ValueError(f"clips disagree on the number of codebooks: {sorted(num_codebooks)}")
     rows, chunks, offset = [], [], 0
-    for clip in clips:
-        codes = np.asarray(clip.codes)
+    for clip_id, codes in clips:
+        codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] == 0:
-            raise ValueError(f"{clip.clip_id}: codes must be [K, n_frames>0], got {codes.shape}")
+            raise ValueError(f"{clip_id}: codes must be [K, n_frames>0], got {codes.shape}")
         if codes.min() < 0 or codes.max() >= codebook_size:
-            raise ValueError(f"{clip.clip_id}: codes outside [0, {codebook_size})")
+            raise ValueError(f"{clip_id}: codes outside [0, {codebook_size})")
         chunks.append(codes.T.astype(CODE_DTYPE))          # frame-major: a window is one contiguous block
-        rows.append({"clip_id": clip.clip_id, "offset": offset, "n_frames": codes.shape[1]})
+        rows.append({"clip_id": clip_id, "offset": offset, "n_frames": codes.shape[1]})
         offset += codes.shape[1]
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 0), CODE_DTYPE))
@@ -100,7 +100,8 @@ def write_token_shards(
         raise ValueError("clip ids must be unique")
     rows = []
     for shard_idx, group in enumerate(plan_shards(list(by_id), clips_per_shard)):
-        for row in write_shard(out / SHARD_DIR / shard_name(shard_idx), [by_id[c] for c in group], codebook_size):
+        pairs = [(c, by_id[c].codes) for c in group]
+        for row in write_shard(out / SHARD_DIR / shard_name(shard_idx), pairs, codebook_size):
             rows.append({**row, "shard": shard_idx})
     index = finalize_index(out, rows, by_id, frame_rate)
     write_meta(out, num_codebooks=int(clips[0].codes.shape[0]) if clips else 0,

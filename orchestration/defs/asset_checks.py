@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from orchestration.launchers import REPO_ROOT
 
@@ -101,3 +102,50 @@ def codes_in_range() -> dg.AssetCheckResult:
 
     outcome = check(TokenDataset(DATA / "tokens", split=None))
     return _result(outcome.passed, outcome.description, outcome.metadata())
+
+
+# --- OmniCodec ------------------------------------------------------------------------------
+
+# ViSQOL of a few held-out clips moves by a few hundredths between runs of the same model
+VISQOL_NOISE = 0.05
+MIN_GAIN_OVER_UNTRAINED = 0.1
+
+
+def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str) -> dict | None:
+    """Metadata of the most recent passed gate for a different codec version, if any."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=50, status={AssetCheckExecutionRecordStatus.SUCCEEDED})
+    for record in records:
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        meta = {k: v.value for k, v in (evaluation.metadata if evaluation else {}).items()}
+        if meta.get("codec_digest") and meta["codec_digest"] != digest:
+            return meta
+    return None
+
+
+@dg.asset_check(asset="omnicodec_eval", blocking=True,
+                description="promotion gate: beats the untrained codec and does not regress on the last accepted version")
+def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    import json
+
+    from components.common.lineage import tree_digest
+
+    model_dir = DATA / "models" / "omnicodec"
+    metrics = json.loads((DATA / "eval" / "omnicodec" / "metrics.json").read_text())
+    digest = tree_digest(model_dir / "model.safetensors", model_dir / "config.json")
+    visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
+    mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
+    gates = {"mel_distance_below_untrained": mel < base_mel}
+    if visqol is not None and base is not None:
+        gates["visqol_above_untrained"] = visqol >= base + MIN_GAIN_OVER_UNTRAINED
+    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest)
+    if previous is not None and visqol is not None and previous.get("visqol") is not None:
+        gates["no_regression_on_previous_version"] = visqol >= previous["visqol"] - VISQOL_NOISE
+    failed = [name for name, ok in gates.items() if not ok]
+    return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {
+        "codec_digest": digest, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,
+        "untrained_mel_distance": base_mel, "bitrate_kbps": metrics.get("bitrate_kbps"),
+        "previous_visqol": previous.get("visqol") if previous else None,
+        "previous_codec_digest": previous.get("codec_digest") if previous else None,
+        **{f"gate.{k}": v for k, v in gates.items()},
+    })

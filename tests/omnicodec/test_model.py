@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+from components.omnicodec import load_codec
+from components.omnicodec.bitrate import bitrate_bps, bitrate_kbps, bits_per_code, frame_rate
+from components.omnicodec.config import CodecModelConfig
+from components.omnicodec.model import build_codec
+
+
+def test_bitrate_arithmetic():
+    assert frame_rate(24_000, 480) == 50.0
+    assert bits_per_code(1024) == 10.0
+    assert bitrate_bps(24_000, 480, 4, 1024) == 2000.0  # 50 Hz x 4 codebooks x 10 bits
+    assert bitrate_kbps(24_000, 320, 8, 1024) == 6.0     # EnCodec's 75 Hz layout at 8 codebooks
+    assert math.isclose(bitrate_bps(24_000, 480, 3, 500), 50 * 3 * math.log2(500))
+    with pytest.raises(ValueError):
+        bitrate_bps(24_000, 480, 0, 1024)
+    with pytest.raises(ValueError):
+        bits_per_code(1)
+
+
+def test_default_layout_is_2kbps_at_50hz():
+    for cfg in (CodecModelConfig(), CodecModelConfig.gpu_default()):
+        assert cfg.hop_length == 480 and cfg.frame_rate == 50.0
+        assert cfg.bitrate_kbps() == 2.0 and cfg.bitrate_kbps(1) == 0.5
+
+
+def test_encode_decode_shapes(small_model_config):
+    codec = build_codec(small_model_config, seed=0).eval()
+    hop, k = codec.hop_length, codec.num_codebooks
+    wav = 0.1 * torch.randn(2, 1, 5 * hop + 17)  # not a whole number of frames: padded
+    codes = codec.encode(wav)
+    assert codes.dtype == torch.long and codes.shape == (2, k, 6)
+    assert 0 <= int(codes.min()) and int(codes.max()) < codec.codebook_size
+    assert codec.decode(codes).shape == (2, 1, 6 * hop)
+    fewer = codec.encode(wav, n_quantizers=2)
+    assert fewer.shape == (2, 2, 6)
+    assert torch.equal(fewer, codes[:, :2])  # residual stages: a prefix of the full stream
+    assert codec.decode(fewer).shape == (2, 1, 6 * hop)
+    assert codec.bitrate(2) == 2 * codec.bitrate(1)
+    with pytest.raises(ValueError):
+        codec.encode(wav, n_quantizers=k + 1)
+    with pytest.raises(ValueError):
+        codec.encode(wav[:, 0])  # [B, T] is not [B, 1, T]
+
+
+def test_fewer_codebooks_decode_differently(small_model_config):
+    codec = build_codec(small_model_config, seed=0).eval()
+    codes = codec.encode(0.1 * torch.randn(1, 1, 8 * codec.hop_length))
+    assert not torch.allclose(codec.decode(codes[:, :1]), codec.decode(codes))
+
+
+def test_same_seed_same_weights_and_save_load_round_trip(small_model_config, tmp_path):
+    a, b = build_codec(small_model_config, 3), build_codec(small_model_config, 3)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(next(iter(build_codec(small_model_config, 4).parameters())), next(iter(a.parameters())))
+    a.save_pretrained(tmp_path / "m", extra_config={"init_seed": 3})
+    loaded = load_codec(tmp_path / "m")
+    assert not loaded.training
+    assert (loaded.sample_rate, loaded.frame_rate, loaded.num_codebooks, loaded.codebook_size, loaded.hop_length) == \
+        (24_000, 50.0, 3, 64, 480)
+    wav = 0.1 * torch.randn(1, 1, 4 * 480)
+    assert torch.equal(loaded.encode(wav), a.eval().encode(wav))
+    fused = load_codec(tmp_path / "m").fuse_weight_norm()
+    conv_weights = [n for n, _ in fused.named_parameters() if n.endswith(".weight")]
+    assert conv_weights and not any("parametrizations" in n for n, _ in fused.named_parameters())
+    assert torch.allclose(fused.decode(loaded.encode(wav)), loaded.decode(loaded.encode(wav)), atol=1e-5)
