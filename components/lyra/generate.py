@@ -49,7 +49,8 @@ def load_model(model_dir: str | os.PathLike, device=None, precision: str = "fp32
 
 def sampling_params(cfg: GenerateConfig) -> SamplingParams:
     return SamplingParams(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, cfg=cfg.cfg,
-                          allow_end=cfg.allow_end, continuation_overlap=cfg.continuation_overlap)
+                          allow_end=cfg.allow_end, end_not_before=cfg.end_not_before,
+                          continuation_overlap=cfg.continuation_overlap)
 
 
 def generate_codes(model: LyraForMusicGeneration, text_embeddings: np.ndarray, seconds: float, params: SamplingParams,
@@ -79,7 +80,8 @@ def reproduce_command(prompt: str, cfg: GenerateConfig, seconds: float, model: s
     argv = ["lyra", "generate", prompt, "--seconds", f"{seconds:g}", "--seed", str(cfg.seed),
             "--temperature", f"{cfg.temperature:g}", "--top-k", str(cfg.top_k), "--top-p", f"{cfg.top_p:g}",
             "--cfg", f"{cfg.cfg:g}", "--model", model, "--codec", codec, "--out", out,
-            "--set", f"allow_end={str(cfg.allow_end).lower()}", "--set", f"continuation_overlap={cfg.continuation_overlap:g}",
+            "--set", f"allow_end={str(cfg.allow_end).lower()}", "--set", f"end_not_before={cfg.end_not_before:g}",
+            "--set", f"continuation_overlap={cfg.continuation_overlap:g}",
             "--set", f"precision={cfg.precision}"]
     return shlex.join(argv)
 

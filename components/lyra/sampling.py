@@ -30,6 +30,7 @@ class SamplingParams:
     top_p: float = 0.0              # 0 = off
     cfg: float = 3.0                # 1 = no unconditional pass
     allow_end: bool = True          # may a piece end (END token) before the requested length?
+    end_not_before: float = 0.0     # ...but only once this share of the requested frames exists
     continuation_overlap: float = 0.5
 
 
@@ -94,11 +95,11 @@ class Sampler:
         self.device = next(model.parameters()).device
         self.dtype = self.decoder.dtype
         cfg = self.config
-        # additive mask on logits: only codebook 0 may end a piece, and only if allowed
+        # additive masks on logits: only codebook 0 may end a piece, and only where allowed
         self.end_bias = torch.zeros(cfg.num_codebooks, cfg.output_vocab, device=self.device)
         self.end_bias[1:, cfg.end_id] = -math.inf
-        if not params.allow_end:
-            self.end_bias[0, cfg.end_id] = -math.inf
+        self.no_end_bias = self.end_bias.clone()
+        self.no_end_bias[0, cfg.end_id] = -math.inf
 
     @torch.inference_mode()
     def generate(
@@ -126,6 +127,7 @@ class Sampler:
         window = cfg.window_frames
         overlap = int(window * params.continuation_overlap)
         cache = KVCache(cfg, 2 * B if guided else B, cfg.max_positions, device=self.device, dtype=self.dtype)
+        earliest_end = math.ceil(params.end_not_before * n_frames) if params.allow_end else never
         produced, steps = n_prompt, 0
         while produced < n_frames:
             # the window: the known frames (the prompt at first, then the last `overlap` frames), then new ones
@@ -135,7 +137,7 @@ class Sampler:
             start = torch.full((B,), seconds_start + first / cfg.frame_rate, device=self.device)
             cache.reset()
             steps += self._window(cache, frames[:, :, first:produced + new], keep, text_embedding, start,
-                                  seconds_total, ended_at, first, generator, guided, unconditional)
+                                  seconds_total, ended_at, first, generator, guided, unconditional, earliest_end)
             produced += new
             if params.allow_end and bool((ended_at < never).all()):
                 break
@@ -143,7 +145,7 @@ class Sampler:
         return Generated(codes=frames[:, :, :n_frames], lengths=lengths, steps=steps)
 
     def _window(self, cache, window_frames, n_known, text, seconds_start, seconds_total, ended_at, first, generator,
-                guided: bool, unconditional: bool) -> int:
+                guided: bool, unconditional: bool, earliest_end: int) -> int:
         """Fill window_frames[:, :, n_known:] ([B, K, n]) in place; returns the decoder steps taken."""
         cfg, params = self.config, self.params
         B, K, n = window_frames.shape
@@ -168,7 +170,8 @@ class Sampler:
         for s in range(n_known, n + K - 1):
             if guided:
                 logits = guide(logits, B, params.cfg, guide_end)
-            tokens = sample_tokens(logits.float() + self.end_bias, params, generator)
+            bias = self.end_bias if first + s >= earliest_end else self.no_end_bias
+            tokens = sample_tokens(logits.float() + bias, params, generator)
             k_known = s - n_known + 1              # codebooks >= this are known (prompt, or before frame 0)
             if k_known < K:
                 tokens[:, k_known:] = delayed[:, k_known:, s]

@@ -68,6 +68,15 @@ def test_timing_conditioning_sets_the_length(model, trained):
         assert (got - seconds * FRAME_RATE).abs().median() <= 3, (seconds, got.tolist())
 
 
+def test_an_early_end_can_be_held_off(model, trained):
+    """`end_not_before`: asked for 5 s, the piece may end only in its last 10 %, whatever the model says."""
+    _, _, facts = trained
+    text = torch.from_numpy(facts["embeddings"])
+    sampler = Sampler(model, SamplingParams(temperature=1.0, cfg=3.0, end_not_before=0.9))
+    out = sampler.generate(text, torch.full((len(text),), 2.0), 50, generator=torch.Generator().manual_seed(0))
+    assert (out.lengths >= 45).all()                                 # told 2 s, it would have ended at 20
+
+
 def test_a_killed_run_resumes_where_it_stopped(synthetic_tokens, tmp_path, monkeypatch):
     """Interrupted after its step-20 checkpoint, the rerun resumes and ends exactly as an uninterrupted run."""
     from components.lyra import train as train_module
