@@ -80,7 +80,7 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
         if len(train) == 0:
             raise GenerationError(f"{tokens} has no training clips to fit the conditioning probe on")
         rng = np.random.default_rng(cfg.seed)
-        probe_rows = np.sort(rng.permutation(len(train))[:cfg.classifier_clips])
+        probe_rows = np.sort(rng.permutation(len(train))[:cfg.probe_clips])
         train_clips = [train[int(i)] for i in probe_rows]
         classes = CaptionClasses.fit(np.stack([c.text_embeddings[0] for c in train_clips]), cfg.n_classes, cfg.seed)
         train_labels = classes.assign(np.stack([c.text_embeddings[0] for c in train_clips]))
