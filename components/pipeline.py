@@ -115,7 +115,7 @@ STAGES: tuple[Stage, ...] = (
         name="lyra_pretrain", group="lyra",
         description="Pretrain the Lyra text-to-music transformer (delay pattern, text + timing conditioning) with DeepSpeed.",
         argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
-        deps=("data/tokens",), outs=("data/models/lyra",), code=("components/lyra",), params="lm",
+        deps=("data/tokens",), outs=("data/models/lyra",), code=("components/lyra", "components/tokens"), params="lm",
         config="components.lyra.config:LMConfig", pool="gpu", distributed=True,
     ),
     Stage(
