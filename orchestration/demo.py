@@ -73,7 +73,7 @@ def _print_summary(result, seconds: float) -> None:
         status = "reused" if getattr(meta.get("reused"), "value", False) else "built"
         highlights = ", ".join(
             f"{k}={_fmt(v.value)}" for k, v in meta.items()
-            if k not in ("reused", "code_version", "profile", "dvc_stage")
+            if k not in ("reused", "code_version", "profile", "dvc_stage") and not k.startswith("check_")
             and isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
         )[:110]
         print(f"{mat.asset_key.to_user_string():18s} {status:10s} {highlights}")
