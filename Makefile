@@ -23,6 +23,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.8
 	DS_BUILD_OPS=0 VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync -q $(UV_FLAGS) requirements.lock
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps $(UV_FLAGS) -e .
+	# DeepSpeed JIT-compiles its CPU shared-memory all-reduce on first use (~30 s, cached per user):
+	# do it here, once, instead of inside the first training run
+	$(BIN)/python -c "from deepspeed.accelerator import get_accelerator as a; a().create_op_builder('ShareMemCommBuilder').load()" 2>&1 | tail -1
 	touch $@
 
 demo: install
