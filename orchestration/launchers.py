@@ -24,9 +24,15 @@ class StageLauncher(dg.ConfigurableResource):
     """Interface: run `stage.command` for `context` and return the Pipes invocation."""
 
     profile: str = "tiny"
+    # a stage process killed by a signal (segfault, OOM killer, pre-empted node) is started again
+    # this many times; stages write atomically and training resumes from its checkpoint, so a
+    # retry continues rather than repeats. A stage that exits with an error is never retried.
+    signal_retries: int = 1
 
     def stage_env(self, stage: Stage) -> dict[str, str]:
-        return {"LYRA_PROFILE": self.profile, "PYTHONUNBUFFERED": "1"}
+        # PYTHONFAULTHANDLER: a stage killed by a signal (a segfault in a native library) prints
+        # every thread's Python stack on stderr instead of dying silently
+        return {"LYRA_PROFILE": self.profile, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
 
     def launch(self, context: dg.AssetExecutionContext, stage: Stage, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         raise NotImplementedError  # each concrete launcher implements this

@@ -10,10 +10,12 @@ of the stage's source; materializing it
 
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError  # not re-exported at the top level
 
 from components.common.lineage import code_version, tree_digest
 from components.config import load_params, load_stage_config, profile_values
@@ -49,6 +51,11 @@ def _data_version(stage: Stage, dvc: DvcResource) -> str:
     return tree_digest(*[REPO_ROOT / o for o in stage.outs])
 
 
+def killed_by_signal(exc: Exception) -> bool:
+    """Pipes reports `failed with code -N` when the process died of signal N (Popen's convention)."""
+    return re.search(r"failed with code -\d+", str(exc)) is not None
+
+
 def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: StageRunConfig,
                       launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
     lineage = {
@@ -64,7 +71,13 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
             metadata={**_metrics_metadata(stage), **lineage, "reused": True},
             data_version=dg.DataVersion(_data_version(stage, dvc)),
         )
-    invocation = launcher.launch(context, stage, extras={"stage": stage.name, "profile": launcher.profile})
+    try:
+        invocation = launcher.launch(context, stage, extras={"stage": stage.name, "profile": launcher.profile})
+    except DagsterPipesExecutionError as exc:
+        if killed_by_signal(exc) and context.retry_number < launcher.signal_retries:
+            context.log.warning(f"{stage.name}: the stage process was killed by a signal ({exc}); starting it again")
+            raise dg.RetryRequested(max_retries=launcher.signal_retries, seconds_to_wait=1) from exc
+        raise
     reported = invocation.get_materialize_result()
     for out in stage.outs:
         if not (REPO_ROOT / out).exists():

@@ -52,6 +52,12 @@ def run_demo(repo: Path, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1500)
 
 
+def failure_report(proc: subprocess.CompletedProcess) -> str:
+    """The demo's tail, plus any native crash a stage printed (stage processes run with PYTHONFAULTHANDLER)."""
+    crashes = [proc.stderr[m.start():m.start() + 3000] for m in re.finditer(r"Fatal Python error", proc.stderr)]
+    return "\n".join([proc.stdout[-4000:], proc.stderr[-4000:], *crashes])
+
+
 @pytest.mark.slow
 def test_lifecycle_end_to_end_then_no_op(tmp_path):
     repo = tmp_path / "repo"
@@ -63,7 +69,7 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
     first = run_demo(repo, env)
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert first.returncode == 0, failure_report(first)
     for stage in STAGES:
         for out in stage.outs:
             assert (repo / out / "lineage.json").is_file(), f"{stage.name} wrote no lineage for {out}"
@@ -83,5 +89,5 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
             assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED", (name, check)
 
     second = run_demo(repo, env)
-    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    assert second.returncode == 0, failure_report(second)
     assert statuses(second.stdout) == {s.name: "reused" for s in STAGES}, second.stdout[-3000:]
