@@ -3,8 +3,12 @@
 For each of n prompts (held-out captions, spread over caption classes) the stage generates a
 piece with the text and, as a control, the same seed without it; decodes the conditional
 pieces with OmniCodec; writes `<n>_<clip>.wav` + `.json` (the `lyra generate` command that
-reproduces it), `spectrograms.png` and `conditioning.json`; and reports:
+reproduces it), `spectrograms.png` and `conditioning.json`; and reports (conditioning.py):
 
+    caption_retrieval_real        the model's likelihood picks each held-out clip's own caption
+                                  among the n prompts (chance: caption_retrieval_chance ~ 1/n)
+    caption_retrieval_generated   the same for each generation and the prompt it was made from
+    caption_gap_*_nats            how much likelier the codes are under their own caption
     conditioning_accuracy    probe(generation) == prompt's class   (see conditioning.py)
     unconditional_accuracy   the same without the text (control)
     chance                   majority-class rate among the prompts
@@ -28,7 +32,8 @@ from components.common.lineage import write_lineage
 from components.common.mel import log_mel_spectrogram
 from components.common.reporting import stage_run
 from components.lyra import codec as codec_io
-from components.lyra.conditioning import CaptionClasses, ConditioningProbe, accuracy, majority_rate
+from components.lyra.conditioning import (CaptionClasses, ConditioningProbe, accuracy, caption_gap, caption_nll_matrix,
+                                         majority_rate, retrieval_accuracy)
 from components.lyra.config import GenerateConfig
 from components.lyra.generate import (GenerationError, generate_codes, load_model, model_identity, reproduce_command,
                                       sampling_params)
@@ -113,6 +118,15 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
         def trimmed(gen_list):
             return [g.codes[0, :, :int(g.lengths[0])].cpu().numpy() for g in gen_list]
 
+        # --- caption retrieval by likelihood: real held-out clips, then the generations
+        real_nll = caption_nll_matrix(model, [held[i].codes for i in chosen], embeddings,
+                                      np.array([held[i].seconds_start for i in chosen]),
+                                      np.array([held[i].seconds_total for i in chosen]))
+        gen_nll = caption_nll_matrix(model, trimmed(cond), embeddings, np.zeros(len(cond)),
+                                     np.full(len(cond), cfg.sample_seconds))
+        real_retrieval, retrieval_chance = retrieval_accuracy(real_nll, embeddings)
+        gen_retrieval, _ = retrieval_accuracy(gen_nll, embeddings)
+
         cond_pred, uncond_pred = probe.predict(trimmed(cond)), probe.predict(trimmed(uncond))
         cond_acc, uncond_acc = accuracy(cond_pred, prompt_classes), accuracy(uncond_pred, prompt_classes)
         chance = majority_rate(prompt_classes)
@@ -149,6 +163,9 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
                 plot_spectrograms(staging / "spectrograms.png", mels, titles, [m.shape[-1] * 256 / codec.sample_rate for m in mels])
             silent = [level < SILENCE_DBFS for level in loudness]
             metrics = {
+                "caption_retrieval_real": real_retrieval, "caption_retrieval_generated": gen_retrieval,
+                "caption_retrieval_chance": retrieval_chance,
+                "caption_gap_real_nats": caption_gap(real_nll), "caption_gap_generated_nats": caption_gap(gen_nll),
                 "n_samples": len(cond), "n_classes": int(len(classes.centroids)),
                 "conditioning_accuracy": cond_acc, "unconditional_accuracy": uncond_acc, "chance": chance,
                 "uniform_chance": 1.0 / len(classes.centroids), "real_heldout_accuracy": real_acc,
@@ -162,10 +179,14 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
             atomic_write_json(staging / "conditioning.json", {
                 "prompts": prompts, "caption_classes": prompt_classes.tolist(), "probe_conditional": cond_pred.tolist(),
                 "probe_unconditional": uncond_pred.tolist(), "probe_training_clips": len(train_clips),
+                "nll_real_by_prompt": real_nll.round(4).tolist(), "nll_generated_by_prompt": gen_nll.round(4).tolist(),
                 "held_out_clips": len(held), "metrics": metrics,
             })
             write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens},
                           params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+        log.info("caption retrieval by likelihood: %.2f on real held-out clips, %.2f on generations (chance %.2f); "
+                 "own-caption gap %.3f / %.3f nats per code", real_retrieval, gen_retrieval, retrieval_chance,
+                 metrics["caption_gap_real_nats"], metrics["caption_gap_generated_nats"])
         log.info("conditioning: probe accuracy %.2f with text, %.2f without, chance %.2f (real held-out %.2f); "
                  "%d/%d silent, length ratio %.2f", cond_acc, uncond_acc, chance, real_acc, sum(silent), len(silent),
                  metrics["length_ratio_mean"])

@@ -61,6 +61,10 @@ def test_sample_stage_shows_that_the_text_matters(trained, synthetic_tokens, fak
     assert metrics["n_classes"] == 3 and metrics["real_heldout_accuracy"] == 1.0
     assert metrics["conditioning_accuracy"] >= 0.8 > metrics["chance"]       # the caption's style comes out
     assert metrics["conditioning_accuracy"] > metrics["unconditional_accuracy"]
+    # the model's own likelihood finds each piece's caption among the prompts, real or generated
+    assert metrics["caption_retrieval_real"] > metrics["caption_retrieval_chance"]
+    assert metrics["caption_retrieval_generated"] > metrics["caption_retrieval_chance"]
+    assert metrics["caption_gap_real_nats"] > 0 and metrics["caption_gap_generated_nats"] > 0
     assert metrics["silent_fraction"] == 0.0 and metrics["length_ratio_mean"] > 0.8
     sample = json.loads(wavs[0].with_suffix(".json").read_text())
     assert sample["prompt"].startswith("style ") and "--seed" in sample["reproduce"]

@@ -1,5 +1,6 @@
 """The transformer alone (random weights): KV cache exactness, Hugging Face and PEFT compatibility."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,3 +128,24 @@ def test_peft_lora_wraps_the_attention_projections(model):
     assert changed, "LoRA parameters did not train"
     frozen_head = dict(peft_model.named_parameters())["base_model.model.heads.weight"]
     assert torch.equal(frozen_head, model.heads.weight)      # the base model is untouched
+
+
+def test_caption_retrieval_scores_each_piece_under_each_text(model):
+    """nll[i, j] is the model's loss of piece i under text j, batched any way; retrieval and gap arithmetic."""
+    from components.lyra.conditioning import caption_gap, caption_nll_matrix, retrieval_accuracy
+
+    cfg = model.config
+    rng = np.random.default_rng(0)
+    pieces = [rng.integers(0, cfg.codebook_size, (cfg.num_codebooks, 7)) for _ in range(3)]
+    texts = rng.normal(size=(3, cfg.text_dim)).astype(np.float32)
+    timing = np.zeros(3), np.full(3, 5.0)
+    nll = caption_nll_matrix(model, pieces, texts, *timing, batch_size=4)
+    assert nll.shape == (3, 3) and np.isfinite(nll).all()
+    # one entry by hand: the same forward pass the training loss uses
+    one = caption_nll_matrix(model, pieces[1:2], texts[2:3], timing[0][:1], timing[1][:1])
+    assert one[0, 0] == pytest.approx(nll[1, 2], rel=1e-5)
+    # a text repeated in two columns counts as found in either; chance accounts for the repeat
+    acc, chance = retrieval_accuracy(np.array([[0.5, 0.1, 1.0], [0.2, 0.3, 1.0], [1.0, 1.0, 0.1]]),
+                                     np.array([[1.0], [1.0], [2.0]]))
+    assert acc == 1.0 and chance == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
+    assert caption_gap(np.array([[0.0, 1.0], [3.0, 1.0]])) == pytest.approx(1.5)
