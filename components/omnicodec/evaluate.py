@@ -2,12 +2,16 @@
 untrained codec of the same config and init seed (the floor any training must clear).
 
 Per (model, n_quantizers): ViSQOL (audio mode, 48 kHz), multi-scale mel distance, SI-SDR, bitrate.
-Per model at full depth: codebook perplexity/usage, and how predictable the codes are for an LM
-(unigram and next-code conditional entropy of each codebook, in bits: lower = easier to model).
+Per model at full depth: codebook perplexity/usage, how predictable the codes are for an LM
+(unigram and next-code conditional entropy of each codebook, in bits: lower = easier to model),
+and whether the codes carry the clip at all: `code_information_mel_gap` is the mel distance of
+clip i decoded from *another* clip's codes minus its distance decoded from its own codes. A codec
+whose decoder ignores its codes (it plays the corpus' average spectrum whatever it is given) has a
+gap of ~0 even when its mel distance and ViSQOL beat an untrained codec's.
 
 metrics.json keys (the default bitrate = all K codebooks):
     visqol, mel_distance, si_sdr, bitrate_kbps, n_quantizers, codebook_perplexity, codebook_usage,
-    code_entropy_bits, code_conditional_entropy_bits, per_bitrate[...],
+    code_entropy_bits, code_conditional_entropy_bits, code_information_mel_gap, per_bitrate[...],
     untrained.{visqol, mel_distance, si_sdr, per_bitrate}, visqol_gain_over_untrained, n_clips, split
 """
 
@@ -54,6 +58,24 @@ def code_entropies(codes: list[np.ndarray], codebook_size: int) -> tuple[list[fl
 
 
 @torch.no_grad()
+@torch.no_grad()
+def code_information_gap(codec, clips_audio: list[np.ndarray], codes: list[np.ndarray], mel_loss) -> float | None:
+    """Mean over clips i of mel(decode(codes of clip i+1), clip i) - mel(decode(codes of clip i), clip i),
+    both over the frames the two clips share. ~0 when the decoder's output does not depend on its codes."""
+    if len(codes) < 2:
+        return None
+    gaps = []
+    for i, ref in enumerate(clips_audio):
+        other = codes[(i + 1) % len(codes)]
+        frames = min(codes[i].shape[-1], other.shape[-1])
+        decoded = [codec.decode(torch.from_numpy(c[:, :frames])[None]).float() for c in (codes[i], other)]
+        n = min(len(ref), *(d.shape[-1] for d in decoded))
+        wav = torch.from_numpy(ref[:n])[None, None]
+        own, swapped = (float(mel_loss(d[..., :n], wav)) for d in decoded)
+        gaps.append(swapped - own)
+    return float(np.mean(gaps))
+
+
 def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[int], *, use_visqol: bool,
                    progress=lambda it, **kw: it, keep_examples: int = 0) -> dict[str, Any]:
     """Scores of `codec` (OmniCodec-like: encode/decode/bitrate/sample_rate) on mono clips at its rate."""
@@ -81,6 +103,7 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
     for n in n_quantizer_list:
         rows.append({"n_quantizers": n, "bitrate_kbps": codec.bitrate(n) / 1000.0,
                      **{k: (float(np.mean(v)) if v else None) for k, v in scores[n].items()}})
+    information_gap = code_information_gap(codec, clips_audio, all_codes, mel_loss)
     full = torch.from_numpy(np.concatenate(all_codes, axis=-1))[None]
     perplexity = code_perplexity(full, codec.codebook_size)
     unigram, conditional = code_entropies(all_codes, codec.codebook_size)
@@ -91,6 +114,7 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
                            for k in range(full.shape[1])],
         "code_entropy_bits": unigram,
         "code_conditional_entropy_bits": conditional,
+        "code_information_mel_gap": information_gap,
         "examples": examples,
     }
 
@@ -118,7 +142,8 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     default = trained["per_bitrate"][-1]
     base_default = baseline["per_bitrate"][-1]
     metrics: dict[str, Any] = {
-        "visqol": default["visqol"], "mel_distance": default["mel_distance"], "si_sdr": default["si_sdr"],
+        "visqol": default["visqol"], "mel_distance": default["mel_distance"],
+        "code_information_mel_gap": trained["code_information_mel_gap"], "si_sdr": default["si_sdr"],
         "bitrate_kbps": default["bitrate_kbps"], "n_quantizers": default["n_quantizers"],
         "codebook_perplexity": trained["codebook_perplexity"], "codebook_usage": trained["codebook_usage"],
         "code_entropy_bits": trained["code_entropy_bits"],
@@ -126,7 +151,8 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
         "per_bitrate": trained["per_bitrate"],
         "untrained": {"visqol": base_default["visqol"], "mel_distance": base_default["mel_distance"],
                       "si_sdr": base_default["si_sdr"], "per_bitrate": baseline["per_bitrate"],
-                      "codebook_perplexity": baseline["codebook_perplexity"]},
+                      "codebook_perplexity": baseline["codebook_perplexity"],
+                      "code_information_mel_gap": baseline["code_information_mel_gap"]},
         "visqol_gain_over_untrained": (default["visqol"] - base_default["visqol"]) if cfg.visqol else None,
         "mel_distance_gain_over_untrained": base_default["mel_distance"] - default["mel_distance"],
         "n_clips": len(clips), "split": split, "clip_ids": [c.clip_id for c in clips],
@@ -143,7 +169,9 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     run.add_image("quality_vs_bitrate", out / "quality_vs_bitrate.png")
     run.add_path("eval_dir", out)
     fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
-    run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB",
+    run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "
+                 "mel distance from another clip's codes minus own: %s (untrained %s)",
                  metrics["bitrate_kbps"], fmt(metrics["visqol"]), fmt(metrics["untrained"]["visqol"]),
-                 fmt(metrics["mel_distance"]), fmt(metrics["untrained"]["mel_distance"]), fmt(metrics["si_sdr"]))
+                 fmt(metrics["mel_distance"]), fmt(metrics["untrained"]["mel_distance"]), fmt(metrics["si_sdr"]),
+                 fmt(metrics["code_information_mel_gap"]), fmt(metrics["untrained"]["code_information_mel_gap"]))
     return metrics

@@ -81,6 +81,7 @@ def test_eval_scores_trained_and_untrained_at_each_bitrate(model_dir, curated, t
     # same weights, same seed: the untrained reference reproduces the model exactly
     assert m["untrained"]["mel_distance"] == pytest.approx(m["mel_distance"])
     assert len(m["codebook_perplexity"]) == 3 and len(m["code_conditional_entropy_bits"]) == 3
+    assert m["code_information_mel_gap"] is None  # one clip: no other clip to swap codes with
     assert (tmp_path / "eval" / "quality_vs_bitrate.png").is_file()
 
 
