@@ -11,17 +11,40 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
-def wn_conv1d(in_ch: int, out_ch: int, kernel_size: int, *, stride: int = 1, dilation: int = 1) -> nn.Module:
+RESIDUAL_INIT_GAIN = 0.1
+
+
+def _signal_preserving_init(conv: nn.Module, fan_in: float, gain: float = 1.0) -> nn.Module:
+    """Weights ~ N(0, gain^2 / fan_in), biases 0, before weight norm takes the weight's norm as its gain.
+
+    PyTorch's default conv init (kaiming-uniform with a=sqrt(5)) scales each layer's output by
+    ~1/sqrt(3) of its input and adds a random bias of similar size; through the ~30 layers of the
+    encoder + decoder the waveform's contribution fell below the biases' (measured at init: the
+    decoded audio of two different clips differed by 0.0009 RMS for 0.33 RMS of output), and the
+    codec learned the corpus' average sound from the biases while its decoder ignored its codes.
+    Unit-gain weights and zero biases keep the output a function of the input from step 0; the last
+    conv of a residual branch starts at a small gain so that each unit begins near the identity.
+    """
+    nn.init.normal_(conv.weight, std=gain * fan_in ** -0.5)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+def wn_conv1d(in_ch: int, out_ch: int, kernel_size: int, *, stride: int = 1, dilation: int = 1,
+              init_gain: float = 1.0) -> nn.Module:
     """Conv1d with weight normalisation and padding that keeps T -> T / stride."""
     padding = ((kernel_size - 1) * dilation + 1 - stride + 1) // 2
-    return weight_norm(nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, dilation=dilation, padding=padding))
+    conv = nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, dilation=dilation, padding=padding)
+    return weight_norm(_signal_preserving_init(conv, in_ch * kernel_size, init_gain))
 
 
 def wn_conv_transpose1d(in_ch: int, out_ch: int, stride: int) -> nn.Module:
     """Transposed conv with kernel 2*stride that maps T frames to exactly T * stride samples."""
     kernel = 2 * stride
-    return weight_norm(nn.ConvTranspose1d(in_ch, out_ch, kernel, stride=stride, padding=stride // 2 + stride % 2,
-                                          output_padding=stride % 2))
+    conv = nn.ConvTranspose1d(in_ch, out_ch, kernel, stride=stride, padding=stride // 2 + stride % 2,
+                              output_padding=stride % 2)
+    return weight_norm(_signal_preserving_init(conv, in_ch * kernel / stride))  # each output sums in_ch * 2 taps
 
 
 class _SnakeFunction(torch.autograd.Function):
@@ -85,7 +108,7 @@ class ResidualUnit(nn.Module):
             activation(act, channels),
             wn_conv1d(channels, hidden, kernel_size, dilation=dilation),
             activation(act, hidden),
-            wn_conv1d(hidden, channels, 1),
+            wn_conv1d(hidden, channels, 1, init_gain=RESIDUAL_INIT_GAIN),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

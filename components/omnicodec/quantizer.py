@@ -108,6 +108,8 @@ class FactorizedVectorQuantizer(nn.Module):
         if _dist_ready():
             dist.all_reduce(counts)
             dist.all_reduce(sums)
+        if counts.sum() == 0:  # no item (on any rank) reached this stage: no k-means step, no decay
+            return
         self.usage += counts
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.code_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
