@@ -170,7 +170,8 @@ def train_and_score(name, codec, cfg, curated, clips_audio, n_quantizers, work, 
     params = sum(p.numel() for p in codec.parameters())
     return {"name": name, "params": params, "train_seconds": round(seconds, 1),
             "valid_mel": result.metrics.get("valid_mel_distance"), "rows": scores["per_bitrate"],
-            "codebook_perplexity": scores["codebook_perplexity"]}
+            "codebook_perplexity": scores["codebook_perplexity"],
+            "information_gap": scores["code_information_mel_gap"]}
 
 
 def main() -> None:
@@ -218,7 +219,9 @@ def main() -> None:
             visqol = "n/a" if row["visqol"] is None else f"{row['visqol']:.3f}"
             print(f"{r['name']:13s} {r['params'] / 1e6:7.2f}M {r['train_seconds']:8.0f} {row['bitrate_kbps']:6.2f} "
                   f"{visqol:>7s} {row['mel_distance']:9.3f} {row['si_sdr']:7.1f}")
-        print(f"{'':13s} codebook perplexity: {', '.join(f'{p:.0f}' for p in r['codebook_perplexity'])}")
+        print(f"{'':13s} codebook perplexity: {', '.join(f'{p:.0f}' for p in r['codebook_perplexity'])}; "
+              f"mel distance from another clip's codes minus own: "
+              f"{'n/a' if r['information_gap'] is None else format(r['information_gap'], '.3f')}")
     omni_row, enc_row = results[0]["rows"][-1], results[1]["rows"][-1]
     key = "mel_distance" if args.no_visqol else "visqol"
     print(f"OmniCodec at {omni_row['bitrate_kbps']:.2f} kbps vs EnCodec architecture at {enc_row['bitrate_kbps']:.2f} kbps")
