@@ -155,27 +155,27 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
     prev_meta, prev_index = previous_build(out) if cfg.reuse_unchanged_shards else ({}, None)
 
     rows: list[dict] = []
-    todo = []
+    to_encode = []
     for job in jobs:
         reused = reuse_shard(job, out, prev_meta, prev_index, staging)
         if reused is None:
-            todo.append(job)
+            to_encode.append(job)
         else:
             rows.extend(reused)
     if log:
-        log.info("%d shards planned, %d unchanged and reused, %d to encode", len(jobs), len(jobs) - len(todo), len(todo))
+        log.info("%d shards planned, %d unchanged and reused, %d to encode", len(jobs), len(jobs) - len(to_encode), len(to_encode))
     (staging / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     args = (str(staging / SHARD_DIR), cfg.batch_size, cfg.n_quantizers, cfg.device)
-    if cfg.workers > 1 and len(todo) > 1:
+    if cfg.workers > 1 and len(to_encode) > 1:
         threads = max(1, (os.cpu_count() or 1) // cfg.workers)
         with futures.ProcessPoolExecutor(cfg.workers, initializer=_init_worker,
                                          initargs=(str(codec_dir), cfg.device, threads)) as pool:
-            pending = [pool.submit(_build_shard, job, *args) for job in todo]
+            pending = [pool.submit(_build_shard, job, *args) for job in to_encode]
             for fut in progress(futures.as_completed(pending), total=len(pending), desc="encoding shards", unit="shard"):
                 rows.extend(fut.result())
     else:
         _init_worker(str(codec_dir), cfg.device, threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1))
-        for job in progress(todo, total=len(todo), desc="encoding shards", unit="shard"):
+        for job in progress(to_encode, total=len(to_encode), desc="encoding shards", unit="shard"):
             rows.extend(_build_shard(job, *args))
 
     by_id = {}
@@ -195,7 +195,7 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
                "shard_keys": {str(j.number): j.key for j in jobs}},
     )
     return {
-        "n_clips": len(index), "n_shards": len(jobs), "shards_encoded": len(todo), "shards_reused": len(jobs) - len(todo),
+        "n_clips": len(index), "n_shards": len(jobs), "shards_encoded": len(to_encode), "shards_reused": len(jobs) - len(to_encode),
         "total_frames": int(index["n_frames"].sum()), "hours": float(index["n_frames"].sum() / codec.frame_rate / 3600),
         "build_seconds": time.monotonic() - started,
         "splits": index["split"].value_counts().to_dict(),
