@@ -98,6 +98,10 @@ def _analyse_one(job: tuple[str, float | None, dict]) -> AudioFeatures | str:
 def analyse_clips(curated: Path, rows: list[dict], config: CaptionConfig, run) -> list[AudioFeatures]:
     jobs = [(os.fspath(curated / str(r["path"])), _loudness(r), _analysis_options(config)) for r in rows]
     if config.workers > 1:
+        # librosa compiles (or loads) its numba kernels once here; forked workers inherit them instead
+        # of all writing the same numba cache files at once (see components/common/mel.py)
+        import librosa  # noqa: F401
+
         with concurrent.futures.ProcessPoolExecutor(config.workers) as pool:
             results = list(run.progress(pool.map(_analyse_one, jobs, chunksize=4), desc="analysing", total=len(jobs),
                                         unit="clip"))

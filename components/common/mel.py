@@ -1,22 +1,42 @@
 """Mel spectrograms in plain torch (torch.stft + a mel filterbank).
 
-With `htk=True, norm=None` the filterbank is the one torchaudio's MelSpectrogram uses by default,
-so numbers are comparable with audiocraft/DAC losses computed there.
+The filterbank is HTK-scale triangles without area normalisation (librosa's
+`filters.mel(htk=True, norm=None)`, which a test holds it equal to; torchaudio's MelSpectrogram
+default), so numbers are comparable with audiocraft/DAC losses computed there.
+
+It is computed here rather than by librosa because importing librosa compiles and caches its
+numba gufuncs: training ranks that start together (torchrun) then write the same numba cache
+files at once, and a later process that loads the mixed-up cache dies of SIGSEGV in
+`librosa.util.peak_pick` (seen in CI, reproduced with a cache written by two gloo ranks).
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
+
+
+def _hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
 @functools.lru_cache(maxsize=32)
 def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> torch.Tensor:
-    import librosa
-
-    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max, htk=True, norm=None)
-    return torch.from_numpy(fb).float()  # (n_mels, n_fft // 2 + 1)
+    """(n_mels, n_fft // 2 + 1) triangles, equally spaced on the HTK mel scale from f_min to f_max."""
+    f_max = sample_rate / 2.0 if f_max is None else f_max
+    bin_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)                       # [F]
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2))   # [M + 2]
+    widths = np.diff(edges)                                                     # [M + 1]
+    ramps = edges[:, None] - bin_hz[None, :]                                    # [M + 2, F]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    return torch.from_numpy(np.maximum(0.0, np.minimum(rising, falling))).float()
 
 
 @functools.lru_cache(maxsize=32)

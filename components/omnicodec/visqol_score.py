@@ -1,14 +1,15 @@
 """ViSQOL (audio mode, 48 kHz) through the pure-Python `visqol-python` port.
 
-Its numba kernels compile on first use (~30 s); `cache=True` kernels are kept in NUMBA_CACHE_DIR,
-which we point at a user cache folder unless the caller chose one, so later runs start warm.
+Its numba kernels compile on first use (~30 s); `cache=True` keeps them in the package's
+__pycache__, so later runs start warm. NUMBA_CACHE_DIR is deliberately not set here: an
+environment variable set by a library call leaks into every process started afterwards, which
+then share one numba cache (a shared cache written by processes starting together corrupted
+librosa's gufuncs in CI; see components/common/mel.py).
 """
 
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -17,15 +18,8 @@ from components.common.audio import resample
 VISQOL_RATE = 48_000
 
 
-def _numba_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "lyra" / "numba")
-
-
 @functools.lru_cache(maxsize=1)
 def _api():
-    os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())  # must be set before numba is imported
-    Path(os.environ["NUMBA_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
     from visqol import VisqolApi
 
     api = VisqolApi()
