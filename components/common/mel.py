@@ -5,9 +5,9 @@ The filterbank is HTK-scale triangles without area normalisation (librosa's
 default), so numbers are comparable with audiocraft/DAC losses computed there.
 
 It is computed here rather than by librosa because importing librosa compiles and caches its
-numba gufuncs: training ranks that start together (torchrun) then write the same numba cache
-files at once, and a later process that loads the mixed-up cache dies of SIGSEGV in
-`librosa.util.peak_pick` (seen in CI, reproduced with a cache written by two gloo ranks).
+numba gufuncs, and training ranks that start together (torchrun) would all write the same numba
+cache files at once. In CI a process that loaded such a shared cache died of SIGSEGV in
+`librosa.util.peak_pick`; loading that cache file reproduced the crash, a fresh cache did not.
 """
 
 from __future__ import annotations
