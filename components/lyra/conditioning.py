@@ -111,7 +111,7 @@ def caption_nll_matrix(model, pieces: list[np.ndarray], texts: np.ndarray, secon
     device = next(model.parameters()).device
     frames = torch.full((len(pieces), cfg.num_codebooks, W), special, dtype=torch.long)
     for i, codes in enumerate(pieces):
-        piece = torch.as_tensor(np.asarray(codes)[:, :W], dtype=torch.long)
+        piece = torch.from_numpy(np.array(codes[:, :W], dtype=np.int64))   # a copy: shard codes are read-only memmaps
         frames[i, :, :piece.shape[1]] = piece
     delayed = build_delay_pattern(frames, special)                         # [n, K, S]
     inputs, labels = shift_right(delayed, special), delayed.masked_fill(delayed == special, -100)
