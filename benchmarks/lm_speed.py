@@ -5,9 +5,14 @@ Both models: hidden 256, 4 layers, 4 heads, MLP 1024, 4 codebooks of 1024 codes,
 unused cross-attention weights (they cost no compute without encoder states).
 
     generation  batch 1, N frames, top-k 250 sampling, KV cache (both); without and with
-                classifier-free guidance (scale 3: two rows per step for both models)
+                classifier-free guidance (scale 3: two rows per step for both models).
+                Lyra as `lyra generate` runs it: weight-only int8 decode steps on CPU
+                (generate.decode_weights); also shown with its exact fp32 weights.
     training    forward + backward + AdamW step on the same batch of delayed codes;
-                tokens = sequence positions (one frame-step of K codes each)
+                tokens = sequence positions (one frame-step of K codes each). Lyra as
+                `lyra lm train` runs it: precision "auto" = bf16 autocast on CPUs with native
+                bf16 matmuls (AVX512-BF16/AMX), else fp32; also shown in fp32, and both
+                models under the same bf16 autocast (equal precision).
 
 Each measurement runs Lyra and MusicGen back to back and the speedup is the median of these
 paired ratios over the rounds, so load from other processes hits both alike. The last line is
@@ -57,11 +62,14 @@ def build_musicgen():
 
 
 # ------------------------------------------------------------------------------ generation
-def lyra_generation(model, frames: int, cfg: float) -> float:
+def lyra_generation(model, frames: int, cfg: float, weights: str | None = None) -> float:
     """Frames per second of one piece, `frames` long, with the KV-cached sampler."""
+    from components.lyra.config import GenerateConfig
     from components.lyra.sampling import Sampler, SamplingParams
 
-    sampler = Sampler(model.eval(), SamplingParams(temperature=1.0, top_k=250, cfg=cfg, allow_end=False))
+    weights = weights or GenerateConfig().decode_weights
+    sampler = Sampler(model.eval(), SamplingParams(temperature=1.0, top_k=250, cfg=cfg, allow_end=False,
+                                                   decode_weights=weights))
     text = torch.randn(1, model.config.text_dim, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     out = sampler.generate(text, torch.tensor([600.0]), frames, generator=torch.Generator().manual_seed(0))
@@ -90,7 +98,19 @@ def training_batch(batch: int, frames: int):
     return delayed
 
 
-def lyra_training(model, delayed, steps: int) -> float:
+def lyra_precision() -> bool:
+    """Does `lyra lm train` (precision "auto") train in bf16 on this machine's CPU?"""
+    from components.lyra.config import LMConfig
+    from components.lyra.train import use_bf16
+
+    return use_bf16(LMConfig(), torch.device("cpu"))
+
+
+def autocast(bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def lyra_training(model, delayed, steps: int, bf16: bool) -> float:
     from components.lyra.delay import shift_right
 
     special = model.config.special_id
@@ -102,7 +122,8 @@ def lyra_training(model, delayed, steps: int) -> float:
     model.train()
 
     def step():
-        loss = model(inputs, text, zeros, total, labels=labels).loss
+        with autocast(bf16):
+            loss = model(inputs, text, zeros, total, labels=labels).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
@@ -114,7 +135,7 @@ def lyra_training(model, delayed, steps: int) -> float:
     return steps * B * S / (time.perf_counter() - start)
 
 
-def musicgen_training(model, delayed, steps: int) -> float:
+def musicgen_training(model, delayed, steps: int, bf16: bool = False) -> float:
     B, K, S = delayed.shape
     labels = delayed.transpose(1, 2).contiguous()                  # [B, S, K], pads are ignored by MusicGen
     inputs = torch.cat([torch.full((B, K, 1), CODES), delayed[:, :, :-1]], dim=-1).reshape(B * K, S)
@@ -122,7 +143,8 @@ def musicgen_training(model, delayed, steps: int) -> float:
     model.train()
 
     def step():
-        loss = model(input_ids=inputs, labels=labels).loss
+        with autocast(bf16):
+            loss = model(input_ids=inputs, labels=labels).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
@@ -150,25 +172,40 @@ def main(argv=None) -> int:
     print(f"threads {args.threads}; Lyra {n_lyra / 1e6:.2f} M parameters, MusicGen {n_musicgen / 1e6:.2f} M "
           f"(incl. {LAYERS * 4 * HIDDEN * HIDDEN / 1e6:.2f} M unused cross-attention)")
 
+    from components.lyra.config import GenerateConfig
+
+    bf16 = lyra_precision()
+    print(f"Lyra decode weights: {GenerateConfig().decode_weights}; Lyra training precision: {'bf16 autocast' if bf16 else 'fp32'}")
     # warm-up: first calls pay for lazy initialisation in both libraries
-    lyra_generation(lyra, 16, 3.0), musicgen_generation(musicgen, 16, 3.0)
+    lyra_generation(lyra, 16, 3.0), lyra_generation(lyra, 16, 3.0, "model"), musicgen_generation(musicgen, 16, 3.0)
     delayed = training_batch(args.train_batch, args.train_frames)
-    tasks = {
-        "generation": (lambda: lyra_generation(lyra, args.frames, 1.0), lambda: musicgen_generation(musicgen, args.frames, 1.0)),
-        "generation_cfg": (lambda: lyra_generation(lyra, args.frames, 3.0), lambda: musicgen_generation(musicgen, args.frames, 3.0)),
-        "training": (lambda: lyra_training(lyra, delayed, args.train_steps), lambda: musicgen_training(musicgen, delayed, args.train_steps)),
-    }
-    rates: dict[str, list[tuple[float, float]]] = {k: [] for k in tasks}
+    # (row, Lyra's measurement, MusicGen's; None = pair with the row above's MusicGen run of the same round)
+    tasks = [
+        ("generation", lambda: lyra_generation(lyra, args.frames, 1.0), lambda: musicgen_generation(musicgen, args.frames, 1.0)),
+        ("generation_fp32", lambda: lyra_generation(lyra, args.frames, 1.0, "model"), None),
+        ("generation_cfg", lambda: lyra_generation(lyra, args.frames, 3.0), lambda: musicgen_generation(musicgen, args.frames, 3.0)),
+        ("generation_cfg_fp32", lambda: lyra_generation(lyra, args.frames, 3.0, "model"), None),
+        ("training", lambda: lyra_training(lyra, delayed, args.train_steps, bf16), lambda: musicgen_training(musicgen, delayed, args.train_steps)),
+        ("training_fp32", lambda: lyra_training(lyra, delayed, args.train_steps, False), None),
+        ("training_both_bf16", lambda: lyra_training(lyra, delayed, args.train_steps, True),
+         lambda: musicgen_training(musicgen, delayed, args.train_steps, True)),
+    ]
+    rates: dict[str, list[tuple[float, float]]] = {k: [] for k, _, _ in tasks}
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for r in range(args.rounds):
-        for key, (lyra_fn, musicgen_fn) in tasks.items():
-            rates[key].append((lyra_fn(), musicgen_fn()))          # back to back: both see the same load
+        peer = 0.0
+        for key, lyra_fn, musicgen_fn in tasks:
+            mine = lyra_fn()
+            peer = musicgen_fn() if musicgen_fn is not None else peer      # back to back: both see the same load
+            rates[key].append((mine, peer))
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(
             f"{k} {v[-1][0]:.0f} vs {v[-1][1]:.0f}" for k, v in rates.items()), flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
-    labels = {"generation": "generation, no CFG (frames/s)", "generation_cfg": "generation, CFG 3 (frames/s)",
-              "training": "training (tokens/s)"}
+    labels = {"generation": "generation, no CFG (frames/s)", "generation_fp32": "  Lyra with exact fp32 weights",
+              "generation_cfg": "generation, CFG 3 (frames/s)", "generation_cfg_fp32": "  Lyra with exact fp32 weights",
+              "training": "training (tokens/s)", "training_fp32": "  Lyra in fp32",
+              "training_both_bf16": "  both in bf16 autocast"}
     print(f"\n{'median over rounds':32s} {'Lyra':>10s} {'MusicGen':>10s} {'speedup':>8s}")
     speedup = {}
     for key, pairs in rates.items():

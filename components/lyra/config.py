@@ -105,6 +105,8 @@ class GenerateConfig(StageConfig):
     #                                 pieces ends a 10 s request almost anywhere (measured: 2.4 s on average)
     continuation_overlap: float = 0.5   # share of the window kept as prompt when a piece outgrows it
     precision: Literal["fp32", "bf16"] = "fp32"   # bf16 halves the weight traffic (GPUs, CPUs with AVX512-BF16)
+    decode_weights: Literal["model", "int8"] = "int8"   # per-step weights on CPU: int8 streams a quarter of
+    #                                 the bytes, ~2x the frames/s; next-code KL to exact 8e-5 nats (decoder.py)
     # ---- the sample stage (`lyra lm sample`)
     n_prompts: int = 16             # pieces generated from held-out captions (each also without its text):
     #                                 16 x 2 x 10 s ~ 20 s on 2 cores; fewer makes the accuracies coarse

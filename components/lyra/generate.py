@@ -50,7 +50,7 @@ def load_model(model_dir: str | os.PathLike, device=None, precision: str = "fp32
 def sampling_params(cfg: GenerateConfig) -> SamplingParams:
     return SamplingParams(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, cfg=cfg.cfg,
                           allow_end=cfg.allow_end, end_not_before=cfg.end_not_before,
-                          continuation_overlap=cfg.continuation_overlap)
+                          continuation_overlap=cfg.continuation_overlap, decode_weights=cfg.decode_weights)
 
 
 def generate_codes(model: LyraForMusicGeneration, text_embeddings: np.ndarray, seconds: float, params: SamplingParams,
@@ -82,7 +82,7 @@ def reproduce_command(prompt: str, cfg: GenerateConfig, seconds: float, model: s
             "--cfg", f"{cfg.cfg:g}", "--model", model, "--codec", codec, "--out", out,
             "--set", f"allow_end={str(cfg.allow_end).lower()}", "--set", f"end_not_before={cfg.end_not_before:g}",
             "--set", f"continuation_overlap={cfg.continuation_overlap:g}",
-            "--set", f"precision={cfg.precision}"]
+            "--set", f"precision={cfg.precision}", "--set", f"decode_weights={cfg.decode_weights}"]
     return shlex.join(argv)
 
 

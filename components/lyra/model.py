@@ -150,7 +150,13 @@ class Attention(nn.Module):
         qkv = rearrange(self.qkv(x), "b t (three h d) -> b t three h d", three=3, h=self.n_heads)
         qk = apply_rotary(qkv[:, :, :2], rotation[:, None, None])           # q and k rotated in one go
         q, k, v = (t.transpose(1, 2) for t in (qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]))   # [B, H, T, hd]
-        if cache is None:
+        if cache is None and q.dtype == torch.bfloat16 and q.device.type == "cpu":
+            # bf16 autocast on CPU: PyTorch's bf16 flash-attention kernel is slower than its fp32 one
+            # (~15 % of a training step), so attention alone runs in fp32
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                                   dropout_p=self.dropout if self.training else 0.0).to(q.dtype)
+        elif cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         else:
             start = cache.length

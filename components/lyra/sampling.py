@@ -32,6 +32,7 @@ class SamplingParams:
     allow_end: bool = True          # may a piece end (END token) before the requested length?
     end_not_before: float = 0.0     # ...but only once this share of the requested frames exists
     continuation_overlap: float = 0.5
+    decode_weights: str = "model"   # "model" (exact) or "int8" (weight-only int8 steps; see decoder.py)
 
 
 @dataclasses.dataclass
@@ -91,7 +92,7 @@ class Sampler:
 
     def __init__(self, model: LyraForMusicGeneration, params: SamplingParams):
         self.model, self.params, self.config = model, params, model.config
-        self.decoder = StepDecoder(model)
+        self.decoder = StepDecoder(model, weights=params.decode_weights)
         self.device = next(model.parameters()).device
         self.dtype = self.decoder.dtype
         cfg = self.config

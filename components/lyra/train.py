@@ -54,10 +54,29 @@ class TrainingError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------- settings
-def use_bf16(cfg: LMConfig) -> bool:
+def native_bf16(device: torch.device) -> bool:
+    """Does `device` multiply bf16 matrices natively, i.e. faster than fp32?
+
+    GPUs from Ampere on; CPUs with AVX512-BF16 or AMX (there oneDNN's bf16 matmuls run 2-3x its
+    fp32 ones). Elsewhere bf16 is emulated and slower, so "auto" stays in fp32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def use_bf16(cfg: LMConfig, device: torch.device) -> bool:
     if cfg.precision == "auto":
-        return torch.cuda.is_available()
+        return native_bf16(device)
     return cfg.precision == "bf16"
+
+
+def bf16_autocast(bf16: bool, device: torch.device):
+    """How bf16 is applied. GPU: DeepSpeed's bf16 mode (bf16 weights, fp32 master copy in the
+    optimizer). CPU: autocast (fp32 weights; matmuls in bf16) because DeepSpeed's mode would also
+    run layer norms and softmaxes through PyTorch's slower CPU bf16 kernels."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu")
 
 
 def deepspeed_config(cfg: LMConfig, bf16: bool) -> dict:
@@ -250,7 +269,7 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
 
     rank, world = info.rank, info.world_size
     device = torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    bf16 = use_bf16(cfg)
+    bf16 = use_bf16(cfg, device)
 
     with stage_run(STAGE) as run:
         log = run.log
@@ -269,7 +288,7 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
         optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
                                       fused=device.type == "cuda")
         engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                                       config=deepspeed_config(cfg, bf16))
+                                                       config=deepspeed_config(cfg, bf16 and device.type == "cuda"))
 
         sampler = WindowSampler(train_ds, W, special=special, end=end, seed=cfg.seed,
                                 cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
@@ -312,7 +331,8 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
                 # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
                 # N-process runs draw exactly what an uninterrupted 1-process run draws
                 torch.manual_seed(int(np.random.SeedSequence([cfg.seed, step, first]).generate_state(1)[0]))
-                loss = engine(**batch.model_inputs()).loss
+                with bf16_autocast(bf16, device):
+                    loss = engine(**batch.model_inputs()).loss
                 engine.backward(loss)
                 engine.step()
                 loss_sum += loss.item()

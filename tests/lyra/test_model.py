@@ -43,6 +43,37 @@ def test_cached_logits_equal_full_recomputation(model):
 
 
 @torch.no_grad()
+def test_int8_steps_follow_the_exact_next_code_distribution():
+    """Weight-only int8 steps: close to exact (small KL, same argmax almost always), yet not exact."""
+    torch.manual_seed(0)
+    model = LyraForMusicGeneration(LyraConfig(**CONFIG)).eval()
+    for module in model.modules():          # peaked distributions (the init's are near uniform)
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(module.weight, std=0.15)
+    cfg = model.config
+    codes = torch.randint(0, cfg.codebook_size, (2, 4, 12))
+    inputs = shift_right(build_delay_pattern(codes, cfg.special_id), cfg.special_id)
+    text, start, total = conditioning(2)
+    per_format = {}
+    for weights in ("model", "int8"):
+        decoder = StepDecoder(model, weights=weights)
+        assert decoder.weights == weights
+        cache = KVCache(cfg, 2, cfg.max_positions)
+        model(inputs[:, :, :1], text, start, total, cache=cache)
+        per_format[weights] = torch.stack([decoder.step(inputs[:, :, s], cache) for s in range(1, 15)]).log_softmax(-1)
+    exact, int8 = per_format["model"], per_format["int8"]
+    kl = (exact.exp() * (exact - int8)).sum(-1)
+    assert 0 < kl.mean() < 2e-3 and kl.max() < 2e-2
+    assert (exact.argmax(-1) == int8.argmax(-1)).float().mean() > 0.9
+    assert exact.exp().max(-1).values.mean() > 5 / exact.shape[-1]   # the distributions were far from flat
+
+
+def test_unknown_decode_weights_are_refused(model):
+    with pytest.raises(ValueError, match="weights must be one of"):
+        StepDecoder(model, weights="int4")
+
+
+@torch.no_grad()
 def test_greedy_generation_equals_full_recomputation(model):
     """Tokens chosen with the cache are the argmax of a from-scratch forward pass over the result."""
     cfg = model.config

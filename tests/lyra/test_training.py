@@ -8,6 +8,7 @@ import torch
 
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams
+from components.lyra.train import native_bf16
 from tests.lyra.synthetic import FRAME_RATE, cycle_steps
 
 pytestmark = pytest.mark.slow
@@ -21,6 +22,8 @@ def test_validation_loss_falls_well_below_the_unigram_baseline(trained):
     assert metrics["val_loss"] < 0.5 * metrics["unigram_val_loss"]  # on held-out pieces, far below unigram
     assert (out / "loss_curve.png").stat().st_size > 1000
     assert (out / "model.safetensors").is_file() and (out / "lineage.json").is_file()
+    # precision "auto": bf16 autocast where the CPU multiplies bf16 natively, so this run covers that path
+    assert metrics["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
 
 
 @pytest.fixture(scope="module")
