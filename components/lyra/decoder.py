@@ -16,8 +16,9 @@ Two weight formats:
   holds them equal).
 - "int8": weight-only int8, one scale per output channel (gpt-fast's recipe), bf16 activations
   into the matmuls, fp32 residual stream, norms, attention and KV cache. A quarter of the bytes
-  to stream, ~4x faster matmuls on CPU; the logits differ from the exact ones by about 1 % of
-  their spread (a test bounds the KL divergence of the next-code distributions).
+  to stream, ~4x faster matmuls at batch 1 on CPU; on the tiny model's held-out codes the
+  next-code KL to the exact distribution is 8e-5 nats (a test bounds it). Used for steps of at
+  most INT8_MAX_ROWS rows; bigger batches are compute-bound and take the fp32 copy.
 
 Models whose linear layers are wrapped (e.g. PEFT LoRA) are served through the model's own
 forward pass instead; merge adapters (`merge_and_unload()`) to get a fast path.
@@ -61,6 +62,11 @@ def int8_available() -> bool:
 
 
 class StepDecoder:
+    # Above this many rows per step the matmuls stop waiting on memory and the int8 kernel's
+    # dequantisation costs more than the bytes it saves (measured on 2-core AVX-512 CPUs: int8
+    # 1.4x faster at 1 row, equal at 16, slower at 32), so larger batches use the fp32 copy.
+    INT8_MAX_ROWS = 8
+
     def __init__(self, model: LyraForMusicGeneration, weights: str = "model"):
         if weights not in WEIGHT_FORMATS:
             raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {weights!r}")
@@ -73,39 +79,37 @@ class StepDecoder:
         linears = [m for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc_in, b.mlp.fc_out)] + [model.heads]
         self.fast = all(type(m) is nn.Linear for m in linears) and not model.training
         # int8 serves CPUs, where steps wait on memory; GPUs keep the model's weights
-        self.int8 = weights == "int8" and self.fast and self.embed_device(model).type == "cpu"
-        self.weights = "int8" if self.int8 else "model"           # what is actually used
+        self.int8 = weights == "int8" and self.fast and model.codes_embed.weight.device.type == "cpu"
+        self.weights = "int8" if self.int8 else "model"           # what is actually used (for small batches)
         if not self.fast:
             return
-        d = self.dtype
         if self.int8:
-            self.dtype = d = torch.float32
-            prepare = Int8Weight.quantize
-        else:
-            def prepare(linear):
-                return _transposed(linear, d)
+            self.dtype = torch.float32
+        d = self.dtype
         self.embed = model.codes_embed.weight.detach().to(d)
         self.offsets = torch.arange(cfg.num_codebooks, device=self.embed.device) * cfg.input_vocab
-        self.layers = [
-            (b.norm1.weight.detach().to(d), prepare(b.attn.qkv), prepare(b.attn.proj),
-             b.norm2.weight.detach().to(d), prepare(b.mlp.fc_in), prepare(b.mlp.fc_out))
-            for b in model.blocks
-        ]
+        self.norms = [(b.norm1.weight.detach().to(d), b.norm2.weight.detach().to(d)) for b in model.blocks]
         self.norm = model.norm.weight.detach().to(d)
-        self.heads = prepare(model.heads)
+        # per layer (qkv, proj, fc_in, fc_out), then the heads: [in, out] tensors or Int8Weight
+        self.layers, self.heads = self._prepare(model, lambda linear: _transposed(linear, d))
+        if self.int8:
+            self.int8_layers, self.int8_heads = self._prepare(model, Int8Weight.quantize)
 
     @staticmethod
-    def embed_device(model) -> torch.device:
-        return model.codes_embed.weight.device
+    def _prepare(model, prepare):
+        layers = [tuple(prepare(m) for m in (b.attn.qkv, b.attn.proj, b.mlp.fc_in, b.mlp.fc_out)) for b in model.blocks]
+        return layers, prepare(model.heads)
 
-    def _matmul(self, h: torch.Tensor, w) -> torch.Tensor:
-        if self.int8:
+    @staticmethod
+    def _matmul(h: torch.Tensor, w) -> torch.Tensor:
+        if isinstance(w, Int8Weight):
             return torch._weight_int8pack_mm(h.to(torch.bfloat16), w.q, w.scale)
         return h @ w
 
-    def _add_matmul(self, x: torch.Tensor, h: torch.Tensor, w) -> torch.Tensor:
+    @staticmethod
+    def _add_matmul(x: torch.Tensor, h: torch.Tensor, w) -> torch.Tensor:
         """x + h @ w (one fused addmm for the model's own weights)."""
-        if self.int8:
+        if isinstance(w, Int8Weight):
             return x + torch._weight_int8pack_mm(h.to(torch.bfloat16), w.q, w.scale)
         return torch.addmm(x, h, w)
 
@@ -117,9 +121,11 @@ class StepDecoder:
             return self.model(codes[:, :, None], cache=cache).logits[:, :, 0]
         d, H, hd, pos = self.dim, self.n_heads, self.head_dim, cache.length
         mm, add_mm = self._matmul, self._add_matmul
+        small = self.int8 and B <= self.INT8_MAX_ROWS
+        layers, heads = (self.int8_layers, self.int8_heads) if small else (self.layers, self.heads)
         rotation = self.model.rotary(pos, 1, codes.device)                      # [1, hd/2]
         x = F.embedding_bag(codes + self.offsets, self.embed, mode="sum")      # [B, d]
-        for layer, (n1, w_qkv, w_o, n2, w_in, w_out) in enumerate(self.layers):
+        for layer, ((n1, n2), (w_qkv, w_o, w_in, w_out)) in enumerate(zip(self.norms, layers)):
             qkv = mm(F.layer_norm(x, (d,), n1), w_qkv).to(self.dtype).view(B, 3, H, hd)
             qk = apply_rotary(qkv[:, :2], rotation)                             # [B, 2, H, hd]
             cache.k[layer, :, :, pos] = qk[:, 1]
@@ -129,4 +135,4 @@ class StepDecoder:
             x = add_mm(x, y.view(B, d), w_o)
             x = add_mm(x, F.gelu(mm(F.layer_norm(x, (d,), n2), w_in), approximate="tanh"), w_out)
         cache.length = pos + 1
-        return mm(F.layer_norm(x, (d,), self.norm), self.heads).view(B, *self.B_K_V).to(self.dtype)
+        return mm(F.layer_norm(x, (d,), self.norm), heads).view(B, *self.B_K_V).to(self.dtype)
