@@ -34,10 +34,12 @@ class CodecModelConfig(StageConfig):
     residual_kernel_size: int = 7
     residual_compress: int = 2       # residual units run their k-tap conv at C/2 channels: half the cost (SEANet)
     activation: Literal["snake", "elu"] = "snake"
+    upsampling: Literal["nearest", "transposed"] = "nearest"   # decoder upsampling: resize-conv or transposed conv
     num_codebooks: int = 4           # K: 4 x 10 bits x 50 Hz = 2.0 kbps at full depth
     codebook_size: int = 1024        # 2^10 entries -> 10 bits per code
     codebook_dim: int = 8            # factorised lookup space (DAC: 8)
     code_lookup: Literal["cosine", "euclidean"] = "cosine"  # cosine = DAC's l2-normalised lookup
+    code_centring: bool = True       # look codes up relative to a running mean of the projected latents
     codebook_decay: float = 0.99     # EMA of the k-means codebook updates (~100-step memory)
     quantizer_dropout: float = 0.5   # share of items trained with n ~ U{1..K} stages (one model, K bitrates)
 
@@ -86,6 +88,7 @@ class CodecConfig(StageConfig):
     mel_weight: float = 15.0         # multi-scale log-mel L1 (DAC weighs it 15)
     waveform_weight: float = 0.0     # L1 on samples (helps SI-SDR; off by default, as in DAC)
     commitment_weight: float = 0.25
+    fit_weight: float = 1.0          # each RVQ stage's output fits its residual (relative error; see quantizer.py)
     mel_windows: list[int] = Field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
     mel_bins: list[int] = Field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320])
     # ---- adversarial part: switchable and warm-started --------------------------------------------

@@ -7,11 +7,14 @@ Per model at full depth: codebook perplexity/usage, how predictable the codes ar
 and whether the codes carry the clip at all: `code_information_mel_gap` is the mel distance of
 clip i decoded from *another* clip's codes minus its distance decoded from its own codes. A codec
 whose decoder ignores its codes (it plays the corpus' average spectrum whatever it is given) has a
-gap of ~0 even when its mel distance and ViSQOL beat an untrained codec's.
+gap of ~0 even when its mel distance and ViSQOL beat an untrained codec's. `frame_periodic_energy`
+is the share of the decoded energy in one hop-long waveform repeated every frame (a drone at the
+frame rate and its harmonics; music itself has ~0.01 here).
 
 metrics.json keys (the default bitrate = all K codebooks):
     visqol, mel_distance, si_sdr, bitrate_kbps, n_quantizers, codebook_perplexity, codebook_usage,
-    code_entropy_bits, code_conditional_entropy_bits, code_information_mel_gap, per_bitrate[...],
+    code_entropy_bits, code_conditional_entropy_bits, code_information_mel_gap, frame_periodic_energy,
+    input_frame_periodic_energy, per_bitrate[...],
     untrained.{visqol, mel_distance, si_sdr, per_bitrate}, visqol_gain_over_untrained, n_clips, split
 """
 
@@ -76,6 +79,16 @@ def code_information_gap(codec, clips_audio: list[np.ndarray], codes: list[np.nd
     return float(np.mean(gaps))
 
 
+def frame_periodic_share(wav: np.ndarray, hop: int) -> float:
+    """Share of the energy of `wav` [n] in its frame-periodic part: the mean hop-long frame, repeated."""
+    n = len(wav) // hop
+    if n < 2:
+        return float("nan")
+    frames = np.asarray(wav[:n * hop], dtype=np.float64).reshape(n, hop)
+    total = float((frames ** 2).sum())
+    return float(n * (frames.mean(axis=0) ** 2).sum() / total) if total > 0 else float("nan")
+
+
 def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[int], *, use_visqol: bool,
                    progress=lambda it, **kw: it, keep_examples: int = 0) -> dict[str, Any]:
     """Scores of `codec` (OmniCodec-like: encode/decode/bitrate/sample_rate) on mono clips at its rate."""
@@ -83,7 +96,7 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
 
     sr = codec.sample_rate
     mel_loss = MultiScaleMelLoss(sr)
-    rows, examples, all_codes = [], {}, []
+    rows, examples, all_codes, periodic, input_periodic = [], {}, [], [], []
     jobs = [(n, i) for n in n_quantizer_list for i in range(len(clips_audio))]
     scores: dict[int, dict[str, list[float]]] = {n: {"visqol": [], "mel_distance": [], "si_sdr": []} for n in n_quantizer_list}
     for n, i in progress(jobs, desc="eval", unit="clip"):
@@ -94,6 +107,9 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
         deg = out[0, 0].numpy()
         if n == max(n_quantizer_list):
             all_codes.append(codes[0].numpy())
+            hop = int(round(sr / codec.frame_rate))
+            periodic.append(frame_periodic_share(deg, hop))
+            input_periodic.append(frame_periodic_share(ref, hop))
             if i < keep_examples:
                 examples[i] = deg
         scores[n]["mel_distance"].append(float(mel_loss(out, wav)))
@@ -115,6 +131,8 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
         "code_entropy_bits": unigram,
         "code_conditional_entropy_bits": conditional,
         "code_information_mel_gap": information_gap,
+        "frame_periodic_energy": float(np.mean(periodic)),
+        "input_frame_periodic_energy": float(np.mean(input_periodic)),
         "examples": examples,
     }
 
@@ -144,6 +162,8 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     metrics: dict[str, Any] = {
         "visqol": default["visqol"], "mel_distance": default["mel_distance"],
         "code_information_mel_gap": trained["code_information_mel_gap"], "si_sdr": default["si_sdr"],
+        "frame_periodic_energy": trained["frame_periodic_energy"],
+        "input_frame_periodic_energy": trained["input_frame_periodic_energy"],
         "bitrate_kbps": default["bitrate_kbps"], "n_quantizers": default["n_quantizers"],
         "codebook_perplexity": trained["codebook_perplexity"], "codebook_usage": trained["codebook_usage"],
         "code_entropy_bits": trained["code_entropy_bits"],
@@ -152,7 +172,8 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
         "untrained": {"visqol": base_default["visqol"], "mel_distance": base_default["mel_distance"],
                       "si_sdr": base_default["si_sdr"], "per_bitrate": baseline["per_bitrate"],
                       "codebook_perplexity": baseline["codebook_perplexity"],
-                      "code_information_mel_gap": baseline["code_information_mel_gap"]},
+                      "code_information_mel_gap": baseline["code_information_mel_gap"],
+                      "frame_periodic_energy": baseline["frame_periodic_energy"]},
         "visqol_gain_over_untrained": (default["visqol"] - base_default["visqol"]) if cfg.visqol else None,
         "mel_distance_gain_over_untrained": base_default["mel_distance"] - default["mel_distance"],
         "n_clips": len(clips), "split": split, "clip_ids": [c.clip_id for c in clips],
@@ -170,8 +191,10 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     run.add_path("eval_dir", out)
     fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
     run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "
-                 "mel distance from another clip's codes minus own: %s (untrained %s)",
+                 "mel distance from another clip's codes minus own: %s (untrained %s); "
+                 "frame-periodic share of the decoded energy %s (input %s)",
                  metrics["bitrate_kbps"], fmt(metrics["visqol"]), fmt(metrics["untrained"]["visqol"]),
                  fmt(metrics["mel_distance"]), fmt(metrics["untrained"]["mel_distance"]), fmt(metrics["si_sdr"]),
-                 fmt(metrics["code_information_mel_gap"]), fmt(metrics["untrained"]["code_information_mel_gap"]))
+                 fmt(metrics["code_information_mel_gap"]), fmt(metrics["untrained"]["code_information_mel_gap"]),
+                 fmt(metrics["frame_periodic_energy"]), fmt(metrics["input_frame_periodic_energy"]))
     return metrics

@@ -40,11 +40,47 @@ def wn_conv1d(in_ch: int, out_ch: int, kernel_size: int, *, stride: int = 1, dil
 
 
 def wn_conv_transpose1d(in_ch: int, out_ch: int, stride: int) -> nn.Module:
-    """Transposed conv with kernel 2*stride that maps T frames to exactly T * stride samples."""
+    """Transposed conv with kernel 2*stride that maps T frames to exactly T * stride samples.
+
+    It starts as a unit-gain channel mix followed by linear interpolation: the kernel is a random
+    [in, out] mix times a triangle whose taps `stride` apart sum to 1, so a constant input gives a
+    constant output. With independent random taps, the `stride` output phases have different
+    kernels and any constant part of the input (the latent has a large one) comes out as a pattern
+    repeating every frame. Measured on the tiny codec trained from that init: 96-98 % of the
+    decoded energy of held-out clips was one 480-sample waveform repeated frame after frame (a
+    drone at the 50 Hz frame rate and its harmonics), whatever the codes said.
+    """
     kernel = 2 * stride
     conv = nn.ConvTranspose1d(in_ch, out_ch, kernel, stride=stride, padding=stride // 2 + stride % 2,
                               output_padding=stride % 2)
-    return weight_norm(_signal_preserving_init(conv, in_ch * kernel / stride))  # each output sums in_ch * 2 taps
+    with torch.no_grad():
+        taps = torch.arange(kernel, dtype=torch.float32)
+        triangle = 1 - (taps - (kernel - 1) / 2).abs() / stride        # (j + 0.5) / s rising, then falling
+        mix = torch.randn(in_ch, out_ch) / in_ch ** 0.5
+        conv.weight.copy_(mix[:, :, None] * triangle)                     # weight [in, out, kernel]
+        conv.bias.zero_()
+    return weight_norm(conv)
+
+
+class NearestUpsampleConv(nn.Sequential):
+    """Repeat every frame `stride` times, then a k=3 conv: T -> T * stride ("resize-convolution").
+
+    Every output phase sees the same kernel, so no training can make a constant input come out as
+    a pattern repeating at the input's rate (the checkerboard artefact of transposed convs: Odena
+    et al. 2016, "Deconvolution and Checkerboard Artifacts"). Costs 1.5x a kernel-2s transposed conv
+    (3 vs 2 multiply-adds per output sample and channel pair).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__(nn.Upsample(scale_factor=stride, mode="nearest"), wn_conv1d(in_ch, out_ch, 3))
+
+
+def upsampling_conv(in_ch: int, out_ch: int, stride: int, kind: str = "nearest") -> nn.Module:
+    if kind == "transposed":
+        return wn_conv_transpose1d(in_ch, out_ch, stride)
+    if kind == "nearest":
+        return NearestUpsampleConv(in_ch, out_ch, stride)
+    raise ValueError(f"unknown upsampling {kind!r} (nearest | transposed)")
 
 
 class _SnakeFunction(torch.autograd.Function):

@@ -36,9 +36,9 @@ class OmniCodec(nn.Module):
         self.quantizer = ResidualVectorQuantizer(
             latent_dim=config.latent_dim, num_codebooks=config.num_codebooks, codebook_size=config.codebook_size,
             codebook_dim=config.codebook_dim, quantizer_dropout=config.quantizer_dropout,
-            decay=config.codebook_decay, lookup_metric=config.code_lookup,
+            decay=config.codebook_decay, lookup_metric=config.code_lookup, centring=config.code_centring,
         )
-        self.decoder = Decoder(channels=config.decoder_channels, **arch)
+        self.decoder = Decoder(channels=config.decoder_channels, upsampling=config.upsampling, **arch)
 
     # ---- the attributes other stages rely on ----------------------------------------------------
     @property
@@ -137,6 +137,7 @@ def read_model_config(model_dir: str | os.PathLike) -> tuple[CodecModelConfig, d
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this an OmniCodec model folder?")
     raw = json.loads(path.read_text())
+    raw.setdefault("upsampling", "transposed")    # folders written before the option existed
     fields = set(CodecModelConfig.model_fields)
     return CodecModelConfig(**{k: v for k, v in raw.items() if k in fields}), {k: v for k, v in raw.items() if k not in fields}
 

@@ -1,17 +1,23 @@
 """Residual vector quantizer with DAC's improvements (Kumar et al. 2023, "High-Fidelity Audio
-Compression with Improved RVQGAN", section 3.2):
+Compression with Improved RVQGAN", section 3.2), and codes learnt as k-means centroids:
 
 * factorised codes: each stage projects the D-dim residual to a tiny `codebook_dim` (8) space
   and looks the code up there, so the 1024 entries are cheap to search and all get used;
-* l2-normalised lookup: nearest code by cosine similarity (codes and latents on the unit sphere),
-  which behaves like spherical k-means and keeps the codebook from collapsing. Directions and codes
-  are taken relative to the centre of the projected latents (the batch mean in training, a running
-  mean at inference, as in BatchNorm): early in training the encoder output drifts by a common
-  offset far larger than its frame-to-frame variation, and uncentred cosine then maps every frame
-  to one code (measured here: perplexity 350 -> 1 within 10 steps, and it stays there);
-* codes learnt as k-means centroids (EMA, as in SoundStream/EnCodec) rather than by gradient,
-  a data initialisation (a few rounds of k-means on real latents) and dead-code replacement
-  (codes unused for a whole window are moved onto current latents);
+* l2-normalised lookup: nearest code by cosine similarity, as in DAC. Directions are taken
+  relative to a running mean of the stage's projected latents (`centre`, an EMA like BatchNorm's
+  running mean, used in training and at inference alike) and the codes are stored relative to it:
+  the projected latents share a common offset far larger than their frame-to-frame spread
+  (measured: every frame within 10 degrees of the mean direction), and an uncentred cosine then
+  sees one direction and uses a handful of codes;
+* codes learnt as k-means centroids (EMA, as in SoundStream/EnCodec) rather than by gradient
+  (gradient-trained codes collapsed here: perplexity 350 -> 1 within 10 steps), a data
+  initialisation (a few rounds of k-means on real latents) and dead-code replacement (codes unused
+  for a whole window are moved onto current latents of their stage, preferring the latents the
+  codebook covers worst, k-means++ style);
+* a residual fit: each stage's decoded code is trained to match the residual it quantizes, in the
+  D-dim latent space (`fit_loss`, relative squared error). Without it nothing asks out_proj(in_proj(r))
+  to resemble r, and the "residual" handed to the next stage grew instead of shrinking (|r| x1.4
+  after stage 1, measured), so later stages quantized noise;
 * quantizer dropout: during training each item keeps only its first n ~ U{1..K} stages with
   probability `quantizer_dropout`, so one model serves every bitrate from 1 to K codebooks.
 
@@ -42,50 +48,61 @@ class QuantizerOutput:
     commitment_loss: torch.Tensor  # scalar: pulls the encoder towards its codes
     codebook_loss: torch.Tensor    # scalar, 0 here: the codes learn by EMA k-means (kept for gradient-trained peers)
     n_quantizers: torch.Tensor     # [B] stages each item used (quantizer dropout)
+    fit_loss: torch.Tensor | None = None  # scalar: relative error of each stage's output vs its residual
 
 
 class FactorizedVectorQuantizer(nn.Module):
-    """One RVQ stage: D -> d projection, cosine nearest-neighbour lookup, d -> D projection.
+    """One RVQ stage: D -> d projection, centred cosine nearest-neighbour lookup, d -> D projection.
 
-        z_e = in_proj(residual)                 [B, d, T]
-        k   = argmax_j cos(z_e, codebook_j)     the l2-normalised lookup
-        out = out_proj(codebook_k)              straight-through to z_e in training
+        z_e = in_proj(residual)                        [B, d, T]
+        k   = argmax_j cos(z_e - centre, codebook_j)   the l2-normalised lookup, relative to the centre
+        out = out_proj(centre + codebook_k)            straight-through to z_e in training
 
     The codebook is a k-means state, not a parameter: each training step moves every used code to
-    the running (EMA) mean of the latents assigned to it. Gradient-trained codes (DAC) follow the
-    encoder too slowly at the start: its output drifts by a common offset far larger than its
-    frame-to-frame spread, and every frame ends on one code (measured here: perplexity 350 -> 1
-    within 10 steps, and it stays there). EMA codes move with the data.
+    the running (EMA) mean of the (centred) latents assigned to it.
     """
 
     def __init__(self, latent_dim: int, codebook_size: int, codebook_dim: int, decay: float = 0.99,
-                 eps: float = 1e-5, lookup_metric: str = "cosine"):
+                 eps: float = 1e-5, lookup_metric: str = "cosine", centring: bool = True):
         super().__init__()
         if lookup_metric not in ("cosine", "euclidean"):
             raise ValueError(f"lookup_metric must be cosine or euclidean, got {lookup_metric!r}")
-        self.lookup_metric = lookup_metric
+        self.lookup_metric, self.centring = lookup_metric, centring
         self.codebook_size, self.decay, self.eps = codebook_size, decay, eps
         self.in_proj = wn_conv1d(latent_dim, codebook_dim, 1)
         self.out_proj = wn_conv1d(codebook_dim, latent_dim, 1)
-        self.register_buffer("codebook", torch.randn(codebook_size, codebook_dim))
+        self.register_buffer("codebook", torch.randn(codebook_size, codebook_dim))  # relative to `centre`
+        self.register_buffer("centre", torch.zeros(codebook_dim))                   # EMA of the projected latents
         self.register_buffer("cluster_size", torch.ones(codebook_size))   # EMA of assignment counts
         self.register_buffer("code_sum", self.codebook.clone())            # EMA of assigned latent sums
         # assignments since the last dead-code check (summed over ranks at check time)
         self.register_buffer("usage", torch.zeros(codebook_size))
 
-    def nearest_codes(self, z_e: torch.Tensor) -> torch.Tensor:
-        """Projected latents [B, d, T] -> code indices [B, T] (max cosine similarity, or min distance)."""
-        flat = rearrange(z_e, "b d t -> (b t) d").float()
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # codecs saved before the centre existed looked codes up uncentred: a zero centre is exactly that
+        state_dict.setdefault(prefix + "centre", torch.zeros_like(self.centre))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def centred(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Projected latents [B, d, T] relative to the running centre (unchanged without centring)."""
+        return z_e - self.centre[None, :, None].to(z_e.dtype) if self.centring else z_e
+
+    def _scores(self, flat: torch.Tensor) -> torch.Tensor:
+        """Centred latents [N, d] -> [N, codebook_size] similarities (higher = nearer)."""
         book = self.codebook.float()
         if self.lookup_metric == "cosine":
-            indices = (F.normalize(flat, dim=-1) @ F.normalize(book, dim=-1).t()).argmax(dim=-1)
-        else:
-            indices = (book.pow(2).sum(-1)[None] - 2 * flat @ book.t()).argmin(dim=-1)
-        return rearrange(indices, "(b t) -> b t", b=z_e.shape[0])
+            return F.normalize(flat, dim=-1) @ F.normalize(book, dim=-1).t()
+        return 2 * flat @ book.t() - book.pow(2).sum(-1)[None]  # -|x - c|^2 up to a per-row constant
+
+    def nearest_codes(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Projected latents [B, d, T] -> code indices [B, T] (max centred cosine, or min distance)."""
+        flat = rearrange(self.centred(z_e), "b d t -> (b t) d").float()
+        return rearrange(self._scores(flat).argmax(dim=-1), "(b t) -> b t", b=z_e.shape[0])
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [B, T] -> code vectors [B, d, T]."""
-        return rearrange(F.embedding(codes, self.codebook), "b t d -> b d t")
+        """codes [B, T] -> code vectors [B, d, T] in the projected space (centre added back)."""
+        vectors = rearrange(F.embedding(codes, self.codebook), "b t d -> b d t")
+        return vectors + self.centre[None, :, None] if self.centring else vectors
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, T] -> this stage's contribution to the latent [B, D, T]."""
@@ -93,16 +110,30 @@ class FactorizedVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def set_codes(self, mask: torch.Tensor, vectors: torch.Tensor) -> None:
-        """Put the codes selected by `mask` at `vectors` (initialisation, dead-code replacement)."""
+        """Put the codes selected by `mask` at (centred) `vectors` (initialisation, dead-code replacement)."""
         self.codebook[mask] = vectors.to(self.codebook.dtype)
         self.code_sum[mask] = vectors.to(self.code_sum.dtype)
         self.cluster_size[mask] = 1.0
 
     @torch.no_grad()
-    def ema_update(self, z_e: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor) -> None:
-        """k-means step by EMA over the items that use this stage (counts and sums summed over ranks)."""
-        flat = rearrange(z_e.float(), "b d t -> (b t) d")
-        weight = keep.float().repeat_interleave(z_e.shape[-1])            # [(b t)] 0 for dropped items
+    def update_centre(self, z_e: torch.Tensor, keep: torch.Tensor) -> None:
+        """EMA step of the centre towards the mean projected latent of the items using this stage."""
+        if not self.centring:
+            return
+        weight = keep.float().to(z_e.device)[:, None, None]
+        stats = torch.cat([(z_e.float() * weight).sum(dim=(0, 2)), (weight.sum() * z_e.shape[-1]).reshape(1)])
+        if _dist_ready():
+            dist.all_reduce(stats)
+        if stats[-1] > 0:
+            self.centre.lerp_(stats[:-1] / stats[-1], 1 - self.decay)
+
+    @torch.no_grad()
+    def ema_update(self, z_c: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor) -> None:
+        """k-means step by EMA over the items that use this stage (counts and sums summed over ranks).
+
+        z_c are centred projected latents [B, d, T]."""
+        flat = rearrange(z_c.float(), "b d t -> (b t) d")
+        weight = keep.float().to(flat.device).repeat_interleave(z_c.shape[-1])  # [(b t)] 0 for dropped items
         onehot = F.one_hot(codes.flatten(), self.codebook_size).float() * weight[:, None]
         counts, sums = onehot.sum(0), onehot.t() @ flat
         if _dist_ready():
@@ -118,31 +149,45 @@ class FactorizedVectorQuantizer(nn.Module):
         self.codebook.copy_(self.code_sum / smoothed[:, None])
 
     def forward(self, residual: torch.Tensor, keep: torch.Tensor | None = None):
-        """residual [B, D, T] -> (z_q [B, D, T], codes [B, T], commit [B], codebook [B], z_e [B, d, T])."""
+        """residual [B, D, T] -> (z_q [B, D, T], codes [B, T], commit [B], fit [B], centred z_e [B, d, T]).
+
+        `fit` is |residual - z_q|^2 / |residual|^2 per item, with gradients to the projections only."""
+        keep = torch.ones(residual.shape[0]) if keep is None else keep
         z_e = self.in_proj(residual)
-        codes = self.nearest_codes(z_e)
         if self.training:
-            self.ema_update(z_e.detach(), codes, torch.ones(z_e.shape[0]) if keep is None else keep)
+            self.update_centre(z_e.detach(), keep)
+        codes = self.nearest_codes(z_e.detach())
+        z_c = self.centred(z_e.detach())
+        if self.training:
+            self.ema_update(z_c, codes, keep)
         code_vectors = self.lookup(codes).to(z_e.dtype)
         commitment = F.mse_loss(z_e, code_vectors, reduction="none").mean(dim=(1, 2))
-        codebook = torch.zeros_like(commitment)  # the codes learn by EMA, not by gradient
-        code_vectors = z_e + (code_vectors - z_e).detach()  # straight-through estimator
-        return self.out_proj(code_vectors), codes, commitment, codebook, z_e
+        z_q = self.out_proj(z_e + (code_vectors - z_e).detach())  # straight-through estimator
+        # the same output with the residual detached: trains in_proj/out_proj to fit the residual
+        # without pulling the encoder (whose latent should serve the decoder, not the quantizer)
+        target = residual.detach()
+        z_fit = self.in_proj(target)
+        fit_q = self.out_proj(z_fit + (code_vectors - z_fit).detach())
+        fit = (target - fit_q).pow(2).mean(dim=(1, 2)) / target.pow(2).mean(dim=(1, 2)).clamp_min(1e-12)
+        return z_q, codes, commitment, fit, z_c
 
 
 class ResidualVectorQuantizer(nn.Module):
     def __init__(self, *, latent_dim: int, num_codebooks: int, codebook_size: int, codebook_dim: int,
-                 quantizer_dropout: float, decay: float = 0.99, lookup_metric: str = "cosine"):
+                 quantizer_dropout: float, decay: float = 0.99, lookup_metric: str = "cosine",
+                 centring: bool = True):
         super().__init__()
         self.num_codebooks = num_codebooks
         self.codebook_size = codebook_size
         self.quantizer_dropout = quantizer_dropout
+        self.lookup_metric = lookup_metric
         self.stages = nn.ModuleList(
-            FactorizedVectorQuantizer(latent_dim, codebook_size, codebook_dim, decay, lookup_metric=lookup_metric)
+            FactorizedVectorQuantizer(latent_dim, codebook_size, codebook_dim, decay, lookup_metric=lookup_metric,
+                                      centring=centring)
             for _ in range(num_codebooks)
         )
         self.register_buffer("initialized", torch.tensor(False))
-        self._last_projected: list[torch.Tensor] = []  # per-stage z_e of the last training batch
+        self._last_projected: list[torch.Tensor] = []  # per-stage centred z_e of the last training batch
 
     def _check_n(self, n_quantizers: int | None) -> int:
         n = self.num_codebooks if n_quantizers is None else int(n_quantizers)
@@ -175,20 +220,20 @@ class ResidualVectorQuantizer(nn.Module):
         n_max = self.num_codebooks if self.training else int(n_per_item.max())
 
         residual, z_q = z, torch.zeros_like(z)
-        codes, commitment, codebook = [], z.new_zeros(()), z.new_zeros(())
+        codes, commitment, fit = [], z.new_zeros(()), z.new_zeros(())
         self._last_projected = []
         for k, stage in enumerate(self.stages[:n_max]):
             keep = (n_per_item > k).to(z.dtype)  # [B] 1 where this item uses stage k
-            stage_q, stage_codes, commit_k, book_k, z_e = stage(residual, keep.cpu())
+            stage_q, stage_codes, commit_k, fit_k, z_c = stage(residual, keep.cpu())
             z_q = z_q + stage_q * keep[:, None, None]
             residual = residual - stage_q
             codes.append(stage_codes)
             denom = keep.sum().clamp_min(1.0)
             commitment = commitment + (commit_k * keep).sum() / denom
-            codebook = codebook + (book_k * keep).sum() / denom
+            fit = fit + (fit_k * keep).sum() / denom
             if self.training:
-                self._last_projected.append(z_e.detach())
-        return QuantizerOutput(z_q, torch.stack(codes, dim=1), commitment, codebook, n_per_item)
+                self._last_projected.append(z_c)
+        return QuantizerOutput(z_q, torch.stack(codes, dim=1), commitment, z.new_zeros(()), n_per_item, fit)
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor, n_quantizers: int | None = None) -> torch.Tensor:
@@ -214,7 +259,7 @@ class ResidualVectorQuantizer(nn.Module):
     @torch.no_grad()
     def initialize_from_data(self, z: torch.Tensor, kmeans_iters: int = 5,
                              generator: torch.Generator | None = None) -> None:
-        """Data init, stage by stage: each codebook becomes k-means centroids of its projected residuals.
+        """Data init, stage by stage: centre = mean projected residual, codes = k-means centroids around it.
 
         z [B, D, T] are encoder latents of real clips. Under DDP call it on every rank before
         wrapping the model: DDP then broadcasts rank 0's codebooks to all ranks.
@@ -222,9 +267,11 @@ class ResidualVectorQuantizer(nn.Module):
         residual = z
         for stage in self.stages:
             projected = stage.in_proj(residual)
-            flat = rearrange(projected, "b d t -> (b t) d")
+            if stage.centring:
+                stage.centre.copy_(projected.float().mean(dim=(0, 2)))
+            flat = rearrange(stage.centred(projected), "b d t -> (b t) d")
             everything = torch.ones(self.codebook_size, dtype=torch.bool, device=flat.device)
-            stage.set_codes(everything, _spherical_kmeans(flat, self.codebook_size, kmeans_iters, generator))
+            stage.set_codes(everything, _kmeans(flat, self.codebook_size, kmeans_iters, generator, self.lookup_metric))
             residual = residual - stage.decode(stage.nearest_codes(projected))
         self.initialized.fill_(True)
 
@@ -232,6 +279,8 @@ class ResidualVectorQuantizer(nn.Module):
     def replace_dead_codes(self, threshold: float = 1.0, generator: torch.Generator | None = None) -> dict:
         """Move codes used fewer than `threshold` times since the last call onto latents of the last batch.
 
+        The new codes are distinct latents of that stage, drawn with probability proportional to
+        how badly the current codebook covers them (k-means++ seeding); at most one per latent.
         Usage counts are summed over ranks; rank 0 draws the replacements and broadcasts the
         codebooks, so every rank ends with the same weights. Returns {stage: (n_replaced, perplexity)}.
         """
@@ -242,19 +291,27 @@ class ResidualVectorQuantizer(nn.Module):
                 dist.all_reduce(usage)
             perplexity = _perplexity(usage)
             dead = usage < threshold
-            n_dead = int(dead.sum())
-            if n_dead and k < len(self._last_projected) and usage.sum() > 0:
+            n_replaced = 0
+            if bool(dead.any()) and k < len(self._last_projected) and usage.sum() > 0:
                 candidates = rearrange(self._last_projected[k], "b d t -> (b t) d").float()
-                pick = torch.randint(0, candidates.shape[0], (n_dead,), generator=generator)
-                noise = 1e-3 * torch.randn(n_dead, candidates.shape[1], generator=generator)
-                stage.set_codes(dead, candidates[pick.to(candidates.device)] + noise.to(candidates.device))
+                n_replaced = min(int(dead.sum()), candidates.shape[0])
+                # how far each latent is from its nearest live code: uncovered latents first
+                live = ~dead
+                scores = stage._scores(candidates)[:, live].max(dim=-1).values
+                gap = (1 - scores) if self.lookup_metric == "cosine" else \
+                    (candidates.pow(2).sum(-1) - scores)  # |x - c|^2 of the nearest live code
+                weights = gap.clamp_min(0).cpu() + 1e-12
+                pick = torch.multinomial(weights, n_replaced, replacement=False, generator=generator)
+                slots = torch.nonzero(dead).flatten()
+                slots = slots[torch.randperm(len(slots), generator=generator)[:n_replaced].to(slots.device)]
+                mask = torch.zeros_like(dead)
+                mask[slots] = True
+                stage.set_codes(mask, candidates[pick.to(candidates.device)])
                 if _dist_ready():
                     for buffer in (stage.codebook, stage.code_sum, stage.cluster_size):
                         dist.broadcast(buffer, src=0)
-            else:
-                n_dead = 0
             stage.usage.zero_()
-            report[k] = (n_dead, perplexity)
+            report[k] = (n_replaced, perplexity)
         return report
 
 
@@ -274,8 +331,10 @@ def code_perplexity(codes: torch.Tensor, codebook_size: int) -> list[float]:
             for k in range(codes.shape[1])]
 
 
-def _spherical_kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Generator | None) -> torch.Tensor:
-    """x [N, d] -> k centroids [k, d]: assignment by cosine, centroid = mean of its members.
+def _kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Generator | None,
+            metric: str = "cosine") -> torch.Tensor:
+    """x [N, d] -> k centroids [k, d]: assignment by cosine (spherical k-means) or distance,
+    centroid = mean of its members.
 
     With fewer points than codes, the points are reused (with a little noise), which is the
     "initialise from data" fallback; empty clusters keep their previous centroid.
@@ -287,7 +346,10 @@ def _spherical_kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Gene
     if n < k:
         centroids += 1e-3 * x.std() * torch.randn(centroids.shape, generator=generator).to(x.device)
     for _ in range(iters if n >= k else 0):
-        assign = (F.normalize(x, dim=-1) @ F.normalize(centroids, dim=-1).t()).argmax(dim=-1)
+        if metric == "cosine":
+            assign = (F.normalize(x, dim=-1) @ F.normalize(centroids, dim=-1).t()).argmax(dim=-1)
+        else:
+            assign = torch.cdist(x, centroids).argmin(dim=-1)
         sums = torch.zeros_like(centroids).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).unsqueeze(1).to(x.dtype)
         centroids = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)

@@ -6,7 +6,7 @@ its stride while the channels double/halve:
 
     encoder  wav [B, 1, T] -> patches [B, P, T/P] -> conv -> (res units -> strided conv) x len(strides)
              -> act -> conv -> latent [B, D, T/hop]          hop = P * prod(strides)
-    decoder  latent [B, D, T/hop] -> conv -> (act -> transposed conv -> res units) x len(strides)
+    decoder  latent [B, D, T/hop] -> conv -> (act -> upsampling conv -> res units) x len(strides)
              -> act -> conv -> patches [B, P, T/P] -> wav [B, 1, T] (tanh keeps it in [-1, 1])
 """
 
@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from components.omnicodec.layers import ResidualUnit, activation, wn_conv1d, wn_conv_transpose1d
+from components.omnicodec.layers import ResidualUnit, activation, upsampling_conv, wn_conv1d
 
 
 def hop_length(patch_size: int, strides: tuple[int, ...] | list[int]) -> int:
@@ -29,18 +29,19 @@ class EncoderBlock(nn.Sequential):
     """Residual units at `in_ch`, then a strided conv to `out_ch` that divides time by `stride`."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, *, dilations, kernel_size: int, act: str,
-                 compress: int):
+                 compress: int, upsampling: str = "nearest"):
         units = [ResidualUnit(in_ch, dilation=d, kernel_size=kernel_size, act=act, compress=compress) for d in dilations]
         super().__init__(*units, activation(act, in_ch), wn_conv1d(in_ch, out_ch, 2 * stride, stride=stride))
 
 
 class DecoderBlock(nn.Sequential):
-    """A transposed conv to `out_ch` that multiplies time by `stride`, then residual units."""
+    """An upsampling conv to `out_ch` (resize-conv or transposed; layers.py) that multiplies time by `stride`,
+    then residual units."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, *, dilations, kernel_size: int, act: str,
-                 compress: int):
+                 compress: int, upsampling: str = "nearest"):
         units = [ResidualUnit(out_ch, dilation=d, kernel_size=kernel_size, act=act, compress=compress) for d in dilations]
-        super().__init__(activation(act, in_ch), wn_conv_transpose1d(in_ch, out_ch, stride), *units)
+        super().__init__(activation(act, in_ch), upsampling_conv(in_ch, out_ch, stride, upsampling), *units)
 
 
 class Encoder(nn.Module):
@@ -65,14 +66,14 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     def __init__(self, *, patch_size: int, channels: int, strides, latent_dim: int, dilations, kernel_size: int,
-                 act: str, compress: int = 1):
+                 act: str, compress: int = 1, upsampling: str = "nearest"):
         super().__init__()
         self.patch_size = patch_size
         layers: list[nn.Module] = [wn_conv1d(latent_dim, channels, 7)]
         ch = channels
         for stride in reversed(strides):
             layers.append(DecoderBlock(ch, ch // 2, stride, dilations=dilations, kernel_size=kernel_size, act=act,
-                                       compress=compress))
+                                       compress=compress, upsampling=upsampling))
             ch //= 2
         layers += [activation(act, ch), wn_conv1d(ch, patch_size, 7)]
         self.layers = nn.Sequential(*layers)

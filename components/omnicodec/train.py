@@ -134,6 +134,8 @@ class CodecTrainer:
 
         mel = self.mel_loss(recon, wav)
         loss_g = cfg.mel_weight * mel + cfg.commitment_weight * q.commitment_loss
+        if q.fit_loss is not None and cfg.fit_weight > 0:
+            loss_g = loss_g + cfg.fit_weight * q.fit_loss
         if cfg.waveform_weight > 0:
             loss_g = loss_g + cfg.waveform_weight * (recon - wav).abs().mean()
         if adversarial:  # G step through a frozen discriminator
@@ -152,6 +154,8 @@ class CodecTrainer:
         self.step += 1
         logs.update(mel=mel.item(), commitment=q.commitment_loss.item(),
                     grad_norm=float(grad_norm))
+        if q.fit_loss is not None:
+            logs["fit"] = q.fit_loss.item()
 
         if cfg.dead_code_interval and self.step % cfg.dead_code_interval == 0 and hasattr(self.codec, "replace_dead_codes"):
             report = self.codec.replace_dead_codes(cfg.dead_code_threshold,

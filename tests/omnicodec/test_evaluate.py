@@ -1,6 +1,7 @@
 """The information check: a decoder that ignores its codes shows no gap, one that uses them does."""
 
 import numpy as np
+import pytest
 import torch
 
 from components.omnicodec.evaluate import code_information_gap
@@ -29,3 +30,15 @@ def test_gap_is_zero_when_the_decoder_ignores_its_codes_and_positive_when_it_use
     assert code_information_gap(ToneCodec(True), clips, codes, mel) == 0.0
     assert code_information_gap(ToneCodec(False), clips, codes, mel) > 0.5
     assert code_information_gap(ToneCodec(False), clips[:1], codes[:1], mel) is None
+
+
+def test_frame_periodic_share_finds_a_drone_at_the_frame_rate():
+    from components.omnicodec.evaluate import frame_periodic_share
+
+    rng = np.random.default_rng(0)
+    hop = 480
+    drone = np.tile(rng.standard_normal(hop), 50)                     # one frame's waveform, repeated
+    music = rng.standard_normal(50 * hop)
+    assert frame_periodic_share(drone, hop) == pytest.approx(1.0)
+    assert frame_periodic_share(music, hop) < 0.05
+    assert 0.4 < frame_periodic_share(drone + music, hop) < 0.6

@@ -68,3 +68,18 @@ def test_same_seed_same_weights_and_save_load_round_trip(small_model_config, tmp
     conv_weights = [n for n, _ in fused.named_parameters() if n.endswith(".weight")]
     assert conv_weights and not any("parametrizations" in n for n, _ in fused.named_parameters())
     assert torch.allclose(fused.decode(loaded.encode(wav)), loaded.decode(loaded.encode(wav)), atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4, 5])
+def test_upsampling_starts_as_interpolation_so_a_constant_latent_gives_no_drone(stride):
+    """A constant input must not come out as a pattern repeating every frame (a frame-rate buzz)."""
+    from components.omnicodec.layers import wn_conv_transpose1d
+
+    torch.manual_seed(0)
+    conv = wn_conv_transpose1d(8, 4, stride)
+    with torch.no_grad():
+        out = conv(torch.randn(1, 8, 1).expand(1, 8, 20))            # the same vector in every frame
+    interior = out[..., 2 * stride:-2 * stride]
+    assert out.shape[-1] == 20 * stride
+    assert interior.std(dim=-1).max() < 1e-5 * interior.abs().max()  # constant in time, channel by channel
+    assert interior.abs().max() > 0.1                                  # ...and not zero

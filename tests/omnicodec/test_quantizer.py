@@ -97,8 +97,11 @@ def test_data_initialisation_puts_codes_on_the_data():
     z = torch.randn(8, 16, 40) + 3.0
     rvq.initialize_from_data(z, kmeans_iters=3, generator=torch.Generator().manual_seed(0))
     assert bool(rvq.initialized)
-    z_e = rvq.stages[0].in_proj(z).transpose(1, 2).reshape(-1, 4)
-    book = rvq.stages[0].codebook
+    stage = rvq.stages[0]
+    z_e = stage.in_proj(z)
+    assert torch.allclose(stage.centre, z_e.mean(dim=(0, 2)), atol=1e-5)  # the centre starts at the data mean
+    z_e = stage.centred(z_e).transpose(1, 2).reshape(-1, 4)
+    book = stage.codebook                                                  # codes live relative to the centre
     nearest = torch.cdist(book, z_e).min(dim=1).values
     assert nearest.median() < 0.5 * z_e.std(dim=0).mean() * 4 ** 0.5
     assert code_perplexity(rvq.eval().encode(z), 32)[0] > 8
