@@ -83,3 +83,18 @@ def test_upsampling_starts_as_interpolation_so_a_constant_latent_gives_no_drone(
     assert out.shape[-1] == 20 * stride
     assert interior.std(dim=-1).max() < 1e-5 * interior.abs().max()  # constant in time, channel by channel
     assert interior.abs().max() > 0.1                                  # ...and not zero
+
+
+def test_resize_conv_upsampling_cannot_learn_a_drone():
+    """Whatever its weights, nearest-repeat + conv maps a constant input to a constant output."""
+    from components.omnicodec.layers import upsampling_conv
+
+    torch.manual_seed(0)
+    up = upsampling_conv(8, 4, 5, "nearest")
+    with torch.no_grad():
+        for p in up.parameters():
+            p.normal_()                                                # any "trained" weights
+        out = up(torch.randn(1, 8, 1).expand(1, 8, 20))
+    interior = out[..., 5:-5]
+    assert out.shape[-1] == 100
+    assert interior.std(dim=-1).max() < 1e-5 * interior.abs().max()
