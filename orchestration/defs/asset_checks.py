@@ -109,6 +109,22 @@ def codes_in_range() -> dg.AssetCheckResult:
 # ViSQOL of a few held-out clips moves by a few hundredths between runs of the same model
 VISQOL_NOISE = 0.05
 MIN_GAIN_OVER_UNTRAINED = 0.1
+# decoding a clip from another clip's codes must be clearly worse than from its own: an untrained
+# codec scores ~0.005, a decoder that plays one sound whatever its codes 0.000, the tiny codec 0.2
+MIN_INFORMATION_GAP = 0.05
+
+
+def codec_gate_decisions(metrics: dict, previous: dict | None) -> dict[str, bool]:
+    """The promotion rules, by name, from `lyra codec eval` metrics and the last accepted gate's metadata."""
+    visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
+    gates = {"mel_distance_below_untrained": metrics["mel_distance"] < metrics["untrained"]["mel_distance"]}
+    gap = metrics.get("code_information_mel_gap")
+    gates["codes_carry_the_clip"] = gap is not None and gap >= MIN_INFORMATION_GAP
+    if visqol is not None and base is not None:
+        gates["visqol_above_untrained"] = visqol >= base + MIN_GAIN_OVER_UNTRAINED
+    if previous is not None and visqol is not None and previous.get("visqol") is not None:
+        gates["no_regression_on_previous_version"] = visqol >= previous["visqol"] - VISQOL_NOISE
+    return gates
 
 
 def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str) -> dict | None:
@@ -124,7 +140,7 @@ def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCh
 
 
 @dg.asset_check(asset="omnicodec_eval", blocking=True,
-                description="promotion gate: beats the untrained codec and does not regress on the last accepted version")
+                description="promotion gate: beats the untrained codec, its codes carry the clip, and it does not regress on the last accepted version")
 def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     import json
 
@@ -135,16 +151,13 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     digest = tree_digest(model_dir / "model.safetensors", model_dir / "config.json")
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
-    gates = {"mel_distance_below_untrained": mel < base_mel}
-    if visqol is not None and base is not None:
-        gates["visqol_above_untrained"] = visqol >= base + MIN_GAIN_OVER_UNTRAINED
     previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest)
-    if previous is not None and visqol is not None and previous.get("visqol") is not None:
-        gates["no_regression_on_previous_version"] = visqol >= previous["visqol"] - VISQOL_NOISE
+    gates = codec_gate_decisions(metrics, previous)
     failed = [name for name, ok in gates.items() if not ok]
     return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {
         "codec_digest": digest, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,
         "untrained_mel_distance": base_mel, "bitrate_kbps": metrics.get("bitrate_kbps"),
+        "code_information_mel_gap": metrics.get("code_information_mel_gap"),
         "previous_visqol": previous.get("visqol") if previous else None,
         "previous_codec_digest": previous.get("codec_digest") if previous else None,
         **{f"gate.{k}": v for k, v in gates.items()},
