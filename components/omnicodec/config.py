@@ -136,3 +136,6 @@ class CodecEvalConfig(StageConfig):
     clip_seconds: float = 5.0        # evaluate the first N seconds of each clip (0 = whole clip)
     visqol: bool = True              # off = skip ViSQOL (mel distance / SI-SDR only), e.g. in quick tests
     n_examples: int = 2              # audio examples written to the eval folder
+    # the codec gate's `codes_carry_the_clip` rule: decoding from another clip's codes must be at
+    # least this much worse (mel distance) than from the clip's own; None = rule off
+    gate_min_information_gap: float | None = 0.05

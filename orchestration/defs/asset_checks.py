@@ -109,17 +109,20 @@ def codes_in_range() -> dg.AssetCheckResult:
 # ViSQOL of a few held-out clips moves by a few hundredths between runs of the same model
 VISQOL_NOISE = 0.05
 MIN_GAIN_OVER_UNTRAINED = 0.1
-# decoding a clip from another clip's codes must be clearly worse than from its own: an untrained
-# codec scores ~0.005, a decoder that plays one sound whatever its codes 0.000, the tiny codec 0.2
-MIN_INFORMATION_GAP = 0.05
 
 
-def codec_gate_decisions(metrics: dict, previous: dict | None) -> dict[str, bool]:
-    """The promotion rules, by name, from `lyra codec eval` metrics and the last accepted gate's metadata."""
+def codec_gate_decisions(metrics: dict, previous: dict | None, min_information_gap: float | None = 0.05) -> dict[str, bool]:
+    """The promotion rules, by name, from `lyra codec eval` metrics and the last accepted gate's metadata.
+
+    `min_information_gap` (codec_eval.gate_min_information_gap): decoding a clip from another
+    clip's codes must be this much worse than from its own. An untrained codec scores ~0.005, a
+    decoder that plays one sound whatever its codes 0.000, the tiny codec 0.2.
+    """
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     gates = {"mel_distance_below_untrained": metrics["mel_distance"] < metrics["untrained"]["mel_distance"]}
-    gap = metrics.get("code_information_mel_gap")
-    gates["codes_carry_the_clip"] = gap is not None and gap >= MIN_INFORMATION_GAP
+    if min_information_gap is not None:
+        gap = metrics.get("code_information_mel_gap")
+        gates["codes_carry_the_clip"] = gap is not None and gap >= min_information_gap
     if visqol is not None and base is not None:
         gates["visqol_above_untrained"] = visqol >= base + MIN_GAIN_OVER_UNTRAINED
     if previous is not None and visqol is not None and previous.get("visqol") is not None:
@@ -152,7 +155,7 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
     previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest)
-    gates = codec_gate_decisions(metrics, previous)
+    gates = codec_gate_decisions(metrics, previous, _stage_config("omnicodec_eval").gate_min_information_gap)
     failed = [name for name, ok in gates.items() if not ok]
     return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {
         "codec_digest": digest, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,

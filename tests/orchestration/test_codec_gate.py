@@ -19,6 +19,8 @@ def test_a_decoder_that_ignores_its_codes_is_refused_even_with_good_scores():
     # the measured failure: one sound whatever the codes, yet lower mel distance and higher ViSQOL
     assert failed({**GOOD, "code_information_mel_gap": 0.000}) == ["codes_carry_the_clip"]
     assert failed({**GOOD, "code_information_mel_gap": None}) == ["codes_carry_the_clip"]
+    assert codec_gate_decisions({**GOOD, "code_information_mel_gap": 0.0}, None, None) == {   # rule off
+        "mel_distance_below_untrained": True, "visqol_above_untrained": True}
 
 
 def test_no_gain_over_untrained_or_a_regression_is_refused():
