@@ -15,10 +15,11 @@ Two weight formats:
   Computes exactly what `LyraForMusicGeneration.forward` computes for one new position (a test
   holds them equal).
 - "int8": weight-only int8, one scale per output channel (gpt-fast's recipe), bf16 activations
-  into the matmuls, fp32 residual stream, norms, attention and KV cache. A quarter of the bytes
-  to stream, ~4x faster matmuls at batch 1 on CPU; on the tiny model's held-out codes the
-  next-code KL to the exact distribution is 8e-5 nats (a test bounds it). Used for steps of at
-  most INT8_MAX_ROWS rows; bigger batches are compute-bound and take the fp32 copy.
+  into the matmuls; residual stream, norms, attention and KV cache stay in the model's dtype.
+  A quarter of the bytes to stream, ~4x faster matmuls at batch 1 on CPU; on the tiny model's
+  held-out codes the next-code KL to the exact distribution is 8e-5 nats (a test bounds it).
+  Used for steps of at most INT8_MAX_ROWS rows; bigger batches are compute-bound and take the
+  model-weights copy.
 
 Models whose linear layers are wrapped (e.g. PEFT LoRA) are served through the model's own
 forward pass instead; merge adapters (`merge_and_unload()`) to get a fast path.
@@ -83,8 +84,6 @@ class StepDecoder:
         self.weights = "int8" if self.int8 else "model"           # what is actually used (for small batches)
         if not self.fast:
             return
-        if self.int8:
-            self.dtype = torch.float32
         d = self.dtype
         self.embed = model.codes_embed.weight.detach().to(d)
         self.offsets = torch.arange(cfg.num_codebooks, device=self.embed.device) * cfg.input_vocab

@@ -68,6 +68,17 @@ def test_int8_steps_follow_the_exact_next_code_distribution():
     assert exact.exp().max(-1).values.mean() > 5 / exact.shape[-1]   # the distributions were far from flat
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("weights", ["model", "int8"])
+def test_guided_generation_runs_in_every_dtype_and_weight_format(dtype, weights):
+    torch.manual_seed(0)
+    model = LyraForMusicGeneration(LyraConfig(**CONFIG)).to(dtype).eval()
+    text, _, total = conditioning(2)
+    out = Sampler(model, SamplingParams(cfg=3.0, allow_end=False, decode_weights=weights)).generate(
+        text, total, 30, generator=torch.Generator().manual_seed(0))
+    assert out.codes.shape == (2, 4, 30) and int(out.codes.max()) < model.config.codebook_size
+
+
 def test_unknown_decode_weights_are_refused(model):
     with pytest.raises(ValueError, match="weights must be one of"):
         StepDecoder(model, weights="int4")
