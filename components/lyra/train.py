@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from components.common.atomic import atomic_dir, atomic_write_json
 from components.common.distributed import (all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun,
                                            shutdown)
-from components.common.lineage import write_lineage
+from components.common.lineage import code_version, write_lineage
 from components.common.reporting import stage_run
 from components.lyra.config import LMConfig
 from components.lyra.data import (IGNORE, WindowSampler, evaluation_windows, make_batch, piece_ends,
@@ -123,8 +123,9 @@ def peak_flops_per_device(cfg: LMConfig, device: torch.device) -> float:
 
 
 def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
-    """What a checkpoint must match to be resumed: config, token data, world size."""
+    """What a checkpoint must match to be resumed: config, code, token data, world size."""
     h = hashlib.sha1(cfg.model_dump_json().encode())
+    h.update(code_version(*CODE_PATHS).encode())
     for name in ("meta.json", "index.parquet"):
         h.update((tokens / name).read_bytes())
     h.update(f"world={world}".encode())

@@ -31,9 +31,11 @@ TRAJECTORY_NEUTRAL = {"steps", "log_every", "checkpoint_every", "keep_checkpoint
                       "num_workers", "n_examples"}
 
 
-def config_digest(config) -> str:
+def config_digest(config, code: str = "") -> str:
+    """What checkpoints must match to be resumed: the trajectory-relevant config and the code
+    version (a run resumed after a code change would continue the old code's weights)."""
     values = {k: v for k, v in config.model_dump(mode="json").items() if k not in TRAJECTORY_NEUTRAL}
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({"config": values, "code": code}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def rng_state() -> dict[str, Any]:
@@ -81,7 +83,7 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
 
 
 def prepare_work_dir(work_dir: Path, digest: str, log) -> Path | None:
-    """The newest checkpoint to resume from, or None. Checkpoints of a different config are set aside."""
+    """The newest checkpoint to resume from, or None. Checkpoints of a different config or code are set aside."""
     work_dir = Path(work_dir)
     run_file = work_dir / "run.json"
     if run_file.is_file():
@@ -89,7 +91,7 @@ def prepare_work_dir(work_dir: Path, digest: str, log) -> Path | None:
         if previous != digest and list_checkpoints(work_dir):
             stale = work_dir / f"stale-{previous}"
             (work_dir / "checkpoints").rename(stale)
-            log.warning("config changed since the checkpoints in %s were written; moved them to %s and "
+            log.warning("config or code changed since the checkpoints in %s were written; moved them to %s and "
                         "starting from scratch", work_dir, stale.name)
     work_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_file, {"config_digest": digest})

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from components.common.atomic import atomic_dir
 from components.common.audio import write_wav
 from components.common.distributed import DistInfo, barrier, init_distributed
-from components.common.lineage import write_lineage
+from components.common.lineage import code_version, write_lineage
 from components.omnicodec import checkpoint as ckpt
 from components.omnicodec import plots
 from components.omnicodec.config import CodecConfig
@@ -257,7 +257,7 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
 
     codec = codec if codec is not None else build_codec(cfg.model, cfg.seed)
     trainer = CodecTrainer(cfg, codec, device=device, info=info, sample_rate=sr)
-    digest = ckpt.config_digest(cfg)
+    digest = ckpt.config_digest(cfg, code_version(*CODE_PATHS))
     resume_from = ckpt.prepare_work_dir(work_dir, digest, log) if info.is_main else None
     if info.is_distributed:
         holder = [resume_from]
