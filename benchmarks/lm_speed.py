@@ -107,7 +107,10 @@ def lyra_precision() -> bool:
 
 
 def autocast(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    """The trainer's own bf16 context on CPU (components/lyra/train.py), for both models."""
+    from components.lyra.train import bf16_autocast
+
+    return bf16_autocast(bf16, torch.device("cpu"))
 
 
 def lyra_training(model, delayed, steps: int, bf16: bool) -> float:

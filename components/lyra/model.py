@@ -136,6 +136,16 @@ def apply_rotary(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
 
 
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """Causal SDPA over [B, H, T, hd]. bf16 on CPU (autocast) runs in fp32: PyTorch's bf16 CPU
+    flash-attention kernel is slower than its fp32 one (~15 % of a training step)."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                                  dropout_p=dropout_p).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+
+
 class Attention(nn.Module):
     def __init__(self, config: LyraConfig):
         super().__init__()
@@ -150,14 +160,8 @@ class Attention(nn.Module):
         qkv = rearrange(self.qkv(x), "b t (three h d) -> b t three h d", three=3, h=self.n_heads)
         qk = apply_rotary(qkv[:, :, :2], rotation[:, None, None])           # q and k rotated in one go
         q, k, v = (t.transpose(1, 2) for t in (qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]))   # [B, H, T, hd]
-        if cache is None and q.dtype == torch.bfloat16 and q.device.type == "cpu":
-            # bf16 autocast on CPU: PyTorch's bf16 flash-attention kernel is slower than its fp32 one
-            # (~15 % of a training step), so attention alone runs in fp32
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
-                                                   dropout_p=self.dropout if self.training else 0.0).to(q.dtype)
-        elif cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        if cache is None:
+            y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
         else:
             start = cache.length
             end = start + T

@@ -91,7 +91,7 @@ def frame_periodic_share(wav: np.ndarray, hop: int) -> float:
 
 def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[int], *, use_visqol: bool,
                    progress=lambda it, **kw: it, keep_examples: int = 0) -> dict[str, Any]:
-    """Scores of `codec` (OmniCodec-like: encode/decode/bitrate/sample_rate) on mono clips at its rate."""
+    """Scores of `codec` (OmniCodec-like: encode/decode/bitrate/sample_rate/hop_length) on mono clips at its rate."""
     from components.omnicodec.visqol_score import visqol
 
     sr = codec.sample_rate
@@ -107,9 +107,8 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
         deg = out[0, 0].numpy()
         if n == max(n_quantizer_list):
             all_codes.append(codes[0].numpy())
-            hop = int(round(sr / codec.frame_rate))
-            periodic.append(frame_periodic_share(deg, hop))
-            input_periodic.append(frame_periodic_share(ref, hop))
+            periodic.append(frame_periodic_share(deg, codec.hop_length))
+            input_periodic.append(frame_periodic_share(ref, codec.hop_length))
             if i < keep_examples:
                 examples[i] = deg
         scores[n]["mel_distance"].append(float(mel_loss(out, wav)))

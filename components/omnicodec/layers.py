@@ -75,7 +75,8 @@ class NearestUpsampleConv(nn.Sequential):
         super().__init__(nn.Upsample(scale_factor=stride, mode="nearest"), wn_conv1d(in_ch, out_ch, 3))
 
 
-def upsampling_conv(in_ch: int, out_ch: int, stride: int, kind: str = "nearest") -> nn.Module:
+def upsampling_conv(in_ch: int, out_ch: int, stride: int, kind: str) -> nn.Module:
+    """The decoder's upsampling layer of `kind` (CodecModelConfig.upsampling)."""
     if kind == "transposed":
         return wn_conv_transpose1d(in_ch, out_ch, stride)
     if kind == "nearest":

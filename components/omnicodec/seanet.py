@@ -29,7 +29,7 @@ class EncoderBlock(nn.Sequential):
     """Residual units at `in_ch`, then a strided conv to `out_ch` that divides time by `stride`."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, *, dilations, kernel_size: int, act: str,
-                 compress: int, upsampling: str = "nearest"):
+                 compress: int):
         units = [ResidualUnit(in_ch, dilation=d, kernel_size=kernel_size, act=act, compress=compress) for d in dilations]
         super().__init__(*units, activation(act, in_ch), wn_conv1d(in_ch, out_ch, 2 * stride, stride=stride))
 
@@ -39,7 +39,7 @@ class DecoderBlock(nn.Sequential):
     then residual units."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, *, dilations, kernel_size: int, act: str,
-                 compress: int, upsampling: str = "nearest"):
+                 compress: int, upsampling: str):
         units = [ResidualUnit(out_ch, dilation=d, kernel_size=kernel_size, act=act, compress=compress) for d in dilations]
         super().__init__(activation(act, in_ch), upsampling_conv(in_ch, out_ch, stride, upsampling), *units)
 
@@ -66,7 +66,7 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     def __init__(self, *, patch_size: int, channels: int, strides, latent_dim: int, dilations, kernel_size: int,
-                 act: str, compress: int = 1, upsampling: str = "nearest"):
+                 act: str, upsampling: str, compress: int = 1):
         super().__init__()
         self.patch_size = patch_size
         layers: list[nn.Module] = [wn_conv1d(latent_dim, channels, 7)]
