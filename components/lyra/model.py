@@ -90,15 +90,20 @@ class LyraConfig(PreTrainedConfig):
 
 # ---------------------------------------------------------------------------------------- cache
 class KVCache:
-    """Preallocated keys/values of every layer: [L, B, H, max_len, head_dim] each, filled left to right.
+    """Preallocated keys/values of every layer, filled left to right:
+
+        kv [L, 2, B, H, max_len, head_dim]    k = kv[:, 0], v = kv[:, 1]  (views)
 
     Generation writes one position per step into the next free slot; nothing is reallocated.
+    Keys and values of a layer sit side by side so a decoding step stores both in one copy
+    (`layers[l]` is layer l's [2, B, H, max_len, head_dim] slab).
     """
 
     def __init__(self, config: LyraConfig, batch: int, max_len: int, device=None, dtype=torch.float32):
-        shape = (config.num_hidden_layers, batch, config.num_attention_heads, max_len, config.head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        shape = (config.num_hidden_layers, 2, batch, config.num_attention_heads, max_len, config.head_dim)
+        self.kv = torch.zeros(shape, device=device, dtype=dtype)
+        self.k, self.v = self.kv[:, 0], self.kv[:, 1]
+        self.layers = list(self.kv.unbind(0))
         self.length = 0           # positions filled so far
         self.max_len = max_len
 
