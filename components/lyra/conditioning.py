@@ -12,8 +12,9 @@ On real held-out audio this says the model learned what captions say about music
 on generations it says each generation carries its own prompt rather than any prompt's content.
 
 The probe (independent of the model, coarse on a tiny corpus):
-    caption embeddings of training clips --k-means--> n caption classes (no labels needed)
-    codes of training clips --features--> logistic-regression probe: features -> caption class
+    a class per clip: its instrument where the corpus records one, else the k-means cluster
+    of its caption embedding (no labels needed)
+    codes of training clips --features--> logistic-regression probe: features -> class
     generation prompted with a held-out caption of class c --probe--> c'?   accuracy vs chance
 
 The same prompts generated *without* their text (the unconditional model) are the control: if

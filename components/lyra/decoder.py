@@ -138,6 +138,8 @@ class StepDecoder:
         """The model's own weights and dtype: exactly the model's forward for one position."""
         B, d, pos = codes.shape[0], self.dim, cache.length
         x = F.embedding_bag(codes + self.offsets, self.embed, mode="sum")      # [B, d]
+        if cache.step_bias is not None:
+            x = x + cache.step_bias
         for kv, (n1, n2), (w_qkv, w_o, w_in, w_out) in zip(cache.layers, self.norms, self.layers):
             qkv = (F.layer_norm(x, (d,), n1) @ w_qkv).float().view(B, 3, self.n_heads, self.head_dim)
             x = torch.addmm(x, self._attend(qkv, kv, pos, rotation).to(x.dtype), w_o)
@@ -150,6 +152,8 @@ class StepDecoder:
         B, d, pos = codes.shape[0], self.dim, cache.length
         mm = _int8_matmul
         x = F.embedding_bag(codes + self.offsets, self.bf16_embed, mode="sum")  # [B, d] bf16
+        if cache.step_bias is not None:
+            x = x + cache.step_bias.to(torch.bfloat16)
         for kv, (n1, n2), (w_qkv, w_o, w_in, w_out) in zip(cache.layers, self.bf16_norms, self.int8_layers):
             qkv = mm(F.layer_norm(x, (d,), n1), w_qkv).float().view(B, 3, self.n_heads, self.head_dim)
             x = x + mm(self._attend(qkv, kv, pos, rotation).to(torch.bfloat16), w_o)

@@ -9,7 +9,9 @@ reproduces it), `spectrograms.png` and `conditioning.json`; and reports (conditi
                                   among the n prompts (chance: caption_retrieval_chance ~ 1/n)
     caption_retrieval_generated   the same for each generation and the prompt it was made from
     caption_gap_*_nats            how much likelier the codes are under their own caption
-    conditioning_accuracy    probe(generation) == prompt's class   (see conditioning.py)
+    conditioning_accuracy    probe(generation) == prompt's class   (see conditioning.py); the class
+                             is the clip's instrument where the corpus records it (what a listener
+                             hears first), else a k-means cluster of its caption (probe_label says which)
     unconditional_accuracy   the same without the text (control)
     chance                   majority-class rate among the prompts
     real_heldout_accuracy    the probe on real held-out clips (how separable the classes are)
@@ -69,6 +71,22 @@ def choose_prompts(clips: list, classes: np.ndarray, n: int) -> list[int]:
     return [order[j % len(order)] for j in range(n)] if order else []
 
 
+def probe_classes(train_clips: list, held: list, cfg: GenerateConfig) -> tuple[str, list[str], np.ndarray, np.ndarray]:
+    """(label kind, class names, training labels, held-out labels); labels index the names.
+
+    The instrument when every clip has one (the corpus metadata): the most audible thing a caption
+    says, so a generation's codes should show it. Otherwise k-means classes of the caption embeddings."""
+    if all(c.instrument for c in [*train_clips, *held]):
+        names = sorted({c.instrument for c in [*train_clips, *held]})
+        code = {n: i for i, n in enumerate(names)}
+        return ("instrument", names, np.array([code[c.instrument] for c in train_clips]),
+                np.array([code[c.instrument] for c in held]))
+    classes = CaptionClasses.fit(np.stack([c.text_embeddings[0] for c in train_clips]), cfg.n_classes, cfg.seed)
+    names = [f"caption class {i}" for i in range(len(classes.centroids))]
+    return ("caption_class", names, classes.assign(np.stack([c.text_embeddings[0] for c in train_clips])),
+            classes.assign(np.stack([c.text_embeddings[0] for c in held])))
+
+
 def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, metrics_path=None) -> dict:
     from components.lyra.text import encode_prompts
 
@@ -80,28 +98,25 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
         codec_io.check_compatible(codec, model.config)
         K, V = model.config.num_codebooks, model.config.codebook_size
 
-        # --- the probe: caption classes from training captions, trained on real codes
+        # --- the probe: a class per clip (instrument, else caption cluster), learnt from real training codes
         train = TokenDataset(tokens, split="train")
         if len(train) == 0:
             raise GenerationError(f"{tokens} has no training clips to fit the conditioning probe on")
         rng = np.random.default_rng(cfg.seed)
         probe_rows = np.sort(rng.permutation(len(train))[:cfg.probe_clips])
         train_clips = [train[int(i)] for i in probe_rows]
-        classes = CaptionClasses.fit(np.stack([c.text_embeddings[0] for c in train_clips]), cfg.n_classes, cfg.seed)
-        train_labels = classes.assign(np.stack([c.text_embeddings[0] for c in train_clips]))
-        probe = ConditioningProbe(V, seed=cfg.seed).fit([c.codes for c in train_clips], train_labels)
-
         held = held_out_clips(tokens)
         if not held:
             raise GenerationError(f"{tokens} has no held-out (valid/test) clips to take prompts from")
-        held_labels = classes.assign(np.stack([c.text_embeddings[0] for c in held]))
+        probe_label, class_names, train_labels, held_labels = probe_classes(train_clips, held, cfg)
+        probe = ConditioningProbe(V, seed=cfg.seed).fit([c.codes for c in train_clips], train_labels)
         real_acc = accuracy(probe.predict([c.codes for c in held]), held_labels)
         chosen = choose_prompts(held, held_labels, cfg.n_prompts)
         prompts = [held[i].captions[0] for i in chosen]
         prompt_classes = held_labels[chosen]
         embeddings = encode_prompts(prompts)                     # as `lyra generate` embeds them
-        log.info("%d prompts from %d held-out clips, %d caption classes; probe accuracy on real held-out clips %.2f",
-                 len(prompts), len(held), len(classes.centroids), real_acc)
+        log.info("%d prompts from %d held-out clips, %d classes (%s); probe accuracy on real held-out clips %.2f",
+                 len(prompts), len(held), len(class_names), probe_label, real_acc)
 
         # --- generate: with the text, and the same seed without it (control)
         params = sampling_params(cfg)
@@ -149,8 +164,8 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
                     "prompt": prompts[i], "source_clip": held[chosen[i]].clip_id, "seed": seed,
                     "seconds_requested": cfg.sample_seconds, "seconds_generated": seconds, "frames": int(g.lengths[0]),
                     "sampling": params.__dict__, "precision": cfg.precision,
-                    "caption_class": int(prompt_classes[i]), "probe_class": int(cond_pred[i]),
-                    "probe_class_without_text": int(uncond_pred[i]), "rms_dbfs": level,
+                    "class": class_names[prompt_classes[i]], "probe_class": class_names[cond_pred[i]],
+                    "probe_class_without_text": class_names[uncond_pred[i]], "rms_dbfs": level,
                     "model": model_identity(model_dir), "codec": model_identity(codec_dir),
                     "reproduce": reproduce_command(prompts[i], cfg.model_copy(update={"seed": seed}), cfg.sample_seconds,
                                                    os.fspath(model_dir), os.fspath(codec_dir), f"{name}.wav"),
@@ -158,7 +173,7 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
                 if len(audio):
                     mel = log_mel_spectrogram(torch.from_numpy(audio), codec.sample_rate, n_fft=1024, n_mels=64)
                     mels.append(mel.numpy())
-                    titles.append(f"{i:02d} [class {prompt_classes[i]} -> {cond_pred[i]}] {prompts[i]}")
+                    titles.append(f"{i:02d} [{class_names[prompt_classes[i]]} -> {class_names[cond_pred[i]]}] {prompts[i]}")
             if mels:
                 plot_spectrograms(staging / "spectrograms.png", mels, titles, [m.shape[-1] * 256 / codec.sample_rate for m in mels])
             silent = [level < SILENCE_DBFS for level in loudness]
@@ -166,9 +181,9 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
                 "caption_retrieval_real": real_retrieval, "caption_retrieval_generated": gen_retrieval,
                 "caption_retrieval_chance": retrieval_chance,
                 "caption_gap_real_nats": caption_gap(real_nll), "caption_gap_generated_nats": caption_gap(gen_nll),
-                "n_samples": len(cond), "n_classes": int(len(classes.centroids)),
+                "n_samples": len(cond), "n_classes": len(class_names), "probe_label": probe_label,
                 "conditioning_accuracy": cond_acc, "unconditional_accuracy": uncond_acc, "chance": chance,
-                "uniform_chance": 1.0 / len(classes.centroids), "real_heldout_accuracy": real_acc,
+                "uniform_chance": 1.0 / len(class_names), "real_heldout_accuracy": real_acc,
                 "conditioning_gain": cond_acc - uncond_acc,
                 "silent_fraction": float(np.mean(silent)), "rms_dbfs_mean": float(np.mean([l for l in loudness if math.isfinite(l)] or [-math.inf])),
                 "seconds_requested": cfg.sample_seconds, "seconds_generated_mean": float(np.mean(durations)),
@@ -177,8 +192,9 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, out, met
                 "sampling": params.__dict__,
             }
             atomic_write_json(staging / "conditioning.json", {
-                "prompts": prompts, "caption_classes": prompt_classes.tolist(), "probe_conditional": cond_pred.tolist(),
-                "probe_unconditional": uncond_pred.tolist(), "probe_training_clips": len(train_clips),
+                "prompts": prompts, "probe_label": probe_label, "classes": [class_names[c] for c in prompt_classes],
+                "probe_conditional": [class_names[c] for c in cond_pred],
+                "probe_unconditional": [class_names[c] for c in uncond_pred], "probe_training_clips": len(train_clips),
                 "nll_real_by_prompt": real_nll.round(4).tolist(), "nll_generated_by_prompt": gen_nll.round(4).tolist(),
                 "held_out_clips": len(held), "metrics": metrics,
             })

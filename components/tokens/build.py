@@ -53,6 +53,11 @@ def load_corpus(curated: Path, captions_dir: Path) -> tuple[pd.DataFrame, np.nda
     return merged, np.asarray(embeddings[order], dtype=np.float32)
 
 
+def _instrument(row) -> str | None:
+    value = getattr(row, "instrument", None)
+    return value if isinstance(value, str) and value else None
+
+
 def plan_jobs(manifest: pd.DataFrame, curated: Path, codec_digest: str, clips_per_shard: int) -> list[ShardJob]:
     path_of = dict(zip(manifest["clip_id"], manifest["path"]))
     jobs = []
@@ -183,7 +188,7 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
         by_id[r.clip_id] = ClipTokens(
             clip_id=r.clip_id, codes=np.zeros((0, 0)), text_embeddings=embeddings[i], captions=list(r.captions),
             seconds_start=float(r.start_s), seconds_total=float(r.source_duration_s),
-            piece_id=str(r.piece_id), split=str(r.split),
+            piece_id=str(r.piece_id), split=str(r.split), instrument=_instrument(r),
         )
     index = finalize_index(staging, rows, by_id, codec.frame_rate)
     n_quantizers = cfg.n_quantizers or codec.num_codebooks

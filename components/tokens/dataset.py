@@ -23,6 +23,7 @@ class TokenClip:
     captions: list[str]
     seconds_start: float
     seconds_total: float
+    instrument: str | None = None   # None in shard folders built before it was recorded
 
 
 class TokenDataset:
@@ -94,6 +95,7 @@ class TokenDataset:
             text_embeddings=np.asarray(self._embeddings[int(row["text_row"])], dtype=np.float32),
             captions=list(row["captions"]), seconds_start=float(row["seconds_start"]),
             seconds_total=float(row["seconds_total"]),
+            instrument=row["instrument"] if isinstance(row.get("instrument"), str) else None,
         )
 
     def __iter__(self):

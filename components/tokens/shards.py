@@ -19,7 +19,7 @@ EMBED_DTYPE = np.float16
 SHARD_DIR = "shards"
 INDEX_COLUMNS = (
     "clip_id", "piece_id", "split", "shard", "offset", "n_frames", "seconds_start", "seconds_total",
-    "duration_s", "caption", "captions", "text_row",
+    "duration_s", "caption", "captions", "text_row", "instrument",
 )
 
 
@@ -35,6 +35,7 @@ class ClipTokens:
     seconds_total: float            # duration of the whole source piece
     piece_id: str = ""
     split: str = "train"
+    instrument: str | None = None   # from the corpus metadata, when known (the conditioning probe's label)
 
 
 def shard_name(index: int) -> str:
@@ -124,7 +125,7 @@ def finalize_index(out: Path, rows: list[dict], by_id: dict[str, ClipTokens], fr
             "shard": row["shard"], "offset": row["offset"], "n_frames": n_frames,
             "seconds_start": float(clip.seconds_start), "seconds_total": float(clip.seconds_total),
             "duration_s": n_frames / frame_rate, "caption": clip.captions[0] if len(clip.captions) else "",
-            "captions": list(clip.captions), "text_row": text_row,
+            "captions": list(clip.captions), "text_row": text_row, "instrument": clip.instrument,
         })
         embeddings.append(np.asarray(clip.text_embeddings, dtype=EMBED_DTYPE))
     index = pd.DataFrame.from_records(records, columns=list(INDEX_COLUMNS))

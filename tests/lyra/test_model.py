@@ -13,10 +13,14 @@ CONFIG = dict(codebook_size=32, hidden_size=64, num_attention_heads=4, num_hidde
               n_text_tokens=2, frame_rate=10.0, max_seconds=30.0)
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=[True, False], ids=["text_every_step", "prefix_text_only"])
+def model(request):
+    """Both text paths: the prefix plus a per-step text bias (new models), the prefix alone (older ones)."""
     torch.manual_seed(0)
-    return LyraForMusicGeneration(LyraConfig(**CONFIG)).eval()
+    model = LyraForMusicGeneration(LyraConfig(**CONFIG, text_every_step=request.param)).eval()
+    if request.param:   # a visible bias (the init's is small), so a cache that dropped it would show
+        torch.nn.init.normal_(model.condition.text_step.weight, std=0.5)
+    return model
 
 
 def conditioning(B):

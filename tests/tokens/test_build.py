@@ -30,7 +30,7 @@ def inputs(tmp_path):
         write_wav(curated / "clips" / f"c{i}.wav", wav.astype(np.float32), SR)
         rows.append({"clip_id": f"c{i}", "path": f"clips/c{i}.wav", "piece_id": f"p{i // 2}",
                      "split": ("train", "valid", "test")[i % 3], "start_s": 1.0 * (i % 2),
-                     "source_duration_s": 2.0})
+                     "source_duration_s": 2.0, "instrument": ("flute", None)[i == 6]})
     manifest = pd.DataFrame(rows)
     manifest.to_parquet(curated / "manifest.parquet")
     pd.DataFrame({"clip_id": manifest["clip_id"][::-1].tolist(),  # other order: the build must realign
@@ -64,6 +64,7 @@ def test_build_encodes_every_clip_once_with_its_caption_and_timing(inputs):
         assert clip.codes.shape[0] == 3 and clip.codes.shape[1] == (50 if n % 3 else 30)  # 50 Hz
         assert clip.text_embeddings[0, 0] == pytest.approx(float(n))
         assert clip.captions[0] == f"cap {clip.clip_id} a" and clip.seconds_total == 2.0
+        assert clip.instrument == (None if n == 6 else "flute")                          # from the manifest
     assert os.path.isfile(root / "tokens" / "codebook_histograms.png")
 
 
