@@ -14,13 +14,14 @@ on generations it says each generation carries its own prompt rather than any pr
 The probe (independent of the model, coarse on a tiny corpus):
     a class per clip: its instrument where the corpus records one, else the k-means cluster
     of its caption embedding (no labels needed)
-    codes of training clips --features--> logistic-regression probe: features -> class
+    training clips --features--> logistic-regression probe: features -> class, two of them:
+        on codes: per-codebook code histograms (no decoding needed)
+        on audio: mean/spread of the log-mel spectrum of the clip decoded by the codec (real clips
+                  are decoded too, so both sides carry the same codec artefacts)
     generation prompted with a held-out caption of class c --probe--> c'?   accuracy vs chance
 
 The same prompts generated *without* their text (the unconditional model) are the control: if
 conditioning works, conditional accuracy beats both chance and the unconditional accuracy.
-Features are per-codebook code histograms of the first codebooks (the coarse content: timbre,
-register, density), computed on codes, so real clips need no decoding.
 """
 
 from __future__ import annotations
@@ -64,30 +65,55 @@ class CaptionClasses:
         return d.argmin(axis=1)
 
 
+def mel_statistics(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray:
+    """Mono audio -> [2 * n_mels]: mean and spread over time of its log-mel spectrum (timbre, register)."""
+    from components.common.mel import log_mel_spectrogram
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) < 1024:
+        audio = np.pad(audio, (0, 1024 - len(audio)))
+    mel = log_mel_spectrogram(torch.from_numpy(audio), sample_rate, n_fft=1024, n_mels=n_mels)   # [n_mels, frames]
+    return np.concatenate([mel.mean(-1).numpy(), mel.std(-1).numpy()])
+
+
 class ConditioningProbe:
-    """Logistic regression from code features to caption class."""
+    """Logistic regression from features of a piece to its class: on its codes (`on_codes`, code
+    histograms) or on its decoded audio (`on_audio`, mel statistics: what a listener hears)."""
 
-    def __init__(self, codebook_size: int, n_codebooks: int = 2, seed: int = 0):
+    def __init__(self, features, *, standardize: bool, C: float, seed: int = 0):
         from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
-        self.codebook_size, self.n_codebooks = codebook_size, n_codebooks
-        self.model = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
+        self.features = features                 # list of pieces -> [n, F]
+        regression = LogisticRegression(max_iter=3000, C=C, random_state=seed)
+        self.model = make_pipeline(StandardScaler(), regression) if standardize else regression
         self.constant: int | None = None
 
-    def features(self, codes_list) -> np.ndarray:
-        return np.stack([code_histogram_features(c, self.codebook_size, self.n_codebooks) for c in codes_list])
+    @classmethod
+    def on_codes(cls, codebook_size: int, n_codebooks: int = 2, seed: int = 0) -> "ConditioningProbe":
+        """Pieces are codes [K, T]."""
+        return cls(lambda pieces: np.stack([code_histogram_features(c, codebook_size, n_codebooks) for c in pieces]),
+                   standardize=False, C=1.0, seed=seed)
 
-    def fit(self, codes_list, labels: np.ndarray) -> "ConditioningProbe":
+    @classmethod
+    def on_audio(cls, sample_rate: int, seed: int = 0) -> "ConditioningProbe":
+        """Pieces are mono audio arrays. 128 standardised features from a few dozen clips: strong
+        regularisation (C=0.1) keeps it from memorising the training pieces."""
+        return cls(lambda pieces: np.stack([mel_statistics(a, sample_rate) for a in pieces]),
+                   standardize=True, C=0.1, seed=seed)
+
+    def fit(self, pieces, labels: np.ndarray) -> "ConditioningProbe":
         if len(np.unique(labels)) < 2:        # one class: nothing to learn, always predict it
             self.constant = int(labels[0])
             return self
-        self.model.fit(self.features(codes_list), labels)
+        self.model.fit(self.features(pieces), labels)
         return self
 
-    def predict(self, codes_list) -> np.ndarray:
+    def predict(self, pieces) -> np.ndarray:
         if self.constant is not None:
-            return np.full(len(codes_list), self.constant)
-        return self.model.predict(self.features(codes_list))
+            return np.full(len(pieces), self.constant)
+        return self.model.predict(self.features(pieces))
 
 
 def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:

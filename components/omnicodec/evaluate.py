@@ -9,12 +9,14 @@ clip i decoded from *another* clip's codes minus its distance decoded from its o
 whose decoder ignores its codes (it plays the corpus' average spectrum whatever it is given) has a
 gap of ~0 even when its mel distance and ViSQOL beat an untrained codec's. `frame_periodic_energy`
 is the share of the decoded energy in one hop-long waveform repeated every frame (a drone at the
-frame rate and its harmonics; music itself has ~0.01 here).
+frame rate and its harmonics; music itself has ~0.01 here). `mel_distance_unquantized` decodes the
+encoder's latent with no quantizer at all: the ceiling no bitrate can pass, so per-bitrate rows that
+sit on it mean the encoder/decoder, not the codes, limit quality.
 
 metrics.json keys (the default bitrate = all K codebooks):
     visqol, mel_distance, si_sdr, bitrate_kbps, n_quantizers, codebook_perplexity, codebook_usage,
     code_entropy_bits, code_conditional_entropy_bits, code_information_mel_gap, frame_periodic_energy,
-    input_frame_periodic_energy, per_bitrate[...],
+    input_frame_periodic_energy, mel_distance_unquantized, per_bitrate[...],
     untrained.{visqol, mel_distance, si_sdr, per_bitrate}, visqol_gain_over_untrained, n_clips, split
 """
 
@@ -96,7 +98,7 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
 
     sr = codec.sample_rate
     mel_loss = MultiScaleMelLoss(sr)
-    rows, examples, all_codes, periodic, input_periodic = [], {}, [], [], []
+    rows, examples, all_codes, periodic, input_periodic, unquantized = [], {}, [], [], [], []
     jobs = [(n, i) for n in n_quantizer_list for i in range(len(clips_audio))]
     scores: dict[int, dict[str, list[float]]] = {n: {"visqol": [], "mel_distance": [], "si_sdr": []} for n in n_quantizer_list}
     for n, i in progress(jobs, desc="eval", unit="clip"):
@@ -109,6 +111,8 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
             all_codes.append(codes[0].numpy())
             periodic.append(frame_periodic_share(deg, codec.hop_length))
             input_periodic.append(frame_periodic_share(ref, codec.hop_length))
+            if hasattr(codec, "autoencode"):
+                unquantized.append(float(mel_loss(codec.autoencode(wav)[..., : len(ref)].float(), wav)))
             if i < keep_examples:
                 examples[i] = deg
         scores[n]["mel_distance"].append(float(mel_loss(out, wav)))
@@ -131,6 +135,9 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
         "code_conditional_entropy_bits": conditional,
         "code_information_mel_gap": information_gap,
         "frame_periodic_energy": float(np.mean(periodic)),
+        # the same encoder and decoder with no quantizer: rows near it mean the autoencoder, not the
+        # bitrate, limits quality (more codebooks cannot help)
+        "mel_distance_unquantized": float(np.mean(unquantized)) if unquantized else None,
         "input_frame_periodic_energy": float(np.mean(input_periodic)),
         "examples": examples,
     }
@@ -163,6 +170,7 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
         "code_information_mel_gap": trained["code_information_mel_gap"], "si_sdr": default["si_sdr"],
         "frame_periodic_energy": trained["frame_periodic_energy"],
         "input_frame_periodic_energy": trained["input_frame_periodic_energy"],
+        "mel_distance_unquantized": trained["mel_distance_unquantized"],
         "bitrate_kbps": default["bitrate_kbps"], "n_quantizers": default["n_quantizers"],
         "codebook_perplexity": trained["codebook_perplexity"], "codebook_usage": trained["codebook_usage"],
         "code_entropy_bits": trained["code_entropy_bits"],
@@ -191,9 +199,10 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
     run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "
                  "mel distance from another clip's codes minus own: %s (untrained %s); "
-                 "frame-periodic share of the decoded energy %s (input %s)",
+                 "frame-periodic share of the decoded energy %s (input %s); mel distance without quantizer %s",
                  metrics["bitrate_kbps"], fmt(metrics["visqol"]), fmt(metrics["untrained"]["visqol"]),
                  fmt(metrics["mel_distance"]), fmt(metrics["untrained"]["mel_distance"]), fmt(metrics["si_sdr"]),
                  fmt(metrics["code_information_mel_gap"]), fmt(metrics["untrained"]["code_information_mel_gap"]),
-                 fmt(metrics["frame_periodic_energy"]), fmt(metrics["input_frame_periodic_energy"]))
+                 fmt(metrics["frame_periodic_energy"]), fmt(metrics["input_frame_periodic_energy"]),
+                 fmt(metrics["mel_distance_unquantized"]))
     return metrics

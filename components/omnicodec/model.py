@@ -87,6 +87,13 @@ class OmniCodec(nn.Module):
         """codes [B, K', frames] (the first K' <= K codebooks) -> wav [B, 1, frames * hop]."""
         return self.decoder(self.quantizer.decode(codes.long()))
 
+    @torch.no_grad()
+    def autoencode(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, 1, T] -> decoder(encoder(wav)) without quantization [B, 1, T']: the quality ceiling
+        that no number of codebooks can pass (evaluation reports it next to the per-bitrate rows)."""
+        self._check_wav(wav)
+        return self.decoder(self.encoder(self.pad_to_hop(wav)))
+
     def forward(self, wav: torch.Tensor, n_quantizers: int | torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, QuantizerOutput]:
         """Training pass: wav [B, 1, T] -> (reconstruction [B, 1, T], quantizer output incl. losses)."""

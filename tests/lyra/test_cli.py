@@ -61,6 +61,9 @@ def test_sample_stage_shows_that_the_text_matters(trained, synthetic_tokens, fak
     assert metrics["n_classes"] == 3 and metrics["real_heldout_accuracy"] == 1.0
     assert metrics["conditioning_accuracy"] >= 0.8 > metrics["chance"]       # the caption's style comes out
     assert metrics["conditioning_accuracy"] > metrics["unconditional_accuracy"]
+    # and in the decoded audio (the fake codec's pitch follows codebook 0)
+    assert metrics["probe_label"] == "caption_class" and metrics["audio_real_heldout_accuracy"] >= 0.8
+    assert metrics["audio_conditioning_accuracy"] >= 0.8 > metrics["audio_unconditional_accuracy"]
     # the model's own likelihood finds each piece's caption among the prompts, real or generated
     assert metrics["caption_retrieval_real"] > metrics["caption_retrieval_chance"]
     assert metrics["caption_retrieval_generated"] > metrics["caption_retrieval_chance"]

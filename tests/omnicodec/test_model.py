@@ -46,6 +46,14 @@ def test_encode_decode_shapes(small_model_config):
         codec.encode(wav[:, 0])  # [B, T] is not [B, 1, T]
 
 
+def test_autoencode_skips_only_the_quantizer(small_model_config):
+    codec = build_codec(small_model_config, seed=0).eval()
+    wav = 0.1 * torch.randn(1, 1, 8 * codec.hop_length)
+    with torch.no_grad():
+        assert torch.equal(codec.autoencode(wav), codec.decoder(codec.encoder(wav)))
+    assert not torch.allclose(codec.autoencode(wav), codec.decode(codec.encode(wav)))
+
+
 def test_fewer_codebooks_decode_differently(small_model_config):
     codec = build_codec(small_model_config, seed=0).eval()
     codes = codec.encode(0.1 * torch.randn(1, 1, 8 * codec.hop_length))
