@@ -44,7 +44,8 @@ def build_lyra(window_frames: int):
 
     torch.manual_seed(0)
     config = LyraConfig(num_codebooks=CODEBOOKS, codebook_size=CODES, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=HEADS, mlp_ratio=4, window_frames=window_frames, max_seconds=600.0)
+                        num_attention_heads=HEADS, mlp_ratio=4, window_frames=window_frames, max_seconds=600.0,
+                        text_every_step=True)        # as `lyra lm train` builds it (LyraModelConfig's default)
     return LyraForMusicGeneration(config)
 
 
