@@ -61,6 +61,15 @@ class EMACodebook(nn.Module):
       renormalisation (`embed = embed_avg / cluster_size`) overwrites again in the same step, so its
       restart has no lasting effect. Likewise `embed_avg` starts as `centroids * counts` (audiocraft:
       the bare centroids, which shrinks every code by its count at the first update).
+
+    Why the previous version collapsed to one code per codebook (perplexity 1, 1, 1): every count
+    started at 1, so the mean count started at 1 instead of ~0.23 and an unused code (0.99^n) fell
+    under 5 % of the mean only at step 439: no code was restarted for 73 % of the run. Meanwhile
+    the first Adam step moved the untrained encoder's latent by 5.5 (norm 0.4 -> 5.6, spread across
+    vectors 0.08), away from every code k-means had placed on the step-0 latents, so each codebook
+    used one code from step 2 on. Counts from k-means restart the codes that got no vector from
+    step 1. That alone left the information gap at 0.000: the encoder/decoder carried nothing even
+    unquantized (see `_kaiming_init`).
     """
 
     def __init__(self, dim: int, size: int, decay: float = 0.99, eps: float = 1e-5, kmeans_iters: int = 50,
