@@ -7,9 +7,13 @@ and SI-SDR.
 
 The EnCodec side is transformers' `EncodecModel` encoder/decoder (SEANet + LSTM, 75 Hz) scaled to
 the tiny budget (`--encodec-filters`, `--encodec-hidden`), with EnCodec's own quantizer re-created
-here for training (transformers ships it inference-only): Euclidean codebooks in the full latent
-space, k-means initialisation, EMA updates, expiry of dead codes. It uses 3 codebooks x 10 bits at
-75 Hz = 2.25 kbps; OmniCodec uses 4 x 10 bits at 50 Hz = 2.0 kbps (equal or lower bitrate).
+here for training (transformers ships it inference-only): audiocraft's `EuclideanCodebook` /
+`ResidualVectorQuantization`, i.e. Euclidean codebooks in the full latent space, k-means
+initialisation on the first training batch, EMA updates (decay 0.99, laplace smoothing), expiry of
+dead codes, commitment weight 1 (see `EMACodebook` for the two constants adapted to the tiny batch).
+Not EnCodec's: its convs are kaiming-initialised (`_kaiming_init`), without which the encoder/decoder
+learn nothing from their input at this budget. It uses 3 codebooks x 10 bits at 75 Hz = 2.25 kbps;
+OmniCodec uses 4 x 10 bits at 50 Hz = 2.0 kbps (equal or lower bitrate).
 
     python benchmarks/codec_quality.py --curated data/curated [--steps 600] [--eval-clips 8]
 
@@ -35,80 +39,140 @@ import torch.nn.functional as F  # noqa: E402
 from einops import rearrange  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.nn.utils import parametrize  # noqa: E402
 
 from components.omnicodec.bitrate import bitrate_bps  # noqa: E402
 from components.omnicodec.quantizer import QuantizerOutput  # noqa: E402
 
 
 class EMACodebook(nn.Module):
-    """EnCodec/SoundStream codebook: nearest by Euclidean distance, centroids tracked by EMA.
+    """EnCodec's codebook (audiocraft `EuclideanCodebook`): nearest code by Euclidean distance, codes
+    learnt by EMA k-means (decay 0.99, laplace smoothing), k-means init (50 rounds) on the first
+    training batch, expiry of dead codes onto random vectors of the current batch.
 
-    Dead codes expire when their EMA assignment count falls below `dead_fraction` of the mean
-    count. EnCodec's absolute threshold of 2 assumes its batch: 8 GPUs x 64 items x 1 s at 75 Hz
-    = 38,400 vectors per step, ~37 per code, so 2 is ~5 % of the mean. At this benchmark's ~240
-    vectors per step every code stays below 2 and all of them were re-seeded at every step; the
-    same 5 % relative to the mean keeps EnCodec's intent. (The codebooks still collapse to one
-    code each at this budget, perplexity 1: the cause is elsewhere and not yet found.)
+    Two adaptations, both needed for the codebook to work at this budget:
+    - The dead-code threshold. EnCodec's absolute `threshold_ema_dead_code=2` assumes its batch:
+      8 GPUs x 64 items x 1 s at 75 Hz = 38,400 vectors per step, 37.5 per code, so a code is dead
+      below 2 / 37.5 = 5.3 % of the mean count. Here a step has ~240 vectors (mean count 0.23), so
+      the threshold is that same share of the mean count: `2 * mean / 37.5` (an absolute 2 would
+      expire every code at every step).
+    - An expired code is really restarted: its EMA sums (`embed_avg`, `cluster_size`) are reset
+      with it, as in vector-quantize-pytorch. audiocraft only overwrites `embed`, which the EMA
+      renormalisation (`embed = embed_avg / cluster_size`) overwrites again in the same step, so its
+      restart has no lasting effect. Likewise `embed_avg` starts as `centroids * counts` (audiocraft:
+      the bare centroids, which shrinks every code by its count at the first update).
+
+    Why the previous version collapsed to one code per codebook (perplexity 1, 1, 1): every count
+    started at 1, so the mean count started at 1 instead of ~0.23 and an unused code (0.99^n) fell
+    under 5 % of the mean only at step 439: no code was restarted for 73 % of the run. Meanwhile
+    the first Adam step moved the untrained encoder's latent by 5.5 (norm 0.4 -> 5.6, spread across
+    vectors 0.08), away from every code k-means had placed on the step-0 latents, so each codebook
+    used one code from step 2 on. Counts from k-means restart the codes that got no vector from
+    step 1. That alone left the information gap at 0.000: the encoder/decoder carried nothing even
+    unquantized (see `_kaiming_init`).
     """
 
-    def __init__(self, dim: int, size: int, decay: float = 0.99, eps: float = 1e-5, dead_fraction: float = 0.05):
+    def __init__(self, dim: int, size: int, decay: float = 0.99, eps: float = 1e-5, kmeans_iters: int = 50,
+                 threshold_ema_dead_code: float = 2.0, reference_mean_count: float = 38_400 / 1024):
         super().__init__()
-        self.size, self.decay, self.eps, self.dead_fraction = size, decay, eps, dead_fraction
-        self.register_buffer("embed", torch.randn(size, dim))
-        self.register_buffer("embed_avg", self.embed.clone())
-        self.register_buffer("cluster_size", torch.ones(size))
+        self.size, self.decay, self.eps, self.kmeans_iters = size, decay, eps, kmeans_iters
+        self.dead_share = threshold_ema_dead_code / reference_mean_count
+        self.register_buffer("inited", torch.zeros(()))
+        self.register_buffer("embed", torch.zeros(size, dim))
+        self.register_buffer("embed_avg", torch.zeros(size, dim))
+        self.register_buffer("cluster_size", torch.zeros(size))
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
         dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t() + self.embed.pow(2).sum(1)[None]
         return dist.argmin(dim=1)
 
     @torch.no_grad()
-    def kmeans_init(self, flat: torch.Tensor, iters: int, generator=None) -> None:
+    def kmeans_init(self, flat: torch.Tensor) -> None:
+        """audiocraft's `kmeans`: random samples as seeds (with replacement when there are fewer
+        vectors than codes), Lloyd rounds; the cluster counts become the initial EMA counts, so codes
+        that got no vector start dead and are restarted at once."""
         n = flat.shape[0]
-        pick = torch.randperm(n, generator=generator)[: self.size] if n >= self.size else \
-            torch.randint(0, n, (self.size,), generator=generator)
+        pick = torch.randperm(n, device=flat.device)[: self.size] if n >= self.size else \
+            torch.randint(0, n, (self.size,), device=flat.device)
         centroids = flat[pick].clone()
-        for _ in range(iters if n >= self.size else 0):
+        counts = torch.zeros(self.size, device=flat.device)
+        for _ in range(self.kmeans_iters):
             assign = torch.cdist(flat, centroids).argmin(dim=1)
+            counts = torch.bincount(assign, minlength=self.size).float()
             sums = torch.zeros_like(centroids).index_add_(0, assign, flat)
-            counts = torch.bincount(assign, minlength=self.size).unsqueeze(1).float()
-            centroids = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
+            centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centroids)
         self.embed.copy_(centroids)
-        self.embed_avg.copy_(centroids)
-        self.cluster_size.fill_(1.0)
+        self.embed_avg.copy_(centroids * counts[:, None])
+        self.cluster_size.copy_(counts)
+        self.inited.fill_(1.0)
 
     @torch.no_grad()
-    def ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+    def ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> int:
+        """One EMA k-means step on this batch's assignments, then dead-code expiry. Returns the
+        number of codes restarted."""
         onehot = F.one_hot(idx, self.size).type(flat.dtype)
         self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
         self.embed_avg.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.size * self.eps) * total
         self.embed.copy_(self.embed_avg / smoothed.unsqueeze(1))
-        threshold = self.dead_fraction * self.cluster_size.mean()
+        threshold = self.dead_share * self.cluster_size.mean()
         dead = self.cluster_size < threshold
-        if dead.any():  # expire codes: restart them on random current vectors
-            pick = torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)
-            self.embed[dead] = flat[pick]
-            self.embed_avg[dead] = flat[pick] * threshold
+        n_dead = int(dead.sum())
+        if n_dead:  # restart them on random current vectors, counted as just alive
+            sample = flat[torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)]
+            self.embed[dead] = sample
+            self.embed_avg[dead] = sample * threshold
             self.cluster_size[dead] = threshold
+        return n_dead
+
+
+def _kaiming_init(model: nn.Module) -> None:
+    """Kaiming-normal init of the weight-normed convs and transposed convs of EnCodec's encoder/decoder.
+
+    `EncodecModel._init_weights` means to do this for every Conv1d, but under the `weight_norm`
+    parametrization `module.weight` is recomputed from (g, v) on each access: the call writes to a
+    temporary and the convs keep PyTorch's default init (std 0.41x kaiming's; the original EnCodec
+    keeps the default too). Then every strided conv about halves the signal, so the untrained
+    encoder's output is almost all bias (per-dimension std over time 0.0011 vs mean |.| 0.037 at 8
+    filters), and in this 600-step budget the encoder/decoder learn no input dependence at all,
+    quantized or not: with the quantizer bypassed, decoding clip i from clip i+1's latent costs 0.000
+    mel distance. Conv1d alone is not enough (the decoder's transposed convs shrink the signal the
+    same way: gap still 0.000), so both get kaiming; that gives a latent gap of ~0.01 in 600 steps.
+    Assigning the weight goes through the parametrization's right_inverse: g = |w|, v = w.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)) and parametrize.is_parametrized(module, "weight"):
+            weight = torch.empty_like(module.weight)
+            nn.init.kaiming_normal_(weight)
+            with torch.no_grad():
+                module.weight = weight
 
 
 class EncodecArchitecture(nn.Module):
-    """transformers' EnCodec encoder/decoder + a trainable EMA RVQ, behind OmniCodec's interface."""
+    """transformers' EnCodec encoder/decoder + a trainable EMA RVQ, behind OmniCodec's interface.
 
-    def __init__(self, *, num_filters: int, hidden_size: int, num_codebooks: int = 3, codebook_size: int = 1024):
+    The RVQ is audiocraft's `ResidualVectorQuantization`: each stage quantizes the residual left by
+    the previous ones; the commitment penalty is the mean over stages of mse(residual, code), where
+    (straight-through per stage) only the first stage's term reaches the encoder, at EnCodec's
+    weight 1: `commitment_scale` divides out the trainer's own commitment weight.
+    """
+
+    def __init__(self, *, num_filters: int, hidden_size: int, num_codebooks: int = 3, codebook_size: int = 1024,
+                 commitment_scale: float = 1.0):
         super().__init__()
         from transformers import EncodecConfig, EncodecModel
 
         config = EncodecConfig(num_filters=num_filters, hidden_size=hidden_size, codebook_size=codebook_size)
         model = EncodecModel(config)
+        _kaiming_init(model)
         self.encoder, self.decoder = model.encoder, model.decoder
         self.arch = {"num_filters": num_filters, "hidden_size": hidden_size, "num_codebooks": num_codebooks,
                      "codebook_size": codebook_size}
         self.sample_rate, self.hop_length = config.sampling_rate, math.prod(config.upsampling_ratios)
         self.frame_rate = self.sample_rate / self.hop_length
         self.num_codebooks, self.codebook_size = num_codebooks, codebook_size
+        self.commitment_scale = commitment_scale
         self.codebooks = nn.ModuleList(EMACodebook(hidden_size, codebook_size) for _ in range(num_codebooks))
 
     def bitrate(self, n_quantizers: int | None = None) -> float:
@@ -119,19 +183,22 @@ class EncodecArchitecture(nn.Module):
         return F.pad(wav, (0, self.hop_length - rem)) if rem else wav
 
     def _quantize(self, z: torch.Tensor, n: int, update: bool):
-        flat_residual = rearrange(z, "b d t -> (b t) d")
-        quantized, codes, commitment = torch.zeros_like(flat_residual), [], z.new_zeros(())
+        residual = rearrange(z, "b d t -> (b t) d")
+        quantized, codes, penalties = torch.zeros_like(residual), [], []
         for book in self.codebooks[:n]:
-            idx = book.nearest(flat_residual.detach())
-            q = book.embed[idx]
-            commitment = commitment + F.mse_loss(flat_residual, q.detach())
+            if update and not book.inited:  # audiocraft: k-means on the first training batch
+                book.kmeans_init(residual.detach())
+            idx = book.nearest(residual.detach())
+            q = book.embed[idx].clone()
+            penalties.append(F.mse_loss(residual, q))
             if update:
-                book.ema_update(flat_residual.detach(), idx)
+                book.ema_update(residual.detach(), idx)
             quantized = quantized + q
-            flat_residual = flat_residual - q
+            residual = (residual - q).detach()  # audiocraft's straight-through per stage: no gradient past stage 1
             codes.append(idx)
         z_q = rearrange(quantized, "(b t) d -> b d t", b=z.shape[0])
         codes = rearrange(torch.stack(codes, 1), "(b t) k -> b k t", b=z.shape[0])
+        commitment = torch.stack(penalties).mean() * self.commitment_scale
         return z + (z_q - z).detach(), codes, commitment
 
     def forward(self, wav, n_quantizers=None, generator=None):
@@ -149,14 +216,6 @@ class EncodecArchitecture(nn.Module):
     def decode(self, codes):
         z_q = sum(self.codebooks[k].embed[codes[:, k]] for k in range(codes.shape[1]))
         return self.decoder(rearrange(z_q, "b t d -> b d t"))
-
-    @torch.no_grad()
-    def initialize_codebooks(self, wavs, kmeans_iters, generator=None):
-        z = torch.cat([self.encoder(self._pad(w)) for w in wavs])
-        residual = rearrange(z, "b d t -> (b t) d")
-        for book in self.codebooks:
-            book.kmeans_init(residual, max(kmeans_iters, 10), generator)
-            residual = residual - book.embed[book.nearest(residual)]
 
     def save_pretrained(self, directory, extra_config=None):
         directory = Path(directory)
@@ -212,7 +271,8 @@ def main() -> None:
 
     omni = build_codec(cfg.model, cfg.seed)
     torch.manual_seed(cfg.seed)
-    encodec = EncodecArchitecture(num_filters=args.encodec_filters, hidden_size=args.encodec_hidden)
+    encodec = EncodecArchitecture(num_filters=args.encodec_filters, hidden_size=args.encodec_hidden,
+                                  commitment_scale=1.0 / cfg.commitment_weight)  # EnCodec's weight 1
     print(f"budget: {cfg.steps} steps x {cfg.batch_size} crops of {cfg.crop_seconds} s, adversarial "
           f"{'from step ' + str(cfg.adv_start_step) if cfg.adversarial else 'off'}; scored on {len(clips)} held-out "
           f"clips x {args.eval_seconds} s", flush=True)
