@@ -35,6 +35,10 @@ class CodecModelConfig(StageConfig):
     residual_compress: int = 2       # residual units run their k-tap conv at C/2 channels: half the cost (SEANet)
     activation: Literal["snake", "elu"] = "snake"
     upsampling: Literal["nearest", "transposed"] = "nearest"   # decoder upsampling: resize-conv or transposed conv
+    output_stage: Literal["patches", "interpolate"] = "interpolate"  # how the decoder reaches the sample rate:
+    #   "interpolate" upsamples P-fold linearly and ends with a conv at full rate; "patches" unfolds P
+    #   channels into P samples, whose P phases image the music's band around multiples of sr/P:
+    #   hiss where the input is silent (tiny: ViSQOL 2.85 -> 3.65, mel distance 1.11 -> 0.88)
     num_codebooks: int = 4           # K: 4 x 10 bits x 50 Hz = 2.0 kbps at full depth
     codebook_size: int = 1024        # 2^10 entries -> 10 bits per code
     codebook_dim: int = 8            # factorised lookup space (DAC: 8)
@@ -86,6 +90,7 @@ class CodecConfig(StageConfig):
     grad_clip: float = 1000.0        # on the generator grad norm; a safety net, not a regulariser
     # ---- losses ---------------------------------------------------------------------------------
     mel_weight: float = 15.0         # multi-scale log-mel L1 (DAC weighs it 15)
+    mel_floor: float = 1e-5          # power floor of the training loss's log-mel (the eval metric keeps 1e-5)
     waveform_weight: float = 0.0     # L1 on samples (helps SI-SDR; off by default, as in DAC)
     commitment_weight: float = 0.25
     fit_weight: float = 1.0          # each RVQ stage's output fits its residual (relative error; see quantizer.py)

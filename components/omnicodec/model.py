@@ -38,7 +38,8 @@ class OmniCodec(nn.Module):
             codebook_dim=config.codebook_dim, quantizer_dropout=config.quantizer_dropout,
             decay=config.codebook_decay, lookup_metric=config.code_lookup, centring=config.code_centring,
         )
-        self.decoder = Decoder(channels=config.decoder_channels, upsampling=config.upsampling, **arch)
+        self.decoder = Decoder(channels=config.decoder_channels, upsampling=config.upsampling,
+                               output_stage=config.output_stage, **arch)
 
     # ---- the attributes other stages rely on ----------------------------------------------------
     @property
@@ -144,7 +145,8 @@ def read_model_config(model_dir: str | os.PathLike) -> tuple[CodecModelConfig, d
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this an OmniCodec model folder?")
     raw = json.loads(path.read_text())
-    raw.setdefault("upsampling", "transposed")    # folders written before the option existed
+    raw.setdefault("upsampling", "transposed")    # folders written before the options existed
+    raw.setdefault("output_stage", "patches")
     fields = set(CodecModelConfig.model_fields)
     return CodecModelConfig(**{k: v for k, v in raw.items() if k in fields}), {k: v for k, v in raw.items() if k not in fields}
 

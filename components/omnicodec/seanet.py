@@ -7,7 +7,9 @@ its stride while the channels double/halve:
     encoder  wav [B, 1, T] -> patches [B, P, T/P] -> conv -> (res units -> strided conv) x len(strides)
              -> act -> conv -> latent [B, D, T/hop]          hop = P * prod(strides)
     decoder  latent [B, D, T/hop] -> conv -> (act -> upsampling conv -> res units) x len(strides)
-             -> act -> conv -> patches [B, P, T/P] -> wav [B, 1, T] (tanh keeps it in [-1, 1])
+             -> act -> x P linear interpolation -> conv -> wav [B, 1, T]      (output_stage "interpolate")
+                    or conv -> patches [B, P, T/P] -> wav [B, 1, T]           (output_stage "patches")
+             tanh keeps it in [-1, 1]
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     def __init__(self, *, patch_size: int, channels: int, strides, latent_dim: int, dilations, kernel_size: int,
-                 act: str, upsampling: str, compress: int = 1):
+                 act: str, upsampling: str, output_stage: str, compress: int = 1):
         super().__init__()
         self.patch_size = patch_size
         layers: list[nn.Module] = [wn_conv1d(latent_dim, channels, 7)]
@@ -75,10 +77,14 @@ class Decoder(nn.Module):
             layers.append(DecoderBlock(ch, ch // 2, stride, dilations=dilations, kernel_size=kernel_size, act=act,
                                        compress=compress, upsampling=upsampling))
             ch //= 2
-        layers += [activation(act, ch), wn_conv1d(ch, patch_size, 7)]
+        if output_stage == "interpolate":      # [B, ch, T/P] -> [B, ch, T] -> conv at the sample rate -> [B, 1, T]
+            layers += [activation(act, ch), nn.Upsample(scale_factor=patch_size, mode="linear", align_corners=False),
+                       wn_conv1d(ch, 1, 7)]
+        else:                                   # [B, ch, T/P] -> [B, P, T/P], unfolded in forward
+            layers += [activation(act, ch), wn_conv1d(ch, patch_size, 7)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         """latent [B, D, frames] -> wav [B, 1, frames * hop]."""
-        patches = torch.tanh(self.layers(latent))
-        return rearrange(patches, "b p t -> b 1 (t p)")
+        out = torch.tanh(self.layers(latent))
+        return out if out.shape[1] == 1 else rearrange(out, "b p t -> b 1 (t p)")

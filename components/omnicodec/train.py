@@ -79,7 +79,7 @@ class CodecTrainer:
         self.opt_d = torch.optim.AdamW(self.disc.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.opt_g, cfg.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.opt_d, cfg.lr_gamma)
-        self.mel_loss = MultiScaleMelLoss(sample_rate, cfg.mel_windows, cfg.mel_bins)
+        self.mel_loss = MultiScaleMelLoss(sample_rate, cfg.mel_windows, cfg.mel_bins, eps=cfg.mel_floor)
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0

@@ -106,3 +106,31 @@ def test_resize_conv_upsampling_cannot_learn_a_drone():
     interior = out[..., 5:-5]
     assert out.shape[-1] == 100
     assert interior.std(dim=-1).max() < 1e-5 * interior.abs().max()
+
+
+def test_interpolating_output_stage_has_no_phase_images_and_old_folders_keep_patches(small_model_config, tmp_path):
+    """The unfolded-patches output gives each of its P output phases its own conv outputs, so a decoder
+    feature that is smooth in time comes out with images around multiples of sr/P; interpolating
+    first cannot: whatever the weights, a constant feature map gives a constant waveform."""
+    import json
+
+    from components.omnicodec.seanet import Decoder
+
+    torch.manual_seed(0)
+    arch = dict(patch_size=4, channels=16, strides=[2, 3], latent_dim=8, dilations=[1], kernel_size=3, act="elu",
+                upsampling="nearest")
+    for stage, constant in (("interpolate", True), ("patches", False)):
+        decoder = Decoder(output_stage=stage, **arch)
+        with torch.no_grad():
+            for p in decoder.parameters():
+                p.normal_(std=0.3)                                     # any "trained" weights
+            wav = decoder(torch.randn(1, 8, 1).expand(1, 8, 12))       # the same latent every frame
+        interior = wav[0, 0, 100:-100]
+        assert wav.shape == (1, 1, 12 * 24)
+        assert (interior.std() < 1e-4 * interior.abs().max()) == constant
+    assert build_codec(small_model_config, seed=0).config.output_stage == "interpolate"   # the default for new codecs
+    build_codec(small_model_config.model_copy(update={"output_stage": "patches"}), seed=0).save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["output_stage"]                                         # a folder from before the option
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert load_codec(tmp_path / "old").config.output_stage == "patches"
