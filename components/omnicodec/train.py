@@ -65,7 +65,8 @@ class CodecTrainer:
 
     `codec` is any module with forward(wav, generator=...) -> (recon, QuantizerOutput) and the
     optional codebook hooks initialize_codebooks / replace_dead_codes (OmniCodec has both; the
-    EnCodec wrapper of benchmarks/codec_quality.py too), so peers train under the same loop.
+    EnCodec side of benchmarks/codec_quality.py has neither, its quantizer initialises and expires
+    codes inside forward as audiocraft's does), so peers train under the same loop.
     """
 
     def __init__(self, cfg: CodecConfig, codec: nn.Module, *, device: torch.device, info: DistInfo,
