@@ -58,8 +58,8 @@ class LMConfig(StageConfig):
     # ---- batch: global batch = micro_batch * grad_accum * world size
     micro_batch: int = 8            # windows per process and forward pass
     grad_accum: int = 1             # micro-batches summed before each optimizer step
-    steps: int = 300                # optimizer steps (tiny: 300 * 16 windows * 128 frames = 0.6 M frames;
-    #                                 valid loss 1.356 at 300 vs 1.350 at 350 on the demo corpus)
+    steps: int = 300                # optimizer steps (tiny: 300 * 16 windows * 128 frames = 0.6 M frames,
+    #                                 ~30 passes; valid loss bottoms out near step 150-250 on the demo corpus)
     # ---- optimizer: AdamW, linear warm-up then cosine decay to min_lr (nanoGPT)
     lr: float = 1e-3                # with 2e-3 (and beta2 0.95) training spiked now and then, one step to loss ~15
     min_lr: float = 1e-4            # ~lr / 10 (Chinchilla)
@@ -71,7 +71,8 @@ class LMConfig(StageConfig):
     cond_dropout: float = 0.15      # share of windows trained without text (classifier-free guidance)
     phrasing: Literal["random", "first"] = "random"   # which caption phrasing conditions a window
     # ---- precision and hardware
-    precision: Literal["auto", "fp32", "bf16"] = "auto"   # auto: bf16 on GPU, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"   # auto: bf16 on GPU and on CPUs with native bf16
+    #                                 matmuls (AVX512-BF16 / AMX), fp32 on other CPUs
     peak_tflops: float | None = None   # per device, for MFU; None: GPU table in train.py or cpu_peak_tflops
     cpu_peak_tflops: float = 0.1    # 2 cores * ~50 GFLOP/s (fp32 FMA, AVX2) ~ 0.1 TFLOP/s
     # ---- bookkeeping
