@@ -25,6 +25,25 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    with contextlib.suppress(OSError, ValueError):  # Linux: read it without touching it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, *, directory: bool) -> None:
+    """Give a staged file/folder the mode a plain open()/mkdir() would have.
+
+    mkstemp/mkdtemp create 0600/0700 (private while half-written); once complete, an artifact
+    should be as readable as any other output, e.g. by other users of a shared volume.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary file path; on success it replaces `final`, on error it is removed.
@@ -41,6 +60,7 @@ def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        _publish_mode(tmp_path, directory=False)
         os.replace(tmp_path, final)
         _fsync_dir(final.parent)
     except BaseException:
@@ -92,6 +112,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    _publish_mode(staging, directory=True)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists() or final.is_symlink():
         os.replace(final, old)

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 
@@ -48,3 +50,15 @@ def test_atomic_dir_replaces_folder_and_recovers_interrupted_swap(tmp_path):
         (staging / "new.txt").write_text("v2")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_finished_artifacts_get_the_umask_mode_not_the_private_staging_mode(tmp_path):
+    old_mask = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_dir(tmp_path / "model") as staging:
+            (staging / "w.bin").write_bytes(b"x")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o750
