@@ -5,10 +5,10 @@ and K heads predict the K codes of the next step in one matmul. The sequence sta
 conditioning prefix:
 
     [ text_1 .. text_n | start | total | remaining | BOS | step_1 | step_2 | ... ]
-      ^ the 384-d sentence  ^ timing (Stable Audio):   ^ codes, delay pattern
-        embedding, projected  seconds_start, seconds_total   (+ the text's step bias on each,
-        to n tokens           and their difference            when text_every_step)
-        (where the piece ends)
+      ^ the 384-d sentence  ^ timing (Stable Audio):     ^ codes, delay pattern (+ the
+        embedding, projected  seconds_start, seconds_total  text's step bias on each when
+        to n tokens           and their difference          text_every_step)
+                              (where the piece ends)
 
 With `text_every_step` a second projection of the text is added to the input of every code step
 (a global condition, as WaveNet's): attention to the prefix alone was not learnt on the tiny corpus

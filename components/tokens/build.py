@@ -21,7 +21,7 @@ import pandas as pd
 from components.common.lineage import file_digest, tree_digest
 from components.tokens.config import TokensConfig
 from components.tokens.shards import (
-    SHARD_DIR, ClipTokens, finalize_index, plan_shards, shard_key, shard_name, write_meta, write_shard,
+    SHARD_DIR, ClipTokens, finalize_index, known_instrument, plan_shards, shard_key, shard_name, write_meta, write_shard,
 )
 
 
@@ -51,11 +51,6 @@ def load_corpus(curated: Path, captions_dir: Path) -> tuple[pd.DataFrame, np.nda
     order = [row_of[c] for c in manifest["clip_id"]]
     merged = manifest.merge(captions[["clip_id", "captions"]], on="clip_id", how="left")
     return merged, np.asarray(embeddings[order], dtype=np.float32)
-
-
-def _instrument(row) -> str | None:
-    value = getattr(row, "instrument", None)
-    return value if isinstance(value, str) and value else None
 
 
 def plan_jobs(manifest: pd.DataFrame, curated: Path, codec_digest: str, clips_per_shard: int) -> list[ShardJob]:
@@ -188,7 +183,7 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
         by_id[r.clip_id] = ClipTokens(
             clip_id=r.clip_id, codes=np.zeros((0, 0)), text_embeddings=embeddings[i], captions=list(r.captions),
             seconds_start=float(r.start_s), seconds_total=float(r.source_duration_s),
-            piece_id=str(r.piece_id), split=str(r.split), instrument=_instrument(r),
+            piece_id=str(r.piece_id), split=str(r.split), instrument=known_instrument(getattr(r, "instrument", None)),
         )
     index = finalize_index(staging, rows, by_id, codec.frame_rate)
     n_quantizers = cfg.n_quantizers or codec.num_codebooks

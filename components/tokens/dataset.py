@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.tokens.shards import SHARD_DIR, read_meta, shard_name
+from components.tokens.shards import SHARD_DIR, known_instrument, read_meta, shard_name
 
 SPLITS = ("train", "valid", "test")
 
@@ -95,7 +95,7 @@ class TokenDataset:
             text_embeddings=np.asarray(self._embeddings[int(row["text_row"])], dtype=np.float32),
             captions=list(row["captions"]), seconds_start=float(row["seconds_start"]),
             seconds_total=float(row["seconds_total"]),
-            instrument=row["instrument"] if isinstance(row.get("instrument"), str) else None,
+            instrument=known_instrument(row.get("instrument")),
         )
 
     def __iter__(self):

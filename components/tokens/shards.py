@@ -38,6 +38,12 @@ class ClipTokens:
     instrument: str | None = None   # from the corpus metadata, when known (the conditioning probe's label)
 
 
+def known_instrument(value) -> str | None:
+    """An index/manifest cell -> the instrument name, or None where the corpus does not record one
+    (missing column, NaN/None, empty string)."""
+    return value if isinstance(value, str) and value else None
+
+
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}.npy"
 

@@ -36,7 +36,7 @@ def trained(synthetic_tokens, tmp_path_factory):
     return out, metrics, facts
 
 
-class FakeCodec:
+class SineCodec:
     """Stands in for OmniCodec: each frame becomes 0.1 s of a sine whose pitch is codebook 0's code."""
 
     sample_rate = 16_000
@@ -57,14 +57,14 @@ class FakeCodec:
 
 
 @pytest.fixture
-def fake_codec(monkeypatch, tmp_path):
-    """`--codec <dir>` loads the FakeCodec; the folder holds a config.json so it has an identity."""
+def sine_codec(monkeypatch, tmp_path):
+    """`--codec <dir>` loads the SineCodec; the folder holds a config.json so it has an identity."""
     from components.lyra import codec as codec_io
 
     folder = tmp_path / "codec"
     folder.mkdir()
-    (folder / "config.json").write_text('{"fake": true}\n')
-    monkeypatch.setattr(codec_io, "load_codec", lambda path, device="cpu": FakeCodec())
+    (folder / "config.json").write_text('{"sine_codec": true}\n')
+    monkeypatch.setattr(codec_io, "load_codec", lambda path, device="cpu": SineCodec())
     return folder
 
 

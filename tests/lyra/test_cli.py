@@ -11,9 +11,9 @@ from components.cli import main as lyra
 pytestmark = pytest.mark.slow
 
 
-def test_generate_writes_a_reproducible_wav_and_its_recipe(trained, fake_codec, style_prompts, tmp_path):
+def test_generate_writes_a_reproducible_wav_and_its_recipe(trained, sine_codec, style_prompts, tmp_path):
     model_dir = trained[0]
-    args = ["generate", "style 1 in a hurry", "--seconds", "3", "--model", str(model_dir), "--codec", str(fake_codec),
+    args = ["generate", "style 1 in a hurry", "--seconds", "3", "--model", str(model_dir), "--codec", str(sine_codec),
             "--seed", "7", "--temperature", "0.8", "--top-k", "8"]
     assert lyra([*args, "--out", str(tmp_path / "a.wav")]) == 0
     assert lyra([*args, "--out", str(tmp_path / "b.wav")]) == 0
@@ -30,8 +30,8 @@ def test_generate_writes_a_reproducible_wav_and_its_recipe(trained, fake_codec, 
     assert not np.array_equal(sf.read(tmp_path / "c.wav")[0][:len(audio_a)], audio_a)
 
 
-def test_generate_explains_bad_requests(trained, fake_codec, style_prompts, tmp_path, capsys):
-    base = ["generate", "style 0", "--codec", str(fake_codec), "--out", str(tmp_path / "x.wav")]
+def test_generate_explains_bad_requests(trained, sine_codec, style_prompts, tmp_path, capsys):
+    base = ["generate", "style 0", "--codec", str(sine_codec), "--out", str(tmp_path / "x.wav")]
     assert lyra([*base, "--model", str(tmp_path / "nowhere")]) == 2
     assert "no Lyra model" in capsys.readouterr().err
     assert lyra([*base, "--model", str(trained[0]), "--seconds", "-1"]) == 2
@@ -45,13 +45,13 @@ def test_train_explains_a_missing_token_folder(tmp_path, capsys):
     assert not (tmp_path / "model").exists()
 
 
-def test_sample_stage_shows_that_the_text_matters(trained, synthetic_tokens, fake_codec, style_prompts, tmp_path):
+def test_sample_stage_shows_that_the_text_matters(trained, synthetic_tokens, sine_codec, style_prompts, tmp_path):
     model_dir, _, _ = trained
     tokens, _ = synthetic_tokens
     params = tmp_path / "params.yaml"
     params.write_text("profile: tiny\ntiny:\n  generate: {n_prompts: 6, sample_seconds: 4, n_classes: 3, cfg: 3.0}\n")
     out, metrics_path = tmp_path / "samples", tmp_path / "metrics.json"
-    code = lyra(["lm", "sample", "--model", str(model_dir), "--codec", str(fake_codec), "--tokens", str(tokens),
+    code = lyra(["lm", "sample", "--model", str(model_dir), "--codec", str(sine_codec), "--tokens", str(tokens),
                  "--out", str(out), "--metrics", str(metrics_path), "--params", str(params)])
     assert code == 0
     metrics = json.loads(metrics_path.read_text())
@@ -61,7 +61,7 @@ def test_sample_stage_shows_that_the_text_matters(trained, synthetic_tokens, fak
     assert metrics["n_classes"] == 3 and metrics["real_heldout_accuracy"] == 1.0
     assert metrics["conditioning_accuracy"] >= 0.8 > metrics["chance"]       # the caption's style comes out
     assert metrics["conditioning_accuracy"] > metrics["unconditional_accuracy"]
-    # and in the decoded audio (the fake codec's pitch follows codebook 0)
+    # and in the decoded audio (the sine codec's pitch follows codebook 0)
     assert metrics["probe_label"] == "caption_class" and metrics["audio_real_heldout_accuracy"] >= 0.8
     assert metrics["audio_conditioning_accuracy"] >= 0.8 > metrics["audio_unconditional_accuracy"]
     # the model's own likelihood finds each piece's caption among the prompts, real or generated
