@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "caption": ("components.captioning.cli", "tag and caption curated clips, embed the captions"),
     "codec": ("components.omnicodec.cli", "train / evaluate OmniCodec, encode and decode audio files"),
     "tokens": ("components.tokens.cli", "encode the curated corpus into memory-mappable token shards"),
+    "judge": ("components.judge.cli", "train the conditioning judge: instrument and style from real decoded audio"),
     "lm": ("components.lyra.cli", "pretrain the Lyra text-to-music transformer"),
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),

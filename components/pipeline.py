@@ -112,6 +112,16 @@ STAGES: tuple[Stage, ...] = (
         config="components.tokens.config:TokensConfig",
     ),
     Stage(
+        name="conditioning_judge", group="judge",
+        description="An audio classifier (instrument, collection) trained on real decoded music of training pieces only: "
+                    "the independent judge of Lyra's conditioning.",
+        argv=("judge", "train", "--tokens", "data/tokens", "--codec", "data/models/omnicodec", "--curated", "data/curated",
+              "--out", "data/models/judge"),
+        deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",),
+        code=("components/judge", "components/lyra/codec.py", "components/tokens"), params="judge",
+        config="components.judge.config:JudgeConfig",
+    ),
+    Stage(
         name="lyra_pretrain", group="lyra",
         description="Pretrain the Lyra text-to-music transformer (delay pattern, text + timing conditioning) with DeepSpeed.",
         argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
@@ -122,9 +132,9 @@ STAGES: tuple[Stage, ...] = (
         name="lyra_samples", group="lyra",
         description="Music generated from held-out captions, decoded with OmniCodec, with conditioning metrics.",
         argv=("lm", "sample", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--out", "data/samples/lyra"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens"), outs=("data/samples/lyra",),
-        code=("components/lyra", "components/omnicodec"), params="generate",
+              "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/samples/lyra"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",),
+        code=("components/lyra", "components/omnicodec", "components/judge"), params="generate",
         config="components.lyra.config:GenerateConfig",
     ),
 )

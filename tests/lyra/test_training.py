@@ -110,3 +110,34 @@ def test_a_killed_run_resumes_where_it_stopped(synthetic_tokens, tmp_path, monke
     assert [s for s, _ in history] == list(range(30))
     np.testing.assert_allclose([l for _, l in history], [l for _, l in expected], rtol=1e-5)
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+
+
+def test_test_is_scored_once_at_the_end_and_never_selects(tmp_path, monkeypatch):
+    from components.lyra import train as train_module
+    from components.lyra.config import LMConfig
+    from tests.lyra.conftest import TRAIN_SETTINGS
+    from tests.lyra.synthetic import write_synthetic_tokens
+
+    tokens = tmp_path / "tokens"
+    write_synthetic_tokens(tokens, with_test=True, pieces_per_class=12)
+    calls = []
+    real_evaluate = train_module.evaluate
+
+    def spy(engine, held, *args, **kwargs):
+        loss = real_evaluate(engine, held, *args, **kwargs)
+        calls.append((held.split, loss))
+        return loss
+
+    monkeypatch.setattr(train_module, "evaluate", spy)
+    torch.set_num_threads(1)
+    cfg = LMConfig.model_validate({**TRAIN_SETTINGS, "steps": 60, "eval_every": 15, "checkpoint_every": 30})
+    metrics = train_module.train(cfg, tokens, tmp_path / "lyra")
+
+    splits = [split for split, _ in calls]
+    assert splits.count("test") == 1 and splits[-1] == "test"      # once, and last: after every choice was made
+    assert set(splits[:-2]) == {"valid"}                           # checkpoints were compared on valid only
+    history = json.loads((tmp_path / "lyra" / "training.json").read_text())["history"]
+    best_step = min(history["valid"], key=lambda entry: entry[1])[0]
+    assert metrics["selected_step"] == best_step and metrics["selection_split"] == "valid"
+    assert metrics["test_loss"] == calls[-1][1] and "test_vs_unigram" in metrics
+    assert metrics["measured_peak_flops_per_device"] > 1e8 and 0 < metrics["mfu"] < 1   # against this machine's peak
