@@ -34,11 +34,3 @@ def head_verdict(truth: np.ndarray, real: np.ndarray, text: np.ndarray, no_text:
     out["p_text_vs_chance"] = binomial_p_greater(int(hits["text"].sum()), n, chance)
     return out
 
-
-def conditioning_passes(verdict: dict, min_share_of_real: float, alpha: float) -> dict[str, bool]:
-    """The sample gate's rules for one head, by name."""
-    return {
-        "above_no_text_control": verdict["p_text_vs_no_text"] < alpha
-        and verdict["accuracy_text"] > verdict["accuracy_no_text"],
-        "near_real_music": verdict["share_of_real"] >= min_share_of_real,
-    }

@@ -83,6 +83,9 @@ class LMConfig(StageConfig):
     #                                 `valid` (early stopping: the tiny corpus is 12 pieces); `test` reports
     checkpoint_every: int = 100     # steps between resumable checkpoints (atomic)
     keep_checkpoints: int = 2
+    # ---- the gate (a blocking asset check on lyra_pretrain): the chosen model's loss on the
+    # selection split must sit at most this share of the unigram baseline's (0.95 = 5 % below it)
+    gate_max_loss_vs_unigram: float = Field(0.95, gt=0.0)
 
     @model_validator(mode="after")
     def _check(self):
@@ -119,6 +122,10 @@ class GenerateConfig(StageConfig):
     length_requests: list[float] = [5.0, 10.0, 20.0, 40.0]   # lengths asked for with END free (length control)
     length_seeds: int = 4           # pieces per requested length
     self_consistency_prompts: int = 16   # prompts in the likelihood self-consistency diagnostic (n^2 scorings)
+    # ---- the gate (a blocking asset check on lyra_samples): for this judge head, generations with the
+    # text must beat the same seeds without it, one-sided exact McNemar p below gate_alpha
+    gate_head: str = "instrument"
+    gate_alpha: float = Field(0.01, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _check(self):

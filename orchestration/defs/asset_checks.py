@@ -165,3 +165,50 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         "previous_codec_digest": previous.get("codec_digest") if previous else None,
         **{f"gate.{k}": v for k, v in gates.items()},
     })
+
+
+# --- Lyra -----------------------------------------------------------------------------------
+
+def _stage_metrics(stage_name: str) -> dict:
+    import json
+
+    from components.pipeline import stage_by_name
+
+    return json.loads((REPO_ROOT / stage_by_name(stage_name).metrics_path).read_text())
+
+
+@dg.asset_check(asset="lyra_pretrain", blocking=True,
+                description="gate: the chosen model's held-out (valid) loss sits below the unigram baseline by the configured margin")
+def lyra_beats_unigram() -> dg.AssetCheckResult:
+    from components.lyra.gates import pretrain_gate_decisions
+
+    metrics = _stage_metrics("lyra_pretrain")
+    limit = _stage_config("lyra_pretrain").gate_max_loss_vs_unigram
+    gates = pretrain_gate_decisions(metrics, limit)
+    failed = [name for name, ok in gates.items() if not ok]
+    return _result(not failed, "Lyra accepted" if not failed else f"Lyra refused: {', '.join(failed)}", {
+        "val_vs_unigram": metrics.get("val_vs_unigram"), "max_loss_vs_unigram": limit,
+        "val_loss": metrics.get("val_loss"), "unigram_val_loss": metrics.get("unigram_val_loss"),
+        "test_vs_unigram (reported, not gated)": metrics.get("test_vs_unigram"),
+        "selected_step": metrics.get("selected_step"), **{f"gate.{k}": v for k, v in gates.items()},
+    })
+
+
+@dg.asset_check(asset="lyra_samples", blocking=True,
+                description="gate: the independent judge hears the prompt more often with the text than without (same seeds)")
+def judge_hears_the_prompt() -> dg.AssetCheckResult:
+    from components.lyra.gates import samples_gate_decisions
+
+    metrics = _stage_metrics("lyra_samples")
+    cfg = _stage_config("lyra_samples")
+    gates = samples_gate_decisions(metrics, cfg.gate_head, cfg.gate_alpha)
+    failed = [name for name, ok in gates.items() if not ok]
+    head = cfg.gate_head
+    return _result(not failed, "conditioning accepted" if not failed else f"conditioning refused: {', '.join(failed)}", {
+        "head": head, "alpha": cfg.gate_alpha, "n": metrics.get(f"judge_{head}_n"),
+        "accuracy_with_text": metrics.get(f"judge_{head}_accuracy_text"),
+        "accuracy_without_text": metrics.get(f"judge_{head}_accuracy_no_text"),
+        "accuracy_real_held_out": metrics.get(f"judge_{head}_accuracy_real"),
+        "p_text_vs_no_text": metrics.get(f"judge_{head}_p_text_vs_no_text"),
+        "share_of_real": metrics.get(f"judge_{head}_share_of_real"), **{f"gate.{k}": v for k, v in gates.items()},
+    })
