@@ -130,14 +130,22 @@ def codec_gate_decisions(metrics: dict, previous: dict | None, min_information_g
     return gates
 
 
-def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str) -> dict | None:
-    """Metadata of the most recent passed gate for a different codec version, if any."""
+def _eval_set_digest(metrics: dict) -> str:
+    """Which clips a codec was scored on: two versions compare only on the same held-out set."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(metrics.get("clip_ids", []))).encode()).hexdigest()[:16]
+
+
+def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str,
+                             eval_set: str) -> dict | None:
+    """Metadata of the most recent passed gate for a different codec version scored on the same clips."""
     records = instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=50, status={AssetCheckExecutionRecordStatus.SUCCEEDED})
     for record in records:
         evaluation = record.event.dagster_event.event_specific_data if record.event else None
         meta = {k: v.value for k, v in (evaluation.metadata if evaluation else {}).items()}
-        if meta.get("codec_digest") and meta["codec_digest"] != digest:
+        if meta.get("codec_digest") and meta["codec_digest"] != digest and meta.get("eval_set") == eval_set:
             return meta
     return None
 
@@ -154,11 +162,12 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     digest = tree_digest(model_dir / "model.safetensors", model_dir / "config.json")
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
-    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest)
+    eval_set = _eval_set_digest(metrics)
+    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest, eval_set)
     gates = codec_gate_decisions(metrics, previous, _stage_config("omnicodec_eval").gate_min_information_gap)
     failed = [name for name, ok in gates.items() if not ok]
     return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {
-        "codec_digest": digest, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,
+        "codec_digest": digest, "eval_set": eval_set, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,
         "untrained_mel_distance": base_mel, "bitrate_kbps": metrics.get("bitrate_kbps"),
         "code_information_mel_gap": metrics.get("code_information_mel_gap"),
         "previous_visqol": previous.get("visqol") if previous else None,
