@@ -1,4 +1,9 @@
-"""Resources per deployment, chosen in one place by LYRA_DEPLOYMENT (default: local)."""
+"""Resources per deployment, chosen in one place by LYRA_DEPLOYMENT (default: local).
+
+    local  stage commands as subprocesses here (torchrun for multi-process training)
+    k8s    stage commands as pods on their node pool, Lyra pretraining as a Kubeflow TrainJob
+           (orchestration/k8s/launcher.py; placement and sizes from infra/stages.yaml)
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,12 @@ from orchestration.launchers import LocalLauncher
 def resources_for(deployment: str, profile: str) -> dict:
     if deployment == "local":
         return {"launcher": LocalLauncher(profile=profile), "dvc": DvcResource()}
-    raise ValueError(f"unknown LYRA_DEPLOYMENT {deployment!r}; expected 'local'")
+    if deployment == "k8s":
+        from orchestration.k8s.launcher import K8sLauncher  # kubernetes clients only where they are used
+
+        return {"launcher": K8sLauncher(profile=profile, namespace=os.environ.get("LYRA_STAGE_NAMESPACE")),
+                "dvc": DvcResource()}
+    raise ValueError(f"unknown LYRA_DEPLOYMENT {deployment!r}; expected 'local' or 'k8s'")
 
 
 @dg.definitions

@@ -42,9 +42,10 @@ def k8s_name(text: str, limit: int = 63) -> str:
     return name[:limit].rstrip("-") or "x"
 
 
-def stage_nproc(stage: Stage, profile: str) -> int:
+def stage_nproc(stage: Stage, profile: str, overrides: Sequence[str] = ()) -> int:
     """Processes per node of a distributed stage, from its params section (`nproc`)."""
-    cfg = load_stage_config(stage.params, stage.config_class(), params_path=REPO_ROOT / "params.yaml", profile=profile)
+    cfg = load_stage_config(stage.params, stage.config_class(), params_path=REPO_ROOT / "params.yaml", profile=profile,
+                            overrides=overrides)
     return int(getattr(cfg, "nproc", 1))
 
 
@@ -142,13 +143,14 @@ def base_pod_spec(stage: Stage, profile: str, *, table: Table | None = None, mem
 
 
 def stage_pod(stage: Stage, profile: str, *, table: Table | None = None, name: str | None = None,
-              pipes_env: Mapping[str, str] | None = None, memory: str | None = None) -> kubernetes.client.V1Pod:
+              pipes_env: Mapping[str, str] | None = None, memory: str | None = None,
+              overrides: Sequence[str] = ()) -> kubernetes.client.V1Pod:
     """The stage's Pod as dagster-k8s builds it for PipesK8sClient.run."""
     table = table or default_table()
     return build_pod_body(
         pod_name=name or f"lyra-{k8s_name(stage.name)}",
         image=table.image_for(),
-        command=list(stage.command),
+        command=stage_command(stage, overrides),
         env_vars=dict(pipes_env or {}),
         base_pod_meta=pod_meta(stage, table),
         base_pod_spec=base_pod_spec(stage, profile, table=table, memory=memory),
@@ -168,10 +170,14 @@ def manifest(obj: Any, kind: str | None = None, api_version: str = "v1") -> dict
 
 
 # ---------------------------------------------------------------------------------- TrainJob
+def stage_command(stage: Stage, overrides: Sequence[str] = ()) -> list[str]:
+    return [*stage.command, *[a for o in overrides for a in ("--set", o)]]
+
+
 def train_job_command(stage: Stage, overrides: Sequence[str] = ()) -> list[str]:
     """torchrun reads the PET_* variables the torch runtime injects (nodes, rank, master) and
     starts numProcPerNode workers; `lyra` sees it is inside a launch and does not relaunch."""
-    return ["torchrun", "--no-python", *stage.command, *[a for o in overrides for a in ("--set", o)]]
+    return ["torchrun", "--no-python", *stage_command(stage, overrides)]
 
 
 def train_job(stage: Stage, profile: str, *, name: str, table: Table | None = None,
@@ -203,7 +209,7 @@ def train_job(stage: Stage, profile: str, *, name: str, table: Table | None = No
                 "command": train_job_command(stage, overrides),
                 "env": env,
                 "numNodes": row.train_job.num_nodes,
-                "numProcPerNode": stage_nproc(stage, profile),
+                "numProcPerNode": stage_nproc(stage, profile, overrides),
                 "resourcesPerNode": resources(row, memory),
             },
             "runtimePatches": [{
