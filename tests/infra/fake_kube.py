@@ -83,6 +83,8 @@ class FakePod:
             else:
                 out[v["name"]] = root / "volumes" / v["name"]
                 out[v["name"]].mkdir(parents=True)
+                for entry, target in self.cluster.seed.get(v["name"], {}).items():
+                    (out[v["name"]] / entry).symlink_to(target)
         out["__root__"] = root
         return out
 
@@ -98,6 +100,10 @@ class FakePod:
                     link = cwd / path[len(workdir.rstrip("/")) + 1:]
                     link.parent.mkdir(parents=True, exist_ok=True)
                     link.symlink_to(target)
+            if self.cluster.image_root is not None:
+                for entry in Path(self.cluster.image_root).iterdir():
+                    if not (cwd / entry.name).exists() and not (cwd / entry.name).is_symlink():
+                        (cwd / entry.name).symlink_to(entry)
             mounts[workdir] = cwd
         return mounts, cwd
 
@@ -219,7 +225,11 @@ class FakeTrainJob:
 
 class FakeCluster:
     def __init__(self, scratch: Path, *, claims: dict[str, str | Path], secrets: dict[str, dict[str, str]],
-                 image_env: dict[str, str], runtime_working_dir: str = "/opt/lyra", queue_seconds: float = 0.0):
+                 image_env: dict[str, str], runtime_working_dir: str = "/opt/lyra", queue_seconds: float = 0.0,
+                 image_root: Path | None = None, seed: dict[str, dict[str, Path]] | None = None):
+        """image_root: the image's working-directory content (linked into each pod's working dir);
+        seed: {emptyDir name: {entry: path}} links placed in a new emptyDir (what a node image ships)."""
+        self.image_root, self.seed = image_root, seed or {}
         self.scratch, self.claims, self.secrets = Path(scratch), claims, secrets
         self.image_env, self.runtime_working_dir, self.queue_seconds = image_env, runtime_working_dir, queue_seconds
         self.pods: dict[tuple[str, str], FakePod] = {}
