@@ -91,8 +91,11 @@ def volume_mounts(table: Table, row: StageRow) -> list[dict]:
 
 
 def env_list(table: Table, plain: Mapping[str, str]) -> list[dict]:
-    """Plain settings by value, credentials only as references to their Secret."""
+    """Plain settings by value, per-environment ones from the overlay's ConfigMap, credentials
+    only as references to their Secret."""
     env = [{"name": k, "value": v} for k, v in {**table.env, **plain}.items()]
+    env += [{"name": name, "valueFrom": {"configMapKeyRef": {"name": ref.config_map, "key": ref.key}}}
+            for name, ref in table.settings.items()]
     env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
             for name, ref in table.secrets.items()]
     return env

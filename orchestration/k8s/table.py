@@ -72,6 +72,11 @@ class SecretRef(_Strict):
     key: str
 
 
+class ConfigRef(_Strict):
+    config_map: str
+    key: str
+
+
 class DataVolume(_Strict):
     claim: str
     mount: str
@@ -91,6 +96,7 @@ class Table(_Strict):
     data_volume: DataVolume
     scratch: tuple[Scratch, ...]
     env: dict[str, str]
+    settings: dict[str, ConfigRef] = {}
     secrets: dict[str, SecretRef]
     pools: dict[Literal["cpu", "gpu"], Pool]
     stages: dict[str, StageRow]

@@ -120,11 +120,12 @@ class FakePod:
             if "value" in e:
                 env[e["name"]] = self._rewrite(str(e["value"]), mounts)
             else:
-                ref = e["valueFrom"]["secretKeyRef"]
-                secret = self.cluster.secrets.get(ref["name"], {})
-                if ref["key"] not in secret:
-                    return f'secret "{ref["name"]}" (key {ref["key"]}) not found'
-                env[e["name"]] = secret[ref["key"]]
+                kind, ref = next(iter(e["valueFrom"].items()))
+                store = {"secretKeyRef": self.cluster.secrets, "configMapKeyRef": self.cluster.config_maps}[kind]
+                values = store.get(ref["name"], {})
+                if ref["key"] not in values:
+                    return f'{kind} "{ref["name"]}" (key {ref["key"]}) not found'
+                env[e["name"]] = values[ref["key"]]
         return env
 
     def _kubelet(self) -> None:
@@ -226,10 +227,12 @@ class FakeTrainJob:
 class FakeCluster:
     def __init__(self, scratch: Path, *, claims: dict[str, str | Path], secrets: dict[str, dict[str, str]],
                  image_env: dict[str, str], runtime_working_dir: str = "/opt/lyra", queue_seconds: float = 0.0,
-                 image_root: Path | None = None, seed: dict[str, dict[str, Path]] | None = None):
+                 image_root: Path | None = None, seed: dict[str, dict[str, Path]] | None = None,
+                 config_maps: dict[str, dict[str, str]] | None = None):
         """image_root: the image's working-directory content (linked into each pod's working dir);
         seed: {emptyDir name: {entry: path}} links placed in a new emptyDir (what a node image ships)."""
         self.image_root, self.seed = image_root, seed or {}
+        self.config_maps = config_maps if config_maps is not None else {"lyra-settings": {"s3-endpoint": "http://127.0.0.1:9"}}
         self.scratch, self.claims, self.secrets = Path(scratch), claims, secrets
         self.image_env, self.runtime_working_dir, self.queue_seconds = image_env, runtime_working_dir, queue_seconds
         self.pods: dict[tuple[str, str], FakePod] = {}
