@@ -167,9 +167,8 @@ def manifest(obj: Any, kind: str | None = None, api_version: str = "v1") -> dict
     if hasattr(obj, "to_dict") and obj.__class__.__module__.startswith("kubeflow_trainer_api"):
         return obj.to_dict()
     doc = kubernetes.client.ApiClient().sanitize_for_serialization(obj)
-    doc.setdefault("apiVersion", api_version)
-    doc.setdefault("kind", kind or type(obj).__name__.removeprefix("V1"))
-    return doc
+    return {"apiVersion": doc.pop("apiVersion", None) or api_version,
+            "kind": doc.pop("kind", None) or kind or type(obj).__name__.removeprefix("V1"), **doc}
 
 
 # ---------------------------------------------------------------------------------- TrainJob
