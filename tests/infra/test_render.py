@@ -33,5 +33,6 @@ def test_the_image_matches_the_table_and_the_lock():
     assert f"WORKDIR {table.working_dir}" in docker
     lock = (REPO_ROOT / "requirements.lock").read_text()
     torch_pin = next(line for line in lock.splitlines() if line.startswith("torch=="))
-    assert torch_pin in docker
+    assert torch_pin.split("+")[0] in docker               # the same version, CUDA build
+    assert "grep -v '^torch==' requirements.lock" in docker  # and the lock's CPU build is not installed over it
     assert table.data_volume.mount == f"{table.working_dir}/data"   # stages write data/... under the working dir
