@@ -28,6 +28,9 @@ class DvcError(RuntimeError):
 class DvcResource(dg.ConfigurableResource):
     repo: str = str(REPO_ROOT)
     enabled: bool = True
+    # a remote in .dvc/config that every committed stage is pushed to at once (the cluster's "s3");
+    # empty: nothing is pushed until `dvc push` (the demo pushes to the local remote at its end)
+    remote: str = ""
 
     def _dvc(self) -> str:
         local = Path(sys.executable).parent / "dvc"
@@ -55,9 +58,12 @@ class DvcResource(dg.ConfigurableResource):
         return json.loads(self._run("status", "--json") or "{}")
 
     def commit(self, stage: str) -> None:
-        """Record the stage's current deps/params/outs in dvc.lock and cache its outputs."""
+        """Record the stage's current deps/params/outs in dvc.lock and cache its outputs; with a
+        `remote`, push them there too, so other machines can `dvc pull` what the lock names."""
         if self.enabled:
             self._run("commit", "--force", "--quiet", stage)
+            if self.remote:
+                self._run("push", "--quiet", "--remote", self.remote, stage)
 
     def out_hashes(self, stage: str) -> dict[str, str]:
         """{out path: md5} for the stage, as recorded in dvc.lock ({} when unknown)."""

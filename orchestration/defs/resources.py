@@ -15,14 +15,19 @@ from orchestration.dvc import DvcResource
 from orchestration.launchers import LocalLauncher
 
 
+# the DVC remote each profile's artifacts are pushed to as soon as a stage commits (.dvc/config)
+PROFILE_DVC_REMOTE = {"tiny": "", "gpu": "", "cluster": "s3"}
+
+
 def resources_for(deployment: str, profile: str) -> dict:
+    dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""))
     if deployment == "local":
-        return {"launcher": LocalLauncher(profile=profile), "dvc": DvcResource()}
+        return {"launcher": LocalLauncher(profile=profile), "dvc": dvc}
     if deployment == "k8s":
         from orchestration.k8s.launcher import K8sLauncher  # kubernetes clients only where they are used
 
         return {"launcher": K8sLauncher(profile=profile, namespace=os.environ.get("LYRA_STAGE_NAMESPACE")),
-                "dvc": DvcResource()}
+                "dvc": dvc}
     raise ValueError(f"unknown LYRA_DEPLOYMENT {deployment!r}; expected 'local' or 'k8s'")
 
 

@@ -13,3 +13,8 @@ def test_the_deployment_chooses_the_launcher():
     assert isinstance(k8s, K8sLauncher) and k8s.profile == "cluster"
     with pytest.raises(ValueError, match="'local' or 'k8s'"):
         resources_for("kubernetes", "cluster")
+
+
+def test_the_cluster_profile_pushes_to_the_s3_remote():
+    assert resources_for("k8s", "cluster")["dvc"].remote == "s3"
+    assert resources_for("local", "tiny")["dvc"].remote == ""
