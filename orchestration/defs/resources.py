@@ -20,7 +20,9 @@ PROFILE_DVC_REMOTE = {"tiny": "", "gpu": "", "cluster": "s3"}
 
 
 def resources_for(deployment: str, profile: str) -> dict:
-    dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""))
+    # on Kubernetes every run worker is a fresh pod: the lock lives on the data volume with the outputs
+    dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""),
+                      lock_copy="data/dvc.lock" if deployment == "k8s" else "")
     if deployment == "local":
         return {"launcher": LocalLauncher(profile=profile), "dvc": dvc}
     if deployment == "k8s":

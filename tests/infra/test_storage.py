@@ -124,3 +124,20 @@ def test_a_committed_stage_is_pushed_to_the_profiles_remote(tmp_path, monkeypatc
         DvcResource(repo=str(repo), remote="s3").commit("curated_clips")
         bucket, prefix = project_s3_remote_url().removeprefix("s3://").split("/", 1)
         assert s3_client(s3).list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] >= 2
+
+
+def test_the_lock_kept_with_the_data_survives_a_fresh_run_worker(tmp_path):
+    """A run worker starts from the image's dvc.lock; the copy on the data volume says what is built."""
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("stages:\n  clips:\n    cmd: echo\n    outs: [data/clips]\n")
+    (repo / "data" / "clips").mkdir()
+    (repo / "data" / "clips" / "a.txt").write_text("clip\n")
+    dvc = DvcResource(repo=str(repo), lock_copy="data/dvc.lock")
+    assert not dvc.is_up_to_date("clips")
+    dvc.commit("clips")
+    assert (repo / "data" / "dvc.lock").read_text() == (repo / "dvc.lock").read_text()
+    (repo / "dvc.lock").unlink()                         # the next run worker: the image has no lock for it
+    assert dvc.is_up_to_date("clips")
