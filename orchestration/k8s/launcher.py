@@ -167,8 +167,10 @@ class PipesTrainJobClient(PipesClient):
             time.sleep(self.poll_interval)
 
     def _failure(self, namespace: str, name: str) -> PodOutcome:
-        return worst_outcome([pod_outcome(p) for p in self._pods(namespace, name)
-                              if (p.status and p.status.phase) in ("Failed",) or pod_outcome(p).kind != "succeeded"])
+        """Why the job failed, from its ended pods (the others are being stopped because of it)."""
+        ended = [p for p in self._pods(namespace, name)
+                 if p.status is None or p.status.phase not in ("Pending", "Running") or p.status.reason == "Evicted"]
+        return worst_outcome([o for o in map(pod_outcome, ended) if o.kind != "succeeded"])
 
     def run(self, *, context, extras: Mapping[str, Any] | None, namespace: str,
             build: Callable[[Mapping[str, str]], dict]) -> PipesClientCompletedInvocation:

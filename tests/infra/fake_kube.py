@@ -159,9 +159,9 @@ class FakePod:
             self.cond.notify_all()
         self.cluster.pod_ended(self)
 
-    def kill(self) -> None:
+    def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, sig)
 
     # ------------------------------------------------------------------------ the API view
     def view(self) -> dict:
@@ -249,12 +249,13 @@ class FakeCluster:
         return pod
 
     def pod_ended(self, pod: FakePod) -> None:
-        """A JobSet with failurePolicy maxRestarts 0: one failed node stops the others."""
+        """A JobSet without restarts: one failed node fails the job, and its other pods are stopped
+        (SIGTERM, as a deletion does)."""
         if pod.exit_code:
             for job in list(self.trainjobs.values()):
                 if pod in job.pods:
                     for other in job.pods:
-                        other.kill()
+                        other.kill(signal.SIGTERM)
 
     # ------------------------------------------------------------------------------ server
     def serve(self) -> tuple[ThreadingHTTPServer, str]:
