@@ -28,7 +28,7 @@ import dagster as dg
 import kubernetes
 from dagster._core.pipes.client import PipesClient, PipesClientCompletedInvocation
 from dagster._core.pipes.utils import PipesEnvContextInjector, open_pipes_session
-from dagster_k8s.client import DagsterKubernetesClient, WaitForPodState
+from dagster_k8s.client import DagsterK8sError, DagsterKubernetesClient, WaitForPodState
 from dagster_k8s.pipes import PipesK8sClient, PipesK8sPodLogsMessageReader
 from kubernetes.utils import parse_quantity
 
@@ -265,11 +265,17 @@ class K8sLauncher(StageLauncher):
             )
         except Exception as exc:  # DagsterK8sError and friends; the pod's status says what happened
             failed, invocation = exc, None
+        except BaseException:     # the run was cancelled or interrupted: its pod goes with it
+            for pod in core.list_namespaced_pod(namespace, label_selector=f"{ATTEMPT_LABEL}={attempt_id}").items:
+                _delete(core.delete_namespaced_pod, pod.metadata.name, namespace)
+            raise
         pods = core.list_namespaced_pod(namespace, label_selector=f"{ATTEMPT_LABEL}={attempt_id}").items
         try:
             if failed is None:
                 return invocation
             pod = pods[0] if pods else None
+            if pod is None and not isinstance(failed, DagsterK8sError):
+                raise failed        # no pod, and not because Kubernetes lost it: the client failed
             if pod is not None and pod.status.phase not in ("Succeeded", "Failed") and pod.status.reason != "Evicted":
                 raise failed        # the pod had not ended: the client failed, not the stage
             outcome = pod_outcome(pod)

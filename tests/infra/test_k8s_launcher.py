@@ -176,3 +176,26 @@ def test_a_job_with_an_oom_and_an_error_retries_for_the_oom_only():
 def test_memory_grows_to_its_ceiling():
     assert grown_memory("16Gi", 1.5, None) == "24577Mi"
     assert grown_memory("800Gi", 1.5, "900Gi") == "921600Mi"
+
+
+def test_a_cancelled_run_takes_its_pod_along(tmp_path, cluster, monkeypatch):
+    """Terminating a run interrupts the step while its pod streams logs: the pod is deleted too."""
+    def interrupted(self, **kwargs):
+        raise dg.DagsterExecutionInterruptedError()      # what Dagster raises in a step of a terminated run
+
+    monkeypatch.setattr(launcher_module.PipesK8sPodLogsMessageReader, "consume_pod_logs", interrupted)
+    result = run_stage(tmp_path, cluster, "ok")
+    assert not result.success
+    assert len(cluster.created) == 1 and cluster.pods == {} and len(cluster.deleted) == 1
+
+
+def test_a_client_failure_before_any_pod_exists_is_not_retried(tmp_path, cluster, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("cannot build the pod body")
+
+    import dagster_k8s.pipes
+
+    monkeypatch.setattr(dagster_k8s.pipes, "build_pod_body", broken)     # fails inside PipesK8sClient.run
+    result = run_stage(tmp_path, cluster, "ok")
+    assert not result.success and cluster.created == []
+    assert "cannot build the pod body" in result.failure_data_for_node("flaky").error.to_string()
