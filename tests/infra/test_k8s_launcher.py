@@ -190,7 +190,7 @@ def test_a_cancelled_run_takes_its_pod_along(tmp_path, cluster, monkeypatch):
 
 
 def test_a_client_failure_before_any_pod_exists_is_not_retried(tmp_path, cluster, monkeypatch):
-    def broken(self, *args, **kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("cannot build the pod body")
 
     import dagster_k8s.pipes
