@@ -188,3 +188,44 @@ def validate_manifest(doc: dict) -> None:
     problems = lint(doc)
     if problems:
         raise ManifestError(f"{describe(doc)}: " + "; ".join(problems))
+
+
+# --------------------------------------------------------------- Pod Security "restricted"
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                      "projected", "secret"}
+
+
+def restricted_violations(pod: dict, containers: list[dict]) -> list[str]:
+    """What the `restricted` Pod Security Standard (enforced on lyra-stages) would refuse at
+    admission: a schema-valid pod that no API server would run."""
+    problems = []
+    psc = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            problems.append(f"{key} is not allowed")
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {v.get('name')}: {sorted(kinds - RESTRICTED_VOLUMES)} is not allowed")
+    for c in containers:
+        sc = c.get("securityContext") or {}
+        at = f"container {c.get('name')}"
+        if sc.get("privileged"):
+            problems.append(f"{at}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{at}: allowPrivilegeEscalation must be false")
+        if not sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+            problems.append(f"{at}: runAsNonRoot must be true")
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            problems.append(f"{at}: runAsUser 0")
+        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{at}: seccompProfile must be RuntimeDefault or Localhost")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{at}: capabilities must drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{at}: capabilities may add only NET_BIND_SERVICE")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            problems.append(f"{at}: hostPort")
+    return problems

@@ -45,7 +45,8 @@ def test_what_stage_pods_refer_to_exists(rendered):
     objs = index(docs)
     table = default_table()
     ns = table.namespace
-    assert ("Namespace", None, ns) in objs
+    # the stage namespace enforces the Pod Security level test_specs checks stage pods against
+    assert objs[("Namespace", None, ns)]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     sa = objs[("ServiceAccount", ns, table.service_account)]
     assert sa["automountServiceAccountToken"] is False
     assert ("PersistentVolumeClaim", ns, table.data_volume.claim) in objs

@@ -168,3 +168,18 @@ def test_the_table_rejects_unknown_keys_and_stages(tmp_path):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(TableError, match="no_such_stage"):
         load_table(tmp_path / "b.yaml")
+
+
+def test_stage_pods_pass_the_restricted_pod_security_standard(workloads):
+    """lyra-stages enforces `restricted`: a pod that breaks it is refused at admission."""
+    from orchestration.k8s.validate import restricted_violations
+
+    for stage in STAGES:
+        doc = workloads[stage.name]
+        spec = doc["spec"] if doc["kind"] == "Pod" else patch_pod(doc)
+        assert restricted_violations(spec, spec["containers"]) == [], stage.name
+    spec = copy.deepcopy(workloads["omnicodec"]["spec"])
+    spec["containers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    spec["volumes"].append({"name": "host", "hostPath": {"path": "/var/run"}})
+    problems = restricted_violations(spec, spec["containers"])
+    assert any("drop ALL" in p for p in problems) and any("hostPath" in p for p in problems)
