@@ -239,6 +239,7 @@ class FakeCluster:
         self.trainjobs: dict[tuple[str, str], FakeTrainJob] = {}
         self.created: list[dict] = []       # every pod spec received, in order
         self.deleted: list[str] = []
+        self.log_requests: list[dict] = []  # query of every log read (follow, sinceSeconds, ...)
         self.lock = threading.Lock()
 
     def add_pod(self, namespace: str, doc: dict, extra_env: dict | None = None) -> FakePod:
@@ -330,6 +331,7 @@ class FakeCluster:
                 self._status(404, f"no route {url.path}")
 
             def _log(self, pod: FakePod, q: dict) -> None:
+                cluster.log_requests.append(dict(q))
                 stamps = q.get("timestamps", "").lower() == "true"
                 since = int(q["sinceSeconds"]) if "sinceSeconds" in q else None
                 tail = int(q["tailLines"]) if "tailLines" in q else None

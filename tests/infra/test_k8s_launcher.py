@@ -42,6 +42,10 @@ SCRIPT = textwrap.dedent("""
         if mode == "error":
             print("something went wrong in the stage", file=sys.stderr)
             sys.exit(3)
+        if mode == "quiet":                         # a long silent stretch, as in a big training step
+            import time
+            time.sleep(3)
+            pipes.log.info("still here after the quiet stretch")
         (data / "out").mkdir(exist_ok=True)
         pipes.report_asset_materialization(metadata={
             "attempt": n, "resumed_from": start, "cwd_is_workdir": Path.cwd().name == "workdir",
@@ -199,3 +203,16 @@ def test_a_client_failure_before_any_pod_exists_is_not_retried(tmp_path, cluster
     result = run_stage(tmp_path, cluster, "ok")
     assert not result.success and cluster.created == []
     assert "cannot build the pod body" in result.failure_data_for_node("flaky").error.to_string()
+
+
+def test_a_stage_quiet_for_longer_than_the_log_read_timeout_keeps_streaming(tmp_path, cluster, monkeypatch):
+    """The pod-log reader times out on silence and reconnects (hourly by default; 1 s here):
+    messages from before and after arrive, each once."""
+    monkeypatch.setenv("DAGSTER_PIPES_K8S_CONSUME_POD_LOGS_REQUEST_TIMEOUT", "1")
+    result = run_stage(tmp_path, cluster, "quiet")
+    assert result.success
+    assert result.log_messages.count("attempt 1 starts at step 0") == 1
+    assert result.log_messages.count("still here after the quiet stretch") == 1
+    assert result.asset_materializations_for_node("flaky")[0].metadata["attempt"].value == 1
+    follows = [q for q in cluster.log_requests if q.get("follow", "").lower() == "true"]
+    assert len(follows) >= 2 and "sinceSeconds" in follows[-1]      # it did reconnect, from where it was
