@@ -74,56 +74,40 @@ def project_s3_remote_url() -> str:
     return re.search(r"\['remote \"s3\"'\]\s*\n\s*url = (\S+)", text)[1]
 
 
-def test_dvc_push_and_pull_through_s3_round_trip_the_artifacts(tmp_path):
+def test_a_committed_stage_is_pushed_to_s3_and_pulled_back_byte_for_byte(tmp_path, monkeypatch):
+    """DvcResource as the cluster profile configures it (remote "s3" from the project's .dvc/config)
+    pushes a stage's outputs when it commits them; `dvc pull` on a machine without them (no
+    workspace copy, no cache) restores every byte."""
     repo = tmp_path / "repo"
-    (repo / "data" / "models" / "omnicodec").mkdir(parents=True)
+    model = repo / "data" / "models" / "omnicodec"
+    model.mkdir(parents=True)
     with seaweedfs_s3(tmp_path / "s3", buckets=("lyra-dvc",)) as s3:
-        env = {**os.environ, **s3.env()}
+        for key, value in s3.env().items():
+            monkeypatch.setenv(key, value)
 
         def run(*cmd):
-            out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+            out = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
             assert out.returncode == 0, f"{' '.join(cmd)}:\n{out.stdout}\n{out.stderr}"
-            return out.stdout
 
         run("git", "init", "-q")
         run(str(BIN / "dvc"), "init", "-q")
-        run(str(BIN / "dvc"), "remote", "add", "-d", "s3", project_s3_remote_url())   # the project's remote
-        model = repo / "data" / "models" / "omnicodec"
+        run(str(BIN / "dvc"), "remote", "add", "s3", project_s3_remote_url())      # the project's remote
+        (repo / "dvc.yaml").write_text("stages:\n  omnicodec:\n    cmd: lyra codec train\n"
+                                       "    outs: [data/models/omnicodec]\n")
         (model / "model.safetensors").write_bytes(os.urandom(3 << 20))
         (model / "config.json").write_text('{"num_codebooks": 4}\n')
         (model / "nested").mkdir()
         (model / "nested" / "codebook.npy").write_bytes(os.urandom(100_000))
-        run(str(BIN / "dvc"), "add", "-q", "data/models/omnicodec")
         before = sha256_tree(model)
-        run(str(BIN / "dvc"), "push", "-q")
 
+        DvcResource(repo=str(repo), remote="s3").commit("omnicodec")
         bucket, prefix = project_s3_remote_url().removeprefix("s3://").split("/", 1)
-        stored = s3_client(s3).list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"]
-        assert stored >= 4                           # 3 files + the directory manifest
+        assert s3_client(s3).list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] >= 4   # 3 files + manifest
 
         shutil.rmtree(model)
         shutil.rmtree(repo / ".dvc" / "cache")
-        run(str(BIN / "dvc"), "pull", "-q")
+        run(str(BIN / "dvc"), "pull", "-q", "--remote", "s3", "omnicodec")
         assert sha256_tree(model) == before
-
-
-def test_a_committed_stage_is_pushed_to_the_profiles_remote(tmp_path, monkeypatch):
-    """DvcResource(remote=...) as the cluster profile configures it: commit, then the outputs are in S3."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    with seaweedfs_s3(tmp_path / "s3", buckets=("lyra-dvc",)) as s3:
-        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-        subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=repo, check=True)
-        subprocess.run([str(BIN / "dvc"), "remote", "add", "s3", project_s3_remote_url()], cwd=repo, check=True)
-        (repo / "dvc.yaml").write_text("stages:\n  curated_clips:\n    cmd: mkdir -p out && echo clip > out/a.txt\n"
-                                       "    outs: [out]\n")
-        (repo / "out").mkdir()
-        (repo / "out" / "a.txt").write_text("clip\n")
-        for key, value in s3.env().items():
-            monkeypatch.setenv(key, value)
-        DvcResource(repo=str(repo), remote="s3").commit("curated_clips")
-        bucket, prefix = project_s3_remote_url().removeprefix("s3://").split("/", 1)
-        assert s3_client(s3).list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] >= 2
 
 
 def test_the_lock_kept_with_the_data_survives_a_fresh_run_worker(tmp_path):
