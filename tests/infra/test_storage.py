@@ -12,7 +12,6 @@ from pathlib import Path
 import boto3
 import dagster as dg
 import psycopg2
-import pytest
 
 from orchestration.dvc import DvcResource
 from tests.infra.services import postgres, seaweedfs_s3
