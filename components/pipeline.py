@@ -110,6 +110,7 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
         code=("components/tokens", "components/omnicodec"), params="tokens",
         config="components.tokens.config:TokensConfig",
+        pool="gpu",                # encodes on the codec's device (cuda in the gpu / cluster profiles)
     ),
     Stage(
         name="conditioning_judge", group="judge",
