@@ -10,6 +10,7 @@ def test_pretrain_gate_needs_the_margin_below_unigram():
     assert pretrain_gate_decisions({"val_vs_unigram": 0.80}, 0.95) == {"loss_below_unigram": True}
     assert pretrain_gate_decisions({"val_vs_unigram": 0.97}, 0.95) == {"loss_below_unigram": False}
     assert pretrain_gate_decisions({}, 0.95) == {"loss_below_unigram": False}   # no selection split: refused
+    assert pretrain_gate_decisions({"val_vs_unigram": 1.2}, None) == {}            # rule off
 
 
 def verdict_metrics(text_hits: int, no_text_hits: int, n: int = 64) -> dict:
