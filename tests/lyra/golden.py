@@ -24,8 +24,15 @@ GOLDEN = Path(__file__).with_name("golden_generation.json")
 CONFIG = dict(codebook_size=32, hidden_size=64, num_attention_heads=4, num_hidden_layers=2, window_frames=24,
               n_text_tokens=2, frame_rate=10.0, max_seconds=30.0)
 
-# new parameter name -> its name when the golden codes were recorded
-RENAMED: dict[str, str] = {}
+# new parameter name -> its name when the golden codes were recorded (the conditioners were split
+# out of model.ConditionPrefix into conditioners.py)
+RENAMED: dict[str, str] = {
+    "condition.text.tokens.weight": "condition.text_proj.weight", "condition.text.tokens.bias": "condition.text_proj.bias",
+    "condition.text.null_text": "condition.null_text", "condition.text.step.weight": "condition.text_step.weight",
+    "condition.text.step.bias": "condition.text_step.bias",
+    **{f"condition.timing.{t}.mlp.{i}.{w}": f"condition.{t}.mlp.{i}.{w}" for t in ("start", "total", "remaining")
+       for i in (0, 2) for w in ("weight", "bias")},
+}
 
 # name -> (sampling params, generate() arguments, model options)
 SCENARIOS = {
@@ -66,6 +73,7 @@ def name_seeded_model(text_every_step: bool = True, dtype: str = "fp32"):
 
 
 def generate(scenario: str):
+    from components.lyra.conditioners import Conditions
     from components.lyra.sampling import Sampler, SamplingParams
 
     params, args, options = SCENARIOS[scenario]
@@ -78,7 +86,10 @@ def generate(scenario: str):
     if "prompt" in args:
         args["prompt"] = torch.randint(0, model.config.codebook_size, (B, model.config.num_codebooks, args["prompt"]),
                                        generator=g)
-    out = Sampler(model, SamplingParams(**params)).generate(text, total, n_frames, generator=g, **args)
+    conditions = Conditions.build(text, seconds_total=total, seconds_start=args.pop("seconds_start", 0.0))
+    if args.pop("unconditional", False):
+        conditions = conditions.unconditional()
+    out = Sampler(model, SamplingParams(**params)).generate(conditions, n_frames, generator=g, **args)
     return out
 
 
