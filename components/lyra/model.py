@@ -64,6 +64,12 @@ class LyraConfig(PreTrainedConfig):
     n_timing_freqs: int = 16        # sinusoids per timing number
 
     @property
+    def auto_map(self) -> dict:
+        """No remote code: the Auto classes know Lyra by registration (TRL reads this when it re-creates
+        a reference model by path)."""
+        return {}
+
+    @property
     def end_id(self) -> int:
         return self.codebook_size
 

@@ -1,0 +1,40 @@
+"""The post-training run on one figure: reward and KL to the pretrained model per step, and the held-out result."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from components.common.atomic import atomic_path
+
+
+def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=110, sharex=True)
+    if history.get("reward"):
+        steps, values = zip(*history["reward"])
+        top.plot(steps, values, lw=1.2, label="training reward (rollout mean)")
+    top.axhline(metrics["reward_pretrained"], color="grey", ls="--", label="held-out: pretrained")
+    top.axhline(metrics["reward_post_trained"], color="green", ls="--", label="held-out: post-trained")
+    top.axhline(metrics["reward_best_of_n"], color="orange", ls=":", label=f"held-out: best-of-{metrics['best_of_n']} (same KL)")
+    top.set_ylabel("reward")
+    top.legend(fontsize=7)
+    top.grid(alpha=0.3)
+    if history.get("kl"):
+        steps, values = zip(*history["kl"])
+        bottom.plot(steps, values, lw=1.2, color="crimson")
+    bottom.set_ylabel("KL to pretrained (nats / code)")
+    bottom.set_xlabel("GRPO step")
+    bottom.grid(alpha=0.3)
+    fig.suptitle(f"RLAIF: held-out gain {metrics['reward_gain']:+.4f} "
+                 f"[{metrics['reward_gain_ci95'][0]:+.4f}, {metrics['reward_gain_ci95'][1]:+.4f}], "
+                 f"KL {metrics['kl_nats_per_piece']:.2f} nats/piece", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
