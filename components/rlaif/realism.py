@@ -1,7 +1,9 @@
 """The interim reward until ORAQL: how typical a piece's sound is of the real corpus.
 
     real clips --codec--> audio --mel statistics (mean and spread of the log-mel spectrum, 128-d)-->
-        a diagonal Gaussian;   reward(piece) = -mean_f z_f^2 / 2   (z: standardised statistics)
+        a diagonal Gaussian;   reward(piece) = exp(-mean_f z_f^2 / 2)   in (0, 1]   (z: standardised statistics)
+
+(bounded, so that one odd piece, e.g. one that ended at once, does not outweigh a whole group of rollouts)
 
 Independent of Lyra (fitted on real audio, through the codec so both sides carry its artefacts),
 batched, prompt-free: the same interface as ORAQL's quality score (audio, sample_rate -> scores).
@@ -36,4 +38,4 @@ class MelRealism:
         if not len(audio):
             return []
         z = (np.stack([mel_statistics(a, sample_rate) for a in audio]) - self.mean) / self.std
-        return (-0.5 * np.mean(z ** 2, axis=1)).tolist()
+        return np.exp(-0.5 * np.mean(z ** 2, axis=1)).tolist()
