@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from components.common.seeds import rng as seeded_rng
 from components.lyra.conditioners import ConditionDropout, Conditions
 from components.lyra.delay import build_delay_pattern, shift_right
 from components.tokens.dataset import TokenDataset
@@ -91,7 +92,7 @@ class WindowSampler:
         self.n_phrasings = dataset[0].text_embeddings.shape[0]
 
     def window(self, step: int, example: int) -> Window:
-        rng = np.random.default_rng([self.seed, step, example])
+        rng = seeded_rng(self.seed, step, example)
         clip = int(rng.choice(len(self.weights), p=self.weights))
         n = int(self.n_frames[clip])
         if self.ends[clip]:     # any start up to the END frame itself, so END is seen at every window position

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 
+from components.common.seeds import derive_seed
 from components.lyra.sampling import Sampler, code_log_probs
 from components.rlaif.policy import EXACT, PromptTable, n_frames
 from components.rlaif.rewards import AudioReward, checked
@@ -81,7 +82,7 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
 
     n_prompts = len(table.captions)
     rows = [i for i in range(n_prompts) for _ in range(samples)]
-    seeds = [int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]) for i in range(n_prompts) for j in range(samples)]
+    seeds = [derive_seed(seed, i, j) for i in range(n_prompts) for j in range(samples)]
     audio_of = AudioReward(codec, None).audio
 
     def scored(model, rows, seeds) -> dict:
@@ -102,7 +103,7 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
                        - sequence_log_probs(pre, after["codes"], after["lengths"], table, rows)))
     n = best_of_n_for_kl(max(kl, 0.0), best_of_n_max)
     bon_rows = [i for i in range(n_prompts) for _ in range(n)]
-    bon_seeds = [int(np.random.SeedSequence([seed + 1, i, j]).generate_state(1)[0]) for i in range(n_prompts) for j in range(n)]
+    bon_seeds = [derive_seed(seed, i, samples + j) for i in range(n_prompts) for j in range(n)]     # new draws
     bon = scored(pre, bon_rows, bon_seeds)["reward"].reshape(n_prompts, n).max(axis=1)
     groups = np.asarray(rows)
     metrics = {

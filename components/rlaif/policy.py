@@ -31,6 +31,7 @@ import torch
 from einops import rearrange
 from trl import GRPOTrainer
 
+from components.common.seeds import torch_generator
 from components.lyra.conditioners import Conditions
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams, code_log_probs
@@ -144,7 +145,7 @@ class LyraRollout:
         device = next(model.parameters()).device
         rows = self.table.rows_of(prompts)
         step = trainer.state.global_step if trainer.model.training else -1 - self.calls
-        generator = torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([self.seed, step + 1]).generate_state(1)[0]))
+        generator = torch_generator(self.seed, step + 1, device=device)
         self.calls += 1
         was_training = model.training
         model.eval()
