@@ -112,6 +112,7 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
         "reward_gain": float(gain.mean()), "reward_gain_ci95": [lo, hi], "reward_gain_ci_excludes_zero": lo > 0,
         "kl_nats_per_piece": kl,
         "best_of_n": n, "best_of_n_kl_nats": math.log(n) - (n - 1) / n, "reward_best_of_n": float(bon.mean()),
+        "best_of_n_capped": math.log(n) - (n - 1) / n < kl,       # n hit best_of_n_max: best-of-n spent less KL
         "post_trained_minus_best_of_n": float(post_r.mean() - bon.mean()),
         "diversity_pretrained": diversity(before["features"], groups),
         "diversity_post_trained": diversity(after["features"], groups),
