@@ -31,6 +31,8 @@ class RLAIFConfig(StageConfig):
     beta: float = Field(0.04, gt=0.0)      # KL penalty to the pretrained model (TRL's default is 0: none)
     max_grad_norm: float = 1.0
     checkpoint_every: int = 10             # steps between resumable checkpoints
+    monitor_every: int = 10                # steps between the independent measures on held-out prompts (0 = off)
+    monitor_prompts: int = 4               # ... on this many prompts, 2 samples each
     # ---- evaluation on held-out prompts (valid captions) and the gate
     eval_prompts: int = 16
     eval_samples: int = 2                  # per prompt and model; diversity needs >= 2

@@ -74,25 +74,42 @@ def diversity(features: np.ndarray, groups: np.ndarray) -> float:
     return float(np.mean(dists)) if dists else float("nan")
 
 
-def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed: int, n_bootstrap: int,
-             best_of_n_max: int) -> dict:
-    """The metrics above, on the prompts of `table` (held out), `samples` pieces per prompt and model."""
+def scored_samples(model, table: PromptTable, rows: list[int], seeds: list[int], reward, codec) -> dict:
+    """Samples of `model` for (row, seed) pairs with their reward, mel statistics and loudness."""
     from components.common.audio import rms_dbfs
     from components.lyra.conditioning import mel_statistics
 
+    codes, lengths = sample(model, table, rows, seeds)
+    ps = pieces(codes, lengths)
+    audio = AudioReward(codec, None).audio(ps)
+    return {"codes": codes, "lengths": lengths,
+            "reward": np.array(checked(reward(ps, [table.captions[r] for r in rows]), len(ps), "reward")),
+            "features": np.stack([mel_statistics(a, codec.sample_rate) for a in audio]),
+            "dbfs": np.array([rms_dbfs(a) for a in audio])}
+
+
+def mean_dbfs(dbfs: np.ndarray) -> float:
+    finite = dbfs[np.isfinite(dbfs)]
+    return float(finite.mean()) if len(finite) else -math.inf
+
+
+def monitor(model, table: PromptTable, reward, codec, *, prompts: int, samples: int, seed: int) -> dict:
+    """The independent measures of a model during training, on the first `prompts` held-out prompts."""
+    rows = [i for i in range(min(prompts, len(table.captions))) for _ in range(samples)]
+    s = scored_samples(model, table, rows, [derive_seed(seed, r, j % samples) for j, r in enumerate(rows)], reward, codec)
+    return {"reward": float(s["reward"].mean()), "diversity": diversity(s["features"], np.asarray(rows)),
+            "rms_dbfs": mean_dbfs(s["dbfs"]), "silent_fraction": float(np.mean(s["dbfs"] < SILENCE_DBFS))}
+
+
+def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed: int, n_bootstrap: int,
+             best_of_n_max: int) -> dict:
+    """The metrics above, on the prompts of `table` (held out), `samples` pieces per prompt and model."""
     n_prompts = len(table.captions)
     rows = [i for i in range(n_prompts) for _ in range(samples)]
     seeds = [derive_seed(seed, i, j) for i in range(n_prompts) for j in range(samples)]
-    audio_of = AudioReward(codec, None).audio
 
     def scored(model, rows, seeds) -> dict:
-        codes, lengths = sample(model, table, rows, seeds)
-        ps = pieces(codes, lengths)
-        audio = audio_of(ps)
-        return {"codes": codes, "lengths": lengths,
-                "reward": np.array(checked(reward(ps, [table.captions[r] for r in rows]), len(ps), "reward")),
-                "features": np.stack([mel_statistics(a, codec.sample_rate) for a in audio]),
-                "dbfs": np.array([rms_dbfs(a) for a in audio])}
+        return scored_samples(model, table, rows, seeds, reward, codec)
 
     before, after = scored(pre, rows, seeds), scored(post, rows, seeds)
     pre_r, post_r = before["reward"].reshape(n_prompts, samples), after["reward"].reshape(n_prompts, samples)
@@ -116,8 +133,7 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
         "post_trained_minus_best_of_n": float(post_r.mean() - bon.mean()),
         "diversity_pretrained": diversity(before["features"], groups),
         "diversity_post_trained": diversity(after["features"], groups),
-        "rms_dbfs_pretrained": float(np.mean(before["dbfs"][np.isfinite(before["dbfs"])] if np.isfinite(before["dbfs"]).any() else -np.inf)),
-        "rms_dbfs_post_trained": float(np.mean(after["dbfs"][np.isfinite(after["dbfs"])] if np.isfinite(after["dbfs"]).any() else -np.inf)),
+        "rms_dbfs_pretrained": mean_dbfs(before["dbfs"]), "rms_dbfs_post_trained": mean_dbfs(after["dbfs"]),
         "silent_fraction_pretrained": float(np.mean(before["dbfs"] < SILENCE_DBFS)),
         "silent_fraction_post_trained": float(np.mean(after["dbfs"] < SILENCE_DBFS)),
         "length_frames_pretrained": float(before["lengths"].float().mean()),

@@ -14,10 +14,13 @@ def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=110, sharex=True)
+    fig, (top, bottom, measures) = plt.subplots(3, 1, figsize=(7, 7.5), dpi=110, sharex=True)
     if history.get("reward"):
         steps, values = zip(*history["reward"])
         top.plot(steps, values, lw=1.2, label="training reward (rollout mean)")
+    held = history.get("held_out") or []
+    if held:
+        top.plot([s for s, _ in held], [m["reward"] for _, m in held], "o-", ms=3, label="held-out prompts (monitor)")
     top.axhline(metrics["reward_pretrained"], color="grey", ls="--", label="held-out: pretrained")
     top.axhline(metrics["reward_post_trained"], color="green", ls="--", label="held-out: post-trained")
     top.axhline(metrics["reward_best_of_n"], color="orange", ls=":", label=f"held-out: best-of-{metrics['best_of_n']} (same KL)")
@@ -27,9 +30,16 @@ def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) ->
     if history.get("kl"):
         steps, values = zip(*history["kl"])
         bottom.plot(steps, values, lw=1.2, color="crimson")
-    bottom.set_ylabel("KL to pretrained (nats / code)")
-    bottom.set_xlabel("GRPO step")
+    bottom.set_ylabel("KL to pretrained\n(nats / code)")
     bottom.grid(alpha=0.3)
+    if held:      # what a hacked reward would move: diversity down, silence up
+        steps = [s for s, _ in held]
+        measures.plot(steps, [m["diversity"] for _, m in held], "o-", ms=3, label="diversity (same prompt)")
+        measures.plot(steps, [m["silent_fraction"] for _, m in held], "s-", ms=3, label="silent fraction")
+        measures.legend(fontsize=7)
+    measures.set_ylabel("held-out measures")
+    measures.set_xlabel("GRPO step")
+    measures.grid(alpha=0.3)
     fig.suptitle(f"RLAIF: held-out gain {metrics['reward_gain']:+.4f} "
                  f"[{metrics['reward_gain_ci95'][0]:+.4f}, {metrics['reward_gain_ci95'][1]:+.4f}], "
                  f"KL {metrics['kl_nats_per_piece']:.2f} nats/piece", fontsize=9)

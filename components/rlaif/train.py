@@ -131,7 +131,37 @@ def history_of(log_history: list[dict]) -> dict:
     keys = {"reward": "reward", "reward_std": "reward_std", "kl": "kl", "entropy": "entropy", "loss": "loss",
             "length": "completions/mean_length"}
     rows = [h for h in log_history if "reward" in h]
-    return {name: [(int(h["step"]), float(h[key])) for h in rows if key in h] for name, key in keys.items()}
+    history = {name: [(int(h["step"]), float(h[key])) for h in rows if key in h] for name, key in keys.items()}
+    history["held_out"] = [(int(h["step"]), {k.split("/", 1)[1]: v for k, v in h.items() if k.startswith("held_out/")})
+                           for h in log_history if any(k.startswith("held_out/") for k in h)]
+    return history
+
+
+def monitor_callback(table: PromptTable, reward, codec, cfg: RLAIFConfig):
+    """Every `monitor_every` steps (and at the start): the independent measures on a few held-out prompts,
+    kept in the trainer's log history (so a resumed run keeps the earlier points)."""
+    from transformers import TrainerCallback
+
+    from components.rlaif.evaluate import monitor
+
+    class Monitor(TrainerCallback):
+        def _record(self, state, model):
+            if any(h.get("step") == state.global_step and "held_out/reward" in h for h in state.log_history):
+                return
+            was_training = model.training
+            values = monitor(model.eval(), table, reward, codec, prompts=cfg.monitor_prompts, samples=2, seed=cfg.seed)
+            model.train(was_training)
+            state.log_history.append({"step": state.global_step, **{f"held_out/{k}": v for k, v in values.items()}})
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 0:                # (a resumed run has its earlier points in the log history)
+                self._record(state, model)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % cfg.monitor_every == 0 or state.global_step == state.max_steps:
+                self._record(state, model)
+
+    return Monitor()
 
 
 def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None) -> dict:
@@ -174,7 +204,8 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
         trainer = LyraGRPOTrainer(model=policy, reward_funcs=as_trl_reward(reward, cfg.reward.split(":")[-1]),
                                   args=args, train_dataset=dataset, processing_class=vocab.tokenizer(),
                                   rollout_func=LyraRollout(train_prompts, vocab, cfg.seed),
-                                  prompt_table=train_prompts, vocab=vocab)
+                                  prompt_table=train_prompts, vocab=vocab,
+                                  callbacks=[monitor_callback(held_prompts, reward, codec, cfg)] if cfg.monitor_every else None)
         trainer.train(resume_from_checkpoint=resume)
         history = history_of(trainer.state.log_history)
         policy = trainer.accelerator.unwrap_model(trainer.model).eval()

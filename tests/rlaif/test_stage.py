@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 SETTINGS = ("profile: tiny\ntiny:\n  rlaif: {steps: 12, prompts_per_step: 2, num_generations: 4, lr: 0.01, "
             "checkpoint_every: 4, eval_prompts: 6, eval_samples: 2, seconds: 2.0, bootstrap: 500, best_of_n_max: 4, "
-            "reward: 'tests.rlaif.test_stage:low_pitch', max_kl: 200.0}\n")
+            "reward: 'tests.rlaif.test_stage:low_pitch', max_kl: 200.0, monitor_every: 5}\n")
 
 
 def low_pitch(path, device):
@@ -60,6 +60,8 @@ def test_post_training_raises_the_held_out_reward_and_reports_kl(inputs, tmp_pat
         assert np.isfinite(metrics[key])
     record = json.loads((out / "rlaif.json").read_text())
     assert [s for s, _ in record["history"]["kl"]] == list(range(1, 13))           # KL reported every step
+    assert [s for s, _ in record["history"]["held_out"]] == [0, 5, 10, 12]         # independent measures over steps
+    assert {"reward", "diversity", "silent_fraction", "rms_dbfs"} <= set(record["history"]["held_out"][-1][1])
     assert (out / "reward_kl.png").stat().st_size > 1000 and (out / "lineage.json").is_file()
     from components.lyra.model import LyraForMusicGeneration
 
@@ -87,5 +89,8 @@ def test_a_killed_run_resumes_from_its_checkpoint(inputs, tmp_path, monkeypatch)
     resumed = json.loads((tmp_path / "resumed" / "rlaif.json").read_text())
     reference = json.loads((tmp_path / "reference" / "rlaif.json").read_text())
     assert resumed["metrics"]["resumed_from"] == "checkpoint-4"
+    held, held_ref = resumed["history"]["held_out"], reference["history"]["held_out"]
+    assert [s for s, _ in held] == [s for s, _ in held_ref] == [0, 5, 10, 12]           # the point before the kill kept
+    np.testing.assert_allclose([m["reward"] for _, m in held], [m["reward"] for _, m in held_ref], rtol=1e-4)
     np.testing.assert_allclose([r for _, r in resumed["history"]["reward"]][-6:],
                                [r for _, r in reference["history"]["reward"]][-6:], rtol=1e-4)
