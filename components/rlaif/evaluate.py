@@ -118,6 +118,8 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
     # KL(post || pre), Monte Carlo over the post-trained model's own samples
     kl = float(np.mean(sequence_log_probs(post, after["codes"], after["lengths"], table, rows)
                        - sequence_log_probs(pre, after["codes"], after["lengths"], table, rows)))
+    K, T = post.config.num_codebooks, n_frames(post, table.seconds)
+    codes_per_piece = float((after["lengths"] * K + (after["lengths"] < T)).float().mean())    # drawn codes (+ END)
     n = best_of_n_for_kl(max(kl, 0.0), best_of_n_max)
     bon_rows = [i for i in range(n_prompts) for _ in range(n)]
     bon_seeds = [derive_seed(seed, i, samples + j) for i in range(n_prompts) for j in range(n)]     # new draws
@@ -127,7 +129,7 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
         "n_prompts": n_prompts, "samples_per_prompt": samples,
         "reward_pretrained": float(pre_r.mean()), "reward_post_trained": float(post_r.mean()),
         "reward_gain": float(gain.mean()), "reward_gain_ci95": [lo, hi], "reward_gain_ci_excludes_zero": lo > 0,
-        "kl_nats_per_piece": kl,
+        "kl_nats_per_piece": kl, "kl_nats_per_code": kl / max(codes_per_piece, 1.0),
         "best_of_n": n, "best_of_n_kl_nats": math.log(n) - (n - 1) / n, "reward_best_of_n": float(bon.mean()),
         "best_of_n_capped": math.log(n) - (n - 1) / n < kl,       # n hit best_of_n_max: best-of-n spent less KL
         "post_trained_minus_best_of_n": float(post_r.mean() - bon.mean()),

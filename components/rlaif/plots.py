@@ -23,7 +23,8 @@ def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) ->
         top.plot([s for s, _ in held], [m["reward"] for _, m in held], "o-", ms=3, label="held-out prompts (monitor)")
     top.axhline(metrics["reward_pretrained"], color="grey", ls="--", label="held-out: pretrained")
     top.axhline(metrics["reward_post_trained"], color="green", ls="--", label="held-out: post-trained")
-    top.axhline(metrics["reward_best_of_n"], color="orange", ls=":", label=f"held-out: best-of-{metrics['best_of_n']} (same KL)")
+    bon_kl = "KL %.2f, capped" % metrics["best_of_n_kl_nats"] if metrics.get("best_of_n_capped") else "same KL"
+    top.axhline(metrics["reward_best_of_n"], color="orange", ls=":", label=f"held-out: best-of-{metrics['best_of_n']} ({bon_kl})")
     top.set_ylabel("reward")
     top.legend(fontsize=7)
     top.grid(alpha=0.3)
@@ -42,7 +43,7 @@ def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) ->
     measures.grid(alpha=0.3)
     fig.suptitle(f"RLAIF: held-out gain {metrics['reward_gain']:+.4f} "
                  f"[{metrics['reward_gain_ci95'][0]:+.4f}, {metrics['reward_gain_ci95'][1]:+.4f}], "
-                 f"KL {metrics['kl_nats_per_piece']:.2f} nats/piece", fontsize=9)
+                 f"KL {metrics['kl_nats_per_code']:.3f} nats/code ({metrics['kl_nats_per_piece']:.1f} a piece)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")

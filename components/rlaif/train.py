@@ -220,13 +220,13 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             "train_reward_first": history["reward"][0][1] if history["reward"] else None,
             "train_reward_last": history["reward"][-1][1] if history["reward"] else None,
             "train_kl_last": history["kl"][-1][1] if history["kl"] else None,
-            "max_kl": cfg.max_kl, "within_kl_bound": metrics["kl_nats_per_piece"] <= cfg.max_kl,
+            "max_kl_per_code": cfg.max_kl_per_code, "within_kl_bound": metrics["kl_nats_per_code"] <= cfg.max_kl_per_code,
             "improved": bool(metrics["reward_gain_ci_excludes_zero"]),
         })
-        log.info("held-out reward %.4f -> %.4f (gain %.4f, 95%% CI [%.4f, %.4f]); KL %.3f nats/piece (bound %.1f); "
+        log.info("held-out reward %.4f -> %.4f (gain %.4f, 95%% CI [%.4f, %.4f]); KL %.3f nats/code (bound %.3f); "
                  "best-of-%d at that KL %.4f; diversity %.3f -> %.3f; silent %.2f -> %.2f",
                  metrics["reward_pretrained"], metrics["reward_post_trained"], metrics["reward_gain"],
-                 *metrics["reward_gain_ci95"], metrics["kl_nats_per_piece"], cfg.max_kl, metrics["best_of_n"],
+                 *metrics["reward_gain_ci95"], metrics["kl_nats_per_code"], cfg.max_kl_per_code, metrics["best_of_n"],
                  metrics["reward_best_of_n"], metrics["diversity_pretrained"], metrics["diversity_post_trained"],
                  metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"])
         with atomic_dir(out) as staging:

@@ -175,7 +175,7 @@ def rlaif_gate_decisions(metrics: dict, max_diversity_loss: float = 0.2, max_mor
     and did not buy the gain with collapse (diversity) or silence (the usual reward hacks)."""
     return {
         "improved": bool(metrics["reward_gain_ci95"][0] > 0),
-        "within_kl_bound": bool(metrics["kl_nats_per_piece"] <= metrics["max_kl"]),
+        "within_kl_bound": bool(metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"]),
         "diversity_kept": bool(metrics["diversity_post_trained"] >= (1 - max_diversity_loss) * metrics["diversity_pretrained"]),
         "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
     }
@@ -189,7 +189,7 @@ def rlaif_gate() -> dg.AssetCheckResult:
     metrics = json.loads((DATA / "metrics" / "lyra_rlaif.json").read_text())
     decisions = rlaif_gate_decisions(metrics)
     failed = [name for name, ok in decisions.items() if not ok]
-    keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_piece", "max_kl", "best_of_n",
+    keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_code", "max_kl_per_code", "best_of_n",
             "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
             "silent_fraction_post_trained")
     return _result(not failed, "passed" if not failed else f"failed: {', '.join(failed)}",

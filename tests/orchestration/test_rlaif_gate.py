@@ -2,7 +2,7 @@
 
 from orchestration.defs.asset_checks import rlaif_gate_decisions
 
-GOOD = {"reward_gain_ci95": [0.01, 0.05], "kl_nats_per_piece": 5.0, "max_kl": 20.0, "diversity_pretrained": 1.0,
+GOOD = {"reward_gain_ci95": [0.01, 0.05], "kl_nats_per_code": 0.05, "max_kl_per_code": 0.1, "diversity_pretrained": 1.0,
         "diversity_post_trained": 0.9, "silent_fraction_pretrained": 0.0, "silent_fraction_post_trained": 0.05}
 
 
@@ -16,6 +16,6 @@ def test_a_good_run_passes():
 
 def test_each_rule_stops_the_model_it_is_for():
     assert failed({**GOOD, "reward_gain_ci95": [-0.01, 0.05]}) == ["improved"]          # interval reaches zero
-    assert failed({**GOOD, "kl_nats_per_piece": 25.0}) == ["within_kl_bound"]             # drifted
+    assert failed({**GOOD, "kl_nats_per_code": 0.2}) == ["within_kl_bound"]               # drifted
     assert failed({**GOOD, "diversity_post_trained": 0.5}) == ["diversity_kept"]          # collapsed onto a few pieces
     assert failed({**GOOD, "silent_fraction_post_trained": 0.3}) == ["not_more_silent"]   # silence scores well

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 SETTINGS = ("profile: tiny\ntiny:\n  rlaif: {steps: 12, prompts_per_step: 2, num_generations: 4, lr: 0.01, "
             "checkpoint_every: 4, eval_prompts: 6, eval_samples: 2, seconds: 2.0, bootstrap: 500, best_of_n_max: 4, "
-            "reward: 'tests.rlaif.test_stage:low_pitch', max_kl: 200.0, monitor_every: 5}\n")
+            "reward: 'tests.rlaif.test_stage:low_pitch', max_kl_per_code: 2.0, monitor_every: 5}\n")
 
 
 def low_pitch(path, device):
@@ -54,7 +54,8 @@ def test_post_training_raises_the_held_out_reward_and_reports_kl(inputs, tmp_pat
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["improved"] and metrics["reward_gain_ci95"][0] > 0            # held out, interval above zero
     assert metrics["reward_post_trained"] > metrics["reward_pretrained"]
-    assert 0 < metrics["kl_nats_per_piece"] <= metrics["max_kl"] and metrics["within_kl_bound"]
+    assert 0 < metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"] and metrics["within_kl_bound"]
+    assert metrics["kl_nats_per_piece"] > metrics["kl_nats_per_code"]
     assert metrics["best_of_n"] >= 1 and "reward_best_of_n" in metrics
     for key in ("diversity_pretrained", "diversity_post_trained", "silent_fraction_post_trained"):
         assert np.isfinite(metrics[key])
