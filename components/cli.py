@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("components.tokens.cli", "encode the curated corpus into memory-mappable token shards"),
     "judge": ("components.judge.cli", "train the conditioning judge: instrument and style from real decoded audio"),
     "lm": ("components.lyra.cli", "pretrain the Lyra text-to-music transformer"),
+    "rlaif": ("components.rlaif.cli", "post-train Lyra with feedback from a reward model (GRPO through TRL)"),
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),

@@ -13,7 +13,7 @@ disagree with this table.
     demo_corpus -> curated_clips -> captions ----------------+
                          |                                   v
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
-                                  +--------------------------^
+                                  +--------------------------^                   +-> lyra_rlaif
 """
 
 from __future__ import annotations
@@ -137,6 +137,15 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",),
         code=("components/lyra", "components/omnicodec", "components/judge"), params="generate",
         config="components.lyra.config:GenerateConfig",
+    ),
+    Stage(
+        name="lyra_rlaif", group="rlaif",
+        description="Post-train Lyra with GRPO (TRL) against a reward model; held-out gain, KL, best-of-n, diversity.",
+        argv=("rlaif", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
+              "--tokens", "data/tokens", "--out", "data/models/lyra_rlaif"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens"), outs=("data/models/lyra_rlaif",),
+        code=("components/rlaif", "components/lyra"), params="rlaif", config="components.rlaif.config:RLAIFConfig",
+        pool="gpu",
     ),
 )
 
