@@ -165,3 +165,28 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         "previous_codec_digest": previous.get("codec_digest") if previous else None,
         **{f"gate.{k}": v for k, v in gates.items()},
     })
+
+
+# --- ORAQL ----------------------------------------------------------------------------------
+
+@dg.asset_check(asset="oraql", blocking=True,
+                description="ORAQL agrees with held-out labels: per-clip / per-system Spearman, pairwise accuracy and "
+                            "the held-out damage type reach the configured targets (bootstrap intervals in metadata)")
+def oraql_gate() -> dg.AssetCheckResult:
+    import json
+
+    from components.oraql.evaluate import gate_decisions
+
+    metrics = json.loads((DATA / "models" / "oraql" / "evaluation.json").read_text())["metrics"]
+    cfg = _stage_config("oraql")
+    gates = gate_decisions(metrics, cfg)
+    failed = [name for name, ok in gates.items() if not ok]
+    keys = ("spearman_clip", "spearman_clip_ci95", "spearman_system", "spearman_system_ci95", "pairwise_accuracy",
+            "pairwise_accuracy_ci95", "held_out_type", "held_out_spearman", "held_out_spearman_ci95",
+            "untrained_held_out_spearman", "n_test_items", "n_test_clips")
+    return _result(not failed, "ORAQL accepted" if not failed else f"ORAQL refused: {', '.join(failed)}", {
+        **{k: (json.dumps(metrics[k]) if isinstance(metrics.get(k), list) else metrics.get(k)) for k in keys},
+        **{f"gate.{k}": v for k, v in gates.items()},
+        "targets": json.dumps({"spearman_clip": cfg.gate_spearman_clip, "spearman_system": cfg.gate_spearman_system,
+                               "pairwise": cfg.gate_pairwise, "held_out": cfg.gate_held_out_spearman}),
+    })
