@@ -28,6 +28,8 @@ class LadderConfig(StageConfig):
     damage by its strength (see `coherence_floor`)."""
 
     codec_quantizers: list[int] = [2, 1]             # OmniCodec codebooks kept (K=4 at 50 Hz: 1.0, 0.5 kbps)
+    codec_share: float = 0.4        # share of the source clips that get codec rungs (decoding is the ladder's
+    #                                 dearest rung: ~0.15 s per 5 s per depth on one core)
     noise_snr_db: list[float] = [30.0, 20.0, 10.0, 0.0]   # white noise at these signal-to-noise ratios
     clipping_level: list[float] = [0.5, 0.25, 0.1]  # hard clip at this share of the peak, then level-matched
     band_limit_hz: list[float] = [4000.0, 2000.0, 1000.0]  # 8th-order Butterworth low-pass cut-offs
@@ -70,10 +72,12 @@ class OraqlConfig(StageConfig):
     fidelity_from_mel: float = 1.0  # fidelity = exp(-d / this), d = log10-mel L1 distance to the clean clip (the
     #                                 model's 64-mel spectrogram at 16 kHz): 0.1 -> 0.90, 0.5 -> 0.61, 1.0 -> 0.37
     coherence_floor: float = 0.3    # structural damage of strength s in (0, 1] -> coherence 1 - (1 - floor) * s
-    # ---- generations: Lyra checkpoints, early to late; label = early + (late - early) * training progress
-    generation_prompts: dict[str, int] = Field(default_factory=lambda: {"train": 16, "valid": 4, "test": 6})
-    generation_label_early: float = 0.1   # the checkpoint at initialisation (step 0)
-    generation_label_late: float = 0.45   # the checkpoint with the lowest held-out loss; the others by their loss
+    # ---- generations: Lyra checkpoints, early to late. Lyra's music reaches the ear through OmniCodec, so a
+    # generation is at best as good as a real clip's codec round trip (the "codec ceiling": the median label of the
+    # deepest codec rung on training clips); label = ceiling * (early + (late - early) * training progress)
+    generation_prompts: dict[str, int] = Field(default_factory=lambda: {"train": 12, "valid": 3, "test": 5})
+    generation_label_early: float = 0.2   # share of the ceiling for the checkpoint at initialisation (step 0)
+    generation_label_late: float = 0.8    # share of the ceiling for the checkpoint with the lowest held-out loss
     generation_cfg: float = 3.0
     # ---- human ratings (optional): tables imported by components/oraql/ratings.py
     ratings: str | None = None            # CSV/parquet: audio, rater, score, scale_min, scale_max

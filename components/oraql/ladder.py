@@ -12,9 +12,13 @@ so every version of a clip stays on its piece's side):
 
 and, with prompts from the token shards' captions of each split:
 
-    Lyra at initialisation, at its best checkpoint and at its last ── overall = early + (late - early) * progress
+    Lyra at initialisation, at its best checkpoint and at its last
+        overall = ceiling * (early + (late - early) * progress)
+        ceiling  = the median label of the deepest codec rung on training clips (what a real clip sounds like
+                   after OmniCodec, which every generation goes through; 1 without a codec)
         progress = (L_uniform - L) / (L_uniform - L_best): the checkpoint's held-out loss L (training.json),
-        0 at initialisation, 1 at the best checkpoint; real clips stay at 1 (real > late > early)
+                   0 at initialisation, 1 at the best checkpoint
+    so real (1) > codec round trip (ceiling) > late > early.
 
 Items are kept as ORAQL features (log-mel, see model.py), not audio: ~64 KB each.
 """
@@ -162,13 +166,18 @@ def build_ladder(curated: str | Path, cfg: OraqlConfig, codec=None, progress=lam
             rungs += [(kind, s, degrade.STRUCTURAL[kind](audio16, start, n, s, np.random.default_rng([cfg.seed, i, 11]),
                                                          sr, **kw)) for s in cfg.ladder.strengths(kind)]
         items += label_rungs(row, rungs, clean, sr, cfg)
-        if codec is not None:
+        if codec is not None and _gets_codec(i, cfg.ladder.codec_share):
             csr = int(codec.sample_rate)
             t0 = int(round(start / sr * file_sr))
             for_codec.append((row, clean, resample(audio[t0:t0 + int(round(cfg.clip_seconds * file_sr))], file_sr, csr)))
     if codec is not None:
         items.extend(codec_rungs(codec, for_codec, cfg, progress))
     return items
+
+
+def _gets_codec(i: int, share: float) -> bool:
+    """Source i gets codec rungs: an even spread of `share` of the sources (0, 1/share, 2/share...)."""
+    return share > 0 and math.floor(i * share) != math.floor((i - 1) * share) if i else share > 0
 
 
 def label_rungs(row, rungs: list[tuple[str, float, np.ndarray]], clean: np.ndarray, sr: int, cfg: OraqlConfig) -> list[Item]:
@@ -210,6 +219,15 @@ def codec_rungs(codec, for_codec: list, cfg: OraqlConfig, progress, batch: int =
     return out
 
 
+def features_of(audio: np.ndarray, sr: int, cfg: OraqlConfig) -> np.ndarray:
+    """ORAQL features of one clip-length crop (padded if shorter) of mono audio at `sr`."""
+    mcfg = cfg.model
+    x = resample(np.asarray(audio, dtype=np.float32), sr, mcfg.sample_rate)
+    n = int(round(cfg.clip_seconds * mcfg.sample_rate))
+    x = np.pad(x[:n], (0, max(0, n - len(x))))
+    return log_mel_features(torch.from_numpy(x)[None], mcfg)[0].numpy().astype(np.float16)
+
+
 # ------------------------------------------------------------------------------- generations
 @dataclasses.dataclass
 class Checkpoint:
@@ -249,7 +267,16 @@ def _deepspeed_weights(folder: Path) -> dict | None:
     return {k: v.float() for k, v in module.items()}
 
 
-def generation_items(lyra_dir: str | Path, codec, tokens: str | Path, cfg: OraqlConfig,
+def codec_ceiling(items: list[Item]) -> float:
+    """Median overall label of the deepest codec rung on training clips (1.0 when there is none)."""
+    codec = [it for it in items if it.kind == "codec" and it.split == "train"]
+    if not codec:
+        return 1.0
+    deepest = max(it.strength for it in codec)
+    return float(np.median([it.overall for it in codec if it.strength == deepest]))
+
+
+def generation_items(lyra_dir: str | Path, codec, tokens: str | Path, cfg: OraqlConfig, ceiling: float = 1.0,
                      progress=lambda it, **kw: it, log=None) -> list[Item]:
     """Lyra's music at each checkpoint, from captions of each split's clips (one batch per checkpoint)."""
     from components.lyra import codec as codec_io
@@ -281,7 +308,8 @@ def generation_items(lyra_dir: str | Path, codec, tokens: str | Path, cfg: Oraql
             model.load_state_dict(type(model)(model.config).state_dict())
         else:
             model.load_state_dict(ckpt.state if ckpt.state is not None else selected_state)
-        label = generation_label(ckpt.held_out_loss, best, uniform, cfg.generation_label_early, cfg.generation_label_late)
+        label = ceiling * generation_label(ckpt.held_out_loss, best, uniform, cfg.generation_label_early,
+                                           cfg.generation_label_late)
         generated, _ = generate_codes(model, text, cfg.clip_seconds, params, seed=cfg.seed + ckpt.step)
         audios = codec_io.decode_pieces(codec, generated.codes, generated.lengths)
         if log:

@@ -225,8 +225,9 @@ def build_items(cfg: OraqlConfig, curated: Path, codec_dir: Path | None, lyra_di
                  time.perf_counter() - t0)
     if lyra_dir is not None and tokens is not None and codec is not None:
         t0 = time.perf_counter()
-        items += ladder.generation_items(lyra_dir, codec, tokens, cfg, run.progress, run.log)
-        run.log.info("generations: %.1f s", time.perf_counter() - t0)
+        ceiling = ladder.codec_ceiling(items)
+        items += ladder.generation_items(lyra_dir, codec, tokens, cfg, ceiling, run.progress, run.log)
+        run.log.info("generations (labels below the codec ceiling %.3f): %.1f s", ceiling, time.perf_counter() - t0)
     pairs = np.zeros((0, 2), dtype=np.int64)
     if cfg.ratings or cfg.pairwise:
         items, pairs = add_human_items(items, cfg)
