@@ -149,6 +149,7 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
 
     lyra_dir, codec_dir, tokens, oraql_dir, out = map(Path, (lyra_dir, codec_dir, tokens, oraql_dir, out))
     N = max(cfg.n_values)
+    started, started_cpu = time.perf_counter(), time.process_time()
     with stage_run(STAGE) as run:
         log = run.log
         model = load_model(lyra_dir)
@@ -185,6 +186,7 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             "judge": judge_name or "not available (no independent evaluator was passed; see components/oraql/best_of_n.py)",
             "generation_seconds": gen_s, "decode_seconds": decode_s, "scoring_seconds": score_s,
             "oraql_seconds_audio_per_second": audio_s / score_s if score_s else None,
+            "stage_seconds": time.perf_counter() - started, "stage_cpu_seconds": time.process_time() - started_cpu,
         }
         with atomic_dir(out) as staging:
             for p, clip in enumerate(clips):
