@@ -11,8 +11,6 @@ with its prompt's clip), since versions of one clip are not independent draws.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -21,71 +19,73 @@ from scipy import stats
 def _corr(kind: str, x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
-    return float((stats.spearmanr if kind == "spearman" else stats.pearsonr)(x, y)[0])
+    if kind == "spearman":
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    return float(np.corrcoef(x, y)[0, 1])
 
 
-def per_clip(df: pd.DataFrame, kind: str) -> float:
-    return _corr(kind, df["score"].to_numpy(), df["label"].to_numpy())
+def per_clip(s: np.ndarray, y: np.ndarray, c: np.ndarray, kind: str) -> float:
+    return _corr(kind, s, y)
 
 
-def per_system(df: pd.DataFrame, kind: str) -> float:
-    means = df.groupby("condition")[["score", "label"]].mean()
-    return _corr(kind, means["score"].to_numpy(), means["label"].to_numpy())
+def per_system(s: np.ndarray, y: np.ndarray, c: np.ndarray, kind: str) -> float:
+    """Correlation of per-condition means (c: condition codes 0..k-1)."""
+    n = np.bincount(c)
+    present = n > 0
+    return _corr(kind, (np.bincount(c, s) / np.maximum(n, 1))[present], (np.bincount(c, y) / np.maximum(n, 1))[present])
 
 
-def pairwise_accuracy(df: pd.DataFrame, margin: float) -> float:
-    s, y = df["score"].to_numpy(), df["label"].to_numpy()
-    dy = y[:, None] - y[None, :]
-    ranked = dy >= margin                                   # i clearly better than j
+def pairwise_accuracy(s: np.ndarray, y: np.ndarray, margin: float) -> float:
+    """Share of pairs with label(i) - label(j) >= margin where score(i) > score(j)."""
+    ranked = (y[:, None] - y[None, :]) >= margin
     if not ranked.any():
         return float("nan")
-    ds = s[:, None] - s[None, :]
-    return float((ds[ranked] > 0).mean())
+    return float(((s[:, None] - s[None, :])[ranked] > 0).mean())
 
 
-def bootstrap_interval(df: pd.DataFrame, metric: Callable[[pd.DataFrame], float], n: int, seed: int,
-                       cluster: str = "cluster") -> list[float]:
-    """95 % percentile interval of `metric` over resamples of the clusters."""
-    if n <= 0 or df.empty:
+def bootstrap_interval(groups: list[np.ndarray], metric, n: int, seed: int) -> list[float]:
+    """95 % percentile interval of metric(item indices) over resamples of the groups (source clips)."""
+    if n <= 0 or not groups:
         return [float("nan"), float("nan")]
-    groups = [g.index.to_numpy() for _, g in df.groupby(cluster, sort=True)]
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n):
-        pick = rng.integers(0, len(groups), len(groups))
-        values.append(metric(df.loc[np.concatenate([groups[i] for i in pick])].reset_index(drop=True)))
-    values = np.asarray(values, dtype=float)
+    values = np.array([metric(np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]))
+                       for _ in range(n)], dtype=float)
     values = values[np.isfinite(values)]
     if not len(values):
         return [float("nan"), float("nan")]
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
 
-def with_interval(df: pd.DataFrame, metric, n_boot: int, seed: int) -> dict:
-    return {"value": metric(df), "ci95": bootstrap_interval(df, metric, n_boot, seed)}
-
-
 def agreement(items: pd.DataFrame, scores: np.ndarray, *, held_out_type: str, margin: float, n_boot: int,
               seed: int = 0, head: str = "overall") -> dict:
     """All agreement figures of `scores` (one per row of `items`) with the items' `head` label."""
-    df = pd.DataFrame({"score": np.asarray(scores, dtype=float), "label": items[head].to_numpy(dtype=float),
-                       "condition": items["condition"].to_numpy(), "kind": items["kind"].to_numpy(),
-                       "cluster": items["item_id"].str.split("|").str[0].to_numpy()})
-    df = df[np.isfinite(df["label"])].reset_index(drop=True)
-    held = df[df["kind"] == held_out_type].reset_index(drop=True)
-    out = {
-        "n_items": len(df), "n_clusters": int(df["cluster"].nunique()), "n_systems": int(df["condition"].nunique()),
-        "pearson_clip": with_interval(df, lambda d: per_clip(d, "pearson"), n_boot, seed),
-        "spearman_clip": with_interval(df, lambda d: per_clip(d, "spearman"), n_boot, seed),
-        "pearson_system": with_interval(df, lambda d: per_system(d, "pearson"), n_boot, seed),
-        "spearman_system": with_interval(df, lambda d: per_system(d, "spearman"), n_boot, seed),
-        "pairwise": with_interval(df, lambda d: pairwise_accuracy(d, margin), n_boot, seed),
-        "held_out_type": held_out_type, "held_out_n": len(held),
-        "held_out_spearman": with_interval(held, lambda d: per_clip(d, "spearman"), n_boot, seed),
-        "per_kind_spearman": {k: per_clip(g, "spearman") for k, g in df.groupby("kind", sort=True)},
-        "per_kind_mean_score": {k: float(g["score"].mean()) for k, g in df.groupby("kind", sort=True)},
+    label = items[head].to_numpy(dtype=float)
+    ok = np.isfinite(label)
+    s, y = np.asarray(scores, dtype=float)[ok], label[ok]
+    condition = items["condition"].to_numpy()[ok]
+    kind = items["kind"].to_numpy()[ok]
+    cluster = items["item_id"].str.split("|").str[0].to_numpy()[ok]
+    c = pd.factorize(condition)[0]
+    groups = [np.flatnonzero(cluster == g) for g in np.unique(cluster)]
+    held = kind == held_out_type
+    held_groups = [g[held[g]] for g in groups if held[g].any()]
+
+    def stat(fn, groups_):
+        return {"value": fn(np.concatenate(groups_)) if groups_ else float("nan"),
+                "ci95": bootstrap_interval(groups_, fn, n_boot, seed)}
+
+    return {
+        "n_items": int(ok.sum()), "n_clusters": len(groups), "n_systems": int(len(np.unique(condition))),
+        "pearson_clip": stat(lambda i: per_clip(s[i], y[i], c[i], "pearson"), groups),
+        "spearman_clip": stat(lambda i: per_clip(s[i], y[i], c[i], "spearman"), groups),
+        "pearson_system": stat(lambda i: per_system(s[i], y[i], c[i], "pearson"), groups),
+        "spearman_system": stat(lambda i: per_system(s[i], y[i], c[i], "spearman"), groups),
+        "pairwise": stat(lambda i: pairwise_accuracy(s[i], y[i], margin), groups),
+        "held_out_type": held_out_type, "held_out_n": int(held.sum()),
+        "held_out_spearman": stat(lambda i: per_clip(s[i], y[i], c[i], "spearman"), held_groups),
+        "per_kind_spearman": {k: _corr("spearman", s[kind == k], y[kind == k]) for k in np.unique(kind)},
+        "per_kind_mean_score": {k: float(s[kind == k].mean()) for k in np.unique(kind)},
     }
-    return out
 
 
 def summary_line(report: dict) -> str:

@@ -327,7 +327,7 @@ def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, to
             "test": evaluate.agreement(test_items, scores[:, 0], **kw),
             "test_fidelity": evaluate.agreement(test_items, scores[:, 1], head="fidelity", **{**kw, "n_boot": 0}),
             "test_coherence": evaluate.agreement(test_items, scores[:, 2], head="coherence", **{**kw, "n_boot": 0}),
-            "untrained": evaluate.agreement(test_items, untrained[:, 0], **kw),
+            "untrained": evaluate.agreement(test_items, untrained[:, 0], **{**kw, "n_boot": 0}),
         }
         if len(valid):
             valid_items = table[(split == "valid") & ~held].reset_index(drop=True)

@@ -48,8 +48,9 @@ def test_pairwise_accuracy_and_gate():
     assert lo <= 1.0 + 1e-9 and hi == pytest.approx(1.0)
     inverted = agreement(items, -items["overall"].to_numpy(), held_out_type="clipping", margin=0.1, n_boot=0)
     assert inverted["pairwise"]["value"] == 0.0 and inverted["held_out_spearman"]["value"] == pytest.approx(-1.0)
-    df = pd.DataFrame({"score": [0.1, 0.2, 0.3], "label": [0.1, 0.15, 0.3]})
-    assert pairwise_accuracy(df, 0.1) == 1.0
+    # pairs closer than the margin are not ranked: (0.1, 0.15) is not a pair, (0.1, 0.3) and (0.15, 0.3) are
+    assert pairwise_accuracy(np.array([0.2, 0.1, 0.3]), np.array([0.1, 0.15, 0.3]), 0.1) == 1.0
+    assert pairwise_accuracy(np.array([0.2, 0.1, 0.15]), np.array([0.1, 0.15, 0.3]), 0.1) == 0.5
     cfg = OraqlConfig()
     good = {"spearman_clip": 0.85, "spearman_system": 0.96, "pairwise_accuracy": 0.81, "held_out_spearman": 0.7,
             "held_out_spearman_ci95": [0.5, 0.8], "untrained_held_out_spearman": 0.1}
