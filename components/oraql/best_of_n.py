@@ -21,10 +21,9 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
-import torch
 
 from components.common.atomic import atomic_dir, atomic_write_json
 from components.common.audio import write_wav

@@ -102,6 +102,7 @@ class OraqlConfig(StageConfig):
     gate_spearman_system: float = 0.95
     gate_pairwise: float = 0.80
     gate_held_out_spearman: float = 0.60
+    gate_held_out_above_untrained: bool = True   # the held-out interval must lie above the untrained model's value
 
     @model_validator(mode="after")
     def _check(self):

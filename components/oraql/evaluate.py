@@ -109,10 +109,12 @@ def gate_decisions(metrics: dict, cfg) -> dict[str, bool]:
 
     low = (metrics.get("held_out_spearman_ci95") or [float("nan")])[0]
     untrained = metrics.get("untrained_held_out_spearman")
-    return {
+    gates = {
         "spearman_clip": at_least("spearman_clip", cfg.gate_spearman_clip),
         "spearman_system": at_least("spearman_system", cfg.gate_spearman_system),
         "pairwise_accuracy": at_least("pairwise_accuracy", cfg.gate_pairwise),
         "held_out_type": at_least("held_out_spearman", cfg.gate_held_out_spearman),
-        "held_out_above_untrained": bool(np.isfinite(low) and untrained is not None and low > untrained),
     }
+    if cfg.gate_held_out_above_untrained:
+        gates["held_out_above_untrained"] = bool(np.isfinite(low) and untrained is not None and low > untrained)
+    return gates

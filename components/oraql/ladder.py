@@ -244,7 +244,10 @@ def lyra_checkpoints(lyra_dir: Path) -> tuple[list[Checkpoint], float]:
     history, metrics = info["history"], info["metrics"]
     losses = {int(s): float(l) for s, l in history.get("valid", [])}
     selected = int(metrics["selected_step"])
-    best = float(metrics.get("val_loss", losses.get(selected, min(losses.values()))))
+    best = losses.get(selected, metrics.get("val_loss"))           # the selection split's loss of the saved model
+    if best is None:
+        raise LadderError(f"{lyra_dir / 'training.json'} records no held-out loss for step {selected}")
+    best = float(best)
     out = [Checkpoint("init", 0, None, {}), Checkpoint(f"step{selected}", selected, best, None)]
     last = int(metrics["steps"])
     marker = lyra_dir / "checkpoints" / "latest.json"
