@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lm": ("components.lyra.cli", "pretrain the Lyra text-to-music transformer"),
     "rlaif": ("components.rlaif.cli", "post-train Lyra with feedback from a reward model (GRPO through TRL)"),
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
+    "oraql": ("components.oraql.cli", "train / evaluate ORAQL, the music-quality model; best-of-n generation"),
+    "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),

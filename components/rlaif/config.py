@@ -42,6 +42,8 @@ class RLAIFConfig(StageConfig):
     #                                        of a 2 s tiny piece = 40 nats a piece)
     best_of_n_max: int = 4                 # the best-of-n comparison's n at most
     bootstrap: int = 2000
+    gate: bool = True                      # the blocking check's rules (False: off, for the end-to-end test's
+    #                                        few-step run; tests/rlaif covers the rules)
 
     @model_validator(mode="after")
     def _check(self):
