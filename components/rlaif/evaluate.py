@@ -77,7 +77,7 @@ def diversity(features: np.ndarray, groups: np.ndarray) -> float:
 def scored_samples(model, table: PromptTable, rows: list[int], seeds: list[int], reward, codec) -> dict:
     """Samples of `model` for (row, seed) pairs with their reward, mel statistics and loudness."""
     from components.common.audio import rms_dbfs
-    from components.lyra.conditioning import mel_statistics
+    from components.common.mel import mel_statistics
 
     codes, lengths = sample(model, table, rows, seeds)
     ps = pieces(codes, lengths)

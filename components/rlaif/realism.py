@@ -25,7 +25,7 @@ class MelRealism:
 
     @classmethod
     def fit(cls, audio: list[np.ndarray], sample_rate: int) -> "MelRealism":
-        from components.lyra.conditioning import mel_statistics
+        from components.common.mel import mel_statistics
 
         if len(audio) < 2:
             raise ValueError(f"the realism reward needs >= 2 real clips, got {len(audio)}")
@@ -33,7 +33,7 @@ class MelRealism:
         return cls(mean=feats.mean(axis=0), std=feats.std(axis=0) + 1e-3)
 
     def __call__(self, audio: list[np.ndarray], sample_rate: int) -> list[float]:
-        from components.lyra.conditioning import mel_statistics
+        from components.common.mel import mel_statistics
 
         if not len(audio):
             return []
