@@ -13,7 +13,8 @@ disagree with this table.
     demo_corpus -> curated_clips -> captions ----------------+
                          |                                   v
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
-                                  +--------------------------^
+                         |        +--------------------------^                   +-> lyra_rlaif
+                         +-----------------------------------------------> oraql -> lyra_best_of_n
 """
 
 from __future__ import annotations
@@ -137,6 +138,37 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",),
         code=("components/lyra", "components/omnicodec", "components/judge"), params="generate",
         config="components.lyra.config:GenerateConfig",
+    ),
+    Stage(
+        name="lyra_rlaif", group="rlaif",
+        description="Post-train Lyra with GRPO (TRL) against a reward model; held-out gain, KL, best-of-n, diversity.",
+        argv=("rlaif", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
+              "--tokens", "data/tokens", "--out", "data/models/lyra_rlaif"),
+        # the reward model (rlaif.reward_model) is ORAQL: reading it puts its blocking gate before RLAIF
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql"),
+        outs=("data/models/lyra_rlaif",),
+        code=("components/rlaif", "components/lyra"), params="rlaif", config="components.rlaif.config:RLAIFConfig",
+        pool="gpu",
+    ),
+    Stage(
+        name="oraql", group="oraql",
+        description="ORAQL music-quality model: a graded ladder of curated clips + Lyra generations early to late "
+                    "(+ human ratings), selected on valid, correlations on held-out pieces.",
+        argv=("oraql", "train", "--curated", "data/curated", "--codec", "data/models/omnicodec",
+              "--lyra", "data/models/lyra", "--tokens", "data/tokens", "--out", "data/models/oraql"),
+        deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",),
+        code=("components/oraql", "components/lyra", "components/omnicodec"), params="oraql",
+        config="components.oraql.config:OraqlConfig",
+    ),
+    Stage(
+        name="lyra_best_of_n", group="oraql",
+        description="Best-of-n generation on held-out prompts: ORAQL's pick for n = 1, 2, 4, 8 (mean, worst, share "
+                    "below the n = 1 median), and an independent judge on the same picks.",
+        argv=("oraql", "best-of-n", "--lyra", "data/models/lyra", "--codec", "data/models/omnicodec",
+              "--tokens", "data/tokens", "--oraql", "data/models/oraql", "--out", "data/eval/lyra_best_of_n"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql"),
+        outs=("data/eval/lyra_best_of_n",), code=("components/oraql", "components/lyra", "components/omnicodec"),
+        params="best_of_n", config="components.oraql.config:BestOfNConfig",
     ),
 )
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from components.lyra.conditioners import Conditions
 from components.lyra.delay import build_delay_pattern, shift_right
 
 
@@ -45,10 +46,10 @@ def caption_nll_matrix(model, pieces: list[np.ndarray], texts: np.ndarray, secon
     model.eval()
     for b in range(0, len(pairs), batch_size):
         rows, cols = map(list, zip(*pairs[b:b + batch_size]))
-        logits = model(codes=inputs[rows].to(device), text_embedding=texts_t[cols].to(device),
-                       seconds_start=torch.as_tensor(seconds_start[rows], dtype=torch.float32, device=device),
-                       seconds_total=torch.as_tensor(seconds_total[rows], dtype=torch.float32, device=device)
-                       ).logits.float()                                    # [b, K, S, V+1]
+        conditions = Conditions(text=texts_t[cols].to(device),
+                                seconds_start=torch.as_tensor(seconds_start[rows], dtype=torch.float32, device=device),
+                                seconds_total=torch.as_tensor(seconds_total[rows], dtype=torch.float32, device=device))
+        logits = model(codes=inputs[rows].to(device), conditions=conditions).logits.float()   # [b, K, S, V+1]
         target = labels[rows].to(device)
         ce = F.cross_entropy(logits.permute(0, 3, 1, 2), target, ignore_index=-100, reduction="none")  # [b, K, S]
         scored = (target != -100).sum(dim=(1, 2)).clamp_min(1)

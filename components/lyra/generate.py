@@ -22,6 +22,7 @@ import torch
 
 from components.common.atomic import atomic_write_json
 from components.common.lineage import code_version, file_digest, git_revision
+from components.lyra.conditioners import Conditions
 from components.lyra.config import GenerateConfig
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Generated, Sampler, SamplingParams
@@ -62,12 +63,13 @@ def generate_codes(model: LyraForMusicGeneration, text_embeddings: np.ndarray, s
         raise GenerationError(f"{seconds} s is longer than this model's timing range ({model.config.max_seconds} s)")
     device = next(model.parameters()).device
     n_frames = max(1, int(round(seconds * model.config.frame_rate)))
-    text = torch.as_tensor(np.asarray(text_embeddings, dtype=np.float32))
+    conditions = Conditions.build(text_embeddings, seconds_total=float(seconds))
+    if unconditional:
+        conditions = conditions.unconditional()
     generator = torch.Generator(device=device).manual_seed(int(seed))
     sampler = Sampler(model, params)
     start = time.perf_counter()
-    out = sampler.generate(text, torch.full((text.shape[0],), float(seconds)), n_frames, generator=generator,
-                           unconditional=unconditional)
+    out = sampler.generate(conditions, n_frames, generator=generator)
     return out, time.perf_counter() - start
 
 
@@ -100,6 +102,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="trained Lyra model folder")
     parser.add_argument("--codec", default=DEFAULT_CODEC, help="OmniCodec model folder that decodes the codes")
+    parser.add_argument("--best-of", type=int, default=1, metavar="N",
+                        help="generate N candidates in one batch and keep the one ORAQL scores highest")
+    parser.add_argument("--oraql", default="data/models/oraql", help="ORAQL model folder that picks (with --best-of)")
     parser.add_argument("--metrics", default=None, help="optional JSON file for generation metrics")
     add_config_arguments(parser)
     parser.set_defaults(func=main)
@@ -128,14 +133,21 @@ def main(args) -> int:
         model = load_model(args.model, precision=cfg.precision)
         codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
         codec_io.check_compatible(codec, model.config)
-        embedding = encode_prompts([args.prompt])
+        embedding = np.repeat(encode_prompts([args.prompt]), max(1, args.best_of), axis=0)   # candidates: one batch
         generated, seconds_taken = generate_codes(model, embedding, cfg.seconds, sampling_params(cfg), cfg.seed)
-        audio = codec_io.decode_pieces(codec, generated.codes, generated.lengths)[0]
+        audios = codec_io.decode_pieces(codec, generated.codes, generated.lengths)
+        best_of = None
+        if args.best_of > 1:
+            from components.oraql.best_of_n import pick_best
+
+            best_of = pick_best(audios, codec.sample_rate, args.oraql)
     except (GenerationError, FileNotFoundError, codec_io.CodecMismatch) as exc:
         print(f"lyra generate: {exc}", file=sys.stderr)
         return 2
+    chosen = best_of["chosen"] if best_of else 0
+    audio = audios[chosen]
     write_wav(out, audio, codec.sample_rate)
-    frames = int(generated.lengths[0])
+    frames = int(generated.lengths[chosen])
     record = {
         "prompt": args.prompt,
         "seconds_requested": cfg.seconds,
@@ -156,7 +168,9 @@ def main(args) -> int:
         "git_revision": git_revision(),
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "device": str(next(model.parameters()).device), "threads": torch.get_num_threads()},
-        "reproduce": reproduce_command(args.prompt, cfg, cfg.seconds, args.model, args.codec, os.fspath(out)),
+        "reproduce": reproduce_command(args.prompt, cfg, cfg.seconds, args.model, args.codec, os.fspath(out))
+        + (f" --best-of {args.best_of} --oraql {shlex.quote(args.oraql)}" if best_of else ""),
+        "best_of": best_of,                  # every candidate's ORAQL scores and which one was kept
     }
     atomic_write_json(out.with_suffix(".json"), record)
     if args.metrics:

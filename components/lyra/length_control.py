@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from components.lyra.conditioners import Conditions
 from components.lyra.sampling import Sampler, SamplingParams
 
 
@@ -28,10 +29,10 @@ def measure_lengths(model, text_embeddings: np.ndarray, requests: list[float], p
     rows = []
     for r_index, requested in enumerate(requests):
         pick = [(r_index * per_request + j) % len(text_embeddings) for j in range(per_request)]
-        text = torch.as_tensor(np.asarray(text_embeddings[pick], dtype=np.float32))
+        conditions = Conditions.build(text_embeddings[pick], seconds_total=float(requested))
         budget = max(1, int(round(budget_ratio * requested * frame_rate)))
         generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed + r_index)
-        out = sampler.generate(text, torch.full((len(pick),), float(requested)), budget, generator=generator)
+        out = sampler.generate(conditions, budget, generator=generator)
         for j, length in enumerate(out.lengths.tolist()):
             rows.append({"requested_s": float(requested), "generated_s": length / frame_rate,
                          "ran_to_budget": int(length) >= budget, "prompt_row": pick[j]})

@@ -35,6 +35,7 @@ from components.common.distributed import (all_reduce_mean, barrier, init_distri
                                            shutdown)
 from components.common.lineage import code_version, write_lineage
 from components.common.reporting import stage_run
+from components.common.seeds import derive_seed
 from components.lyra.config import LMConfig
 from components.lyra.data import (IGNORE, WindowSampler, evaluation_windows, make_batch, piece_ends,
                                   unigram_cross_entropy, unigram_log_probs)
@@ -326,7 +327,7 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
                 batch = sampler.batch(step, range(first, first + cfg.micro_batch)).to(device)
                 # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
                 # N-process runs draw exactly what an uninterrupted 1-process run draws
-                torch.manual_seed(int(np.random.SeedSequence([cfg.seed, step, first]).generate_state(1)[0]))
+                torch.manual_seed(derive_seed(cfg.seed, step, first))
                 with bf16_autocast(bf16, device):
                     loss = engine(**batch.model_inputs()).loss
                 engine.backward(loss)

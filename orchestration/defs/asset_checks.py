@@ -221,3 +221,58 @@ def judge_hears_the_prompt() -> dg.AssetCheckResult:
         "p_text_vs_no_text": metrics.get(f"judge_{head}_p_text_vs_no_text"),
         "share_of_real": metrics.get(f"judge_{head}_share_of_real"), **{f"gate.{k}": v for k, v in gates.items()},
     })
+
+
+# --- RLAIF ------------------------------------------------------------------------------------
+
+def rlaif_gate_decisions(metrics: dict, max_diversity_loss: float = 0.2, max_more_silent: float = 0.1) -> dict[str, bool]:
+    """The rules a post-trained model must pass, by name (from `lyra rlaif train` metrics):
+    it improved on held-out prompts (bootstrap interval above zero), stayed within the KL bound,
+    and did not buy the gain with collapse (diversity) or silence (the usual reward hacks)."""
+    return {
+        "improved": bool(metrics["reward_gain_ci95"][0] > 0),
+        "within_kl_bound": bool(metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"]),
+        "diversity_kept": bool(metrics["diversity_post_trained"] >= (1 - max_diversity_loss) * metrics["diversity_pretrained"]),
+        "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
+    }
+
+
+@dg.asset_check(asset="lyra_rlaif", blocking=True,
+                description="post-trained Lyra improved on held-out prompts within the KL bound, without collapse or silence")
+def rlaif_gate() -> dg.AssetCheckResult:
+    import json
+
+    metrics = json.loads((DATA / "metrics" / "lyra_rlaif.json").read_text())
+    decisions = rlaif_gate_decisions(metrics) if _stage_config("lyra_rlaif").gate else {}
+    failed = [name for name, ok in decisions.items() if not ok]
+    keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_code", "max_kl_per_code", "best_of_n",
+            "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
+            "silent_fraction_post_trained")
+    return _result(not failed, "passed" if not failed else f"failed: {', '.join(failed)}",
+                   {**{k: metrics[k] for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
+                    **{f"rule_{k}": v for k, v in decisions.items()}})
+
+
+# --- ORAQL ----------------------------------------------------------------------------------
+
+@dg.asset_check(asset="oraql", blocking=True,
+                description="ORAQL agrees with held-out labels: per-clip / per-system Spearman, pairwise accuracy and "
+                            "the held-out damage type reach the configured targets (bootstrap intervals in metadata)")
+def oraql_gate() -> dg.AssetCheckResult:
+    import json
+
+    from components.oraql.evaluate import gate_decisions
+
+    metrics = json.loads((DATA / "models" / "oraql" / "evaluation.json").read_text())["metrics"]
+    cfg = _stage_config("oraql")
+    gates = gate_decisions(metrics, cfg)
+    failed = [name for name, ok in gates.items() if not ok]
+    keys = ("spearman_clip", "spearman_clip_ci95", "spearman_system", "spearman_system_ci95", "pairwise_accuracy",
+            "pairwise_accuracy_ci95", "held_out_type", "held_out_spearman", "held_out_spearman_ci95",
+            "untrained_held_out_spearman", "n_test_items", "n_test_clips")
+    return _result(not failed, "ORAQL accepted" if not failed else f"ORAQL refused: {', '.join(failed)}", {
+        **{k: (json.dumps(metrics[k]) if isinstance(metrics.get(k), list) else metrics.get(k)) for k in keys},
+        **{f"gate.{k}": v for k, v in gates.items()},
+        "targets": json.dumps({"spearman_clip": cfg.gate_spearman_clip, "spearman_system": cfg.gate_spearman_system,
+                               "pairwise": cfg.gate_pairwise, "held_out": cfg.gate_held_out_spearman}),
+    })

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from components.lyra.conditioners import Conditions
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams
 from components.lyra.train import native_bf16
@@ -43,7 +44,7 @@ def test_the_caption_decides_the_music(model, trained):
         return float(np.mean([(int(a), int(b)) in steps for a, b in zip(codes[:-1], codes[1:])]))
 
     guided = Sampler(model, SamplingParams(temperature=0.0, cfg=3.0, allow_end=False))
-    out = guided.generate(text, torch.full((n,), 4.0), 24)
+    out = guided.generate(Conditions.build(text, seconds_total=4.0), 24)
     for style in range(n):                                           # codebook 0 walks that style's cycle...
         codes = out.codes[style, 0].numpy()
         assert follows(codes, style) >= 0.9
@@ -51,8 +52,8 @@ def test_the_caption_decides_the_music(model, trained):
 
     # without the text, the opening cannot be told: the model spreads over the styles' first codes
     free = Sampler(model, SamplingParams(temperature=1.0, top_k=0))
-    uncond = free.generate(text[:1].expand(60, -1), torch.full((60,), 4.0), 1, generator=torch.Generator().manual_seed(0),
-                           unconditional=True)
+    uncond = free.generate(Conditions.build(text[:1].expand(60, -1), seconds_total=4.0).unconditional(), 1,
+                           generator=torch.Generator().manual_seed(0))
     openings = set(uncond.codes[:, 0, 0].tolist())
     assert len(openings & {int(c[0]) for c in facts["cycles"]}) >= 2
 
@@ -64,7 +65,7 @@ def test_timing_conditioning_sets_the_length(model, trained):
     sampler = Sampler(model, SamplingParams(temperature=0.0, cfg=3.0, allow_end=True))
     lengths = {}
     for seconds in (2.0, 5.0):
-        out = sampler.generate(text, torch.full((len(text),), seconds), 80)   # room for 8 s: the model must stop
+        out = sampler.generate(Conditions.build(text, seconds_total=seconds), 80)   # room for 8 s: the model must stop
         lengths[seconds] = out.lengths.float()
     assert lengths[2.0].mean() < lengths[5.0].mean() - 15
     for seconds, got in lengths.items():
@@ -76,7 +77,7 @@ def test_an_early_end_can_be_held_off(model, trained):
     _, _, facts = trained
     text = torch.from_numpy(facts["embeddings"])
     sampler = Sampler(model, SamplingParams(temperature=1.0, cfg=3.0, end_not_before=0.9))
-    out = sampler.generate(text, torch.full((len(text),), 2.0), 50, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(Conditions.build(text, seconds_total=2.0), 50, generator=torch.Generator().manual_seed(0))
     assert (out.lengths >= 45).all()                                 # told 2 s, it would have ended at 20
 
 

@@ -1,0 +1,42 @@
+"""`lyra oraql train` end to end on a synthetic curated folder (no codec, no Lyra): outputs, splits, report."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from components.cli import main as lyra
+from tests.oraql.synth import curated_folder
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = ("sources={train: 4, valid: 2, test: 2}", "steps=60", "eval_every=30", "checkpoint_every=30", "batch_size=16",
+            "bootstrap=50", "model.channels=[16, 32]", "model.head_hidden=16", "threads=1")
+
+
+def test_train_stage_writes_model_report_and_keeps_the_held_out_type_out(tmp_path):
+    curated = curated_folder(tmp_path / "curated", {"train": 4, "valid": 2, "test": 2}, clips_per_piece=1)
+    out, metrics_path = tmp_path / "oraql", tmp_path / "metrics.json"
+    args = ["oraql", "train", "--curated", str(curated), "--out", str(out), "--metrics", str(metrics_path)]
+    assert lyra([*args, *[x for s in SETTINGS for x in ("--set", s)]]) == 0
+    for name in ("config.json", "model.safetensors", "evaluation.json", "items.parquet", "training.json",
+                 "agreement.png", "lineage.json"):
+        assert (out / name).is_file(), name
+    assert not (tmp_path / ".oraql.checkpoints").exists()          # the resumable state is gone once published
+    metrics = json.loads(metrics_path.read_text())
+    for key in ("spearman_clip", "spearman_system", "pairwise_accuracy", "held_out_spearman"):
+        lo, hi = metrics[f"{key}_ci95"]
+        assert lo <= metrics[key] <= hi, key
+    assert metrics["held_out_type"] == "clipping" and metrics["scoring_seconds_per_second_per_core"] > 0
+    items = pd.read_parquet(out / "items.parquet")
+    assert set(items.groupby("piece_id")["split"].nunique()) == {1}
+    assert metrics["n_train_items"] == int(((items["split"] == "train") & (items["kind"] != "clipping")).sum())
+    assert metrics["n_test_items"] == int((items["split"] == "test").sum())
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["test"]["held_out_n"] == int(((items["split"] == "test") & (items["kind"] == "clipping")).sum()) > 0
+    assert "untrained" in report and "valid" in report
+
+
+def test_train_stage_explains_a_folder_without_manifest(tmp_path, capsys):
+    assert lyra(["oraql", "train", "--curated", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no manifest.parquet" in capsys.readouterr().err
