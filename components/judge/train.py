@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from components.common.atomic import atomic_dir
 from components.common.lineage import write_lineage
@@ -56,13 +55,7 @@ def decoded_clips(tokens: Path, split: str, codec, limit: int, batch: int, seed:
     ids, audio = [], []
     for b in progress(range(0, len(rows), batch), desc=f"decoding {split}", unit="batch"):
         clips = [ds[int(i)] for i in rows[b:b + batch]]
-        T = max(c.codes.shape[1] for c in clips)
-        codes = torch.zeros(len(clips), clips[0].codes.shape[0], T, dtype=torch.long)
-        for j, c in enumerate(clips):
-            codes[j, :, :c.codes.shape[1]] = torch.from_numpy(np.asarray(c.codes, dtype=np.int64))
-        lengths = torch.tensor([c.codes.shape[1] for c in clips])
-        with torch.inference_mode():
-            audio.extend(codec_io.decode_pieces(codec, codes, lengths))
+        audio.extend(codec_io.decode_in_batches(codec, [c.codes for c in clips], batch))
         ids.extend(c.clip_id for c in clips)
     return ids, audio
 

@@ -92,19 +92,6 @@ def generate_set(model, prompts: list[Prompt], cfg: GenerateConfig, unconditiona
     return pieces, steps / seconds if seconds else None
 
 
-def decode_all(codec, pieces: list[torch.Tensor], batch: int) -> list[np.ndarray]:
-    out = []
-    for b in range(0, len(pieces), batch):
-        chunk = pieces[b:b + batch]
-        T = max(int(p.shape[-1]) for p in chunk)
-        codes = torch.zeros(len(chunk), chunk[0].shape[0], T, dtype=torch.long)
-        for i, p in enumerate(chunk):
-            codes[i, :, :p.shape[-1]] = p
-        with torch.inference_mode():
-            out.extend(codec_io.decode_pieces(codec, codes, torch.tensor([p.shape[-1] for p in chunk])))
-    return out
-
-
 def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_dir, out, metrics_path=None) -> dict:
     model_dir, codec_dir, tokens, judge_dir, out = map(Path, (model_dir, codec_dir, tokens, judge_dir, out))
     with stage_run(STAGE) as run:
@@ -124,11 +111,11 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
 
         # --- three sets of music: the prompts' real clips, generations with and without the text
         max_frames = int(round(cfg.sample_seconds * model.config.frame_rate))
-        real = decode_all(codec, [torch.from_numpy(np.asarray(p.clip.codes[:, :max_frames], dtype=np.int64))
-                                  for p in prompts], cfg.batch_size)
+        real = codec_io.decode_in_batches(codec, [p.clip.codes[:, :max_frames] for p in prompts], cfg.batch_size)
         with_text, frames_per_s = generate_set(model, prompts, cfg, False, run.progress, "generating with text")
         no_text, _ = generate_set(model, prompts, cfg, True, run.progress, "generating without text")
-        text_audio, no_text_audio = decode_all(codec, with_text, cfg.batch_size), decode_all(codec, no_text, cfg.batch_size)
+        text_audio = codec_io.decode_in_batches(codec, with_text, cfg.batch_size)
+        no_text_audio = codec_io.decode_in_batches(codec, no_text, cfg.batch_size)
 
         # --- the judge's verdict, per head
         feats = {name: judge.features(audio) for name, audio in

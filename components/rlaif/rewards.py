@@ -15,7 +15,6 @@ import importlib
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 Reward = Callable[[Sequence[np.ndarray], Sequence[str]], Sequence[float]]
 AudioScorer = Callable[[Sequence[np.ndarray], int], Sequence[float]]
@@ -32,17 +31,9 @@ class AudioReward:
         self.codec, self.score, self.batch_size = codec, score, batch_size
 
     def audio(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
-        from components.lyra.codec import decode_pieces
+        from components.lyra.codec import decode_in_batches
 
-        out = []
-        for i in range(0, len(codes), self.batch_size):
-            part = codes[i:i + self.batch_size]
-            width = max(1, max(c.shape[1] for c in part))
-            grid = torch.zeros(len(part), part[0].shape[0], width, dtype=torch.long)
-            for j, c in enumerate(part):
-                grid[j, :, :c.shape[1]] = torch.from_numpy(np.asarray(c, dtype=np.int64))
-            out.extend(decode_pieces(self.codec, grid, torch.tensor([c.shape[1] for c in part])))
-        return out
+        return decode_in_batches(self.codec, list(codes), self.batch_size)
 
     def __call__(self, codes: Sequence[np.ndarray], prompts: Sequence[str]) -> list[float]:
         return checked(self.score(self.audio(codes), int(self.codec.sample_rate)), len(codes), "audio scorer")
