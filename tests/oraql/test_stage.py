@@ -3,11 +3,9 @@
 import json
 
 import pandas as pd
-import pytest
 
 from components.cli import main as lyra
 from tests.oraql.synth import curated_folder
-
 
 SETTINGS = ("sources={train: 4, valid: 2, test: 2}", "steps=60", "eval_every=30", "checkpoint_every=30", "batch_size=16",
             "bootstrap=50", "model.channels=[16, 32]", "model.head_hidden=16", "threads=1")
