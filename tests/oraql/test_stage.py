@@ -37,3 +37,27 @@ def test_train_stage_writes_model_report_and_keeps_the_held_out_type_out(tmp_pat
 def test_train_stage_explains_a_folder_without_manifest(tmp_path, capsys):
     assert lyra(["oraql", "train", "--curated", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no manifest.parquet" in capsys.readouterr().err
+
+
+def test_a_killed_stage_reuses_its_items_and_checkpoint(tmp_path, monkeypatch):
+    from components.config import parse_overrides
+    from components.oraql import train
+    from components.oraql.config import OraqlConfig
+
+    curated = curated_folder(tmp_path / "curated", {"train": 3, "valid": 1, "test": 1}, clips_per_piece=1)
+    cfg = OraqlConfig.model_validate(parse_overrides(SETTINGS))
+    built, real_build, real_fit = [], train.build_items, train.fit
+    monkeypatch.setattr(train, "build_items", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    monkeypatch.setattr(train, "fit", lambda *a, **k: real_fit(*a, **{**k, "stop_after": 45}))
+    try:
+        train.run_train_stage(cfg, curated, tmp_path / "oraql")
+    except train.Killed:
+        pass
+    assert not (tmp_path / "oraql").exists() and (tmp_path / ".oraql.checkpoints" / "state.pt").is_file()
+    monkeypatch.setattr(train, "fit", real_fit)
+    resumed = train.run_train_stage(cfg, curated, tmp_path / "oraql")
+    assert built == [1]                                     # the ladder was not built again
+    monkeypatch.setattr(train, "build_items", real_build)
+    fresh = train.run_train_stage(cfg, curated, tmp_path / "fresh")
+    for key in ("spearman_clip", "pairwise_accuracy", "held_out_spearman", "selected_step"):
+        assert resumed[key] == fresh[key], key              # same final state as an uninterrupted run
