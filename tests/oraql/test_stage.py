@@ -61,3 +61,26 @@ def test_a_killed_stage_reuses_its_items_and_checkpoint(tmp_path, monkeypatch):
     fresh = train.run_train_stage(cfg, curated, tmp_path / "fresh")
     for key in ("spearman_clip", "pairwise_accuracy", "held_out_spearman", "selected_step"):
         assert resumed[key] == fresh[key], key              # same final state as an uninterrupted run
+
+
+def test_human_ratings_and_choices_join_the_training_set(tmp_path):
+    import soundfile as sf
+
+    from tests.oraql.synth import SR, melody
+
+    curated = curated_folder(tmp_path / "curated", {"train": 3, "valid": 1, "test": 1}, clips_per_piece=1)
+    rated = tmp_path / "rated"
+    rated.mkdir()
+    for i in range(4):
+        sf.write(rated / f"r{i}.wav", melody(50 + i, 4.0), SR)
+    (rated / "ratings.csv").write_text("audio,rater,score,scale_min,scale_max,split\n" + "".join(
+        f"r{i}.wav,{rater},{s},1,5,train\n" for i in range(4) for rater, s in (("ann", i + 1), ("bob", min(5, i + 2)))))
+    (rated / "ab.csv").write_text("audio_a,audio_b,rater,choice,split\nr0.wav,r3.wav,ann,b,train\nr1.wav,r2.wav,bob,b,train\n")
+    out, metrics_path = tmp_path / "oraql", tmp_path / "m.json"
+    args = ["oraql", "train", "--curated", str(curated), "--out", str(out), "--metrics", str(metrics_path),
+            "--set", f"ratings={rated / 'ratings.csv'}", "--set", f"pairwise={rated / 'ab.csv'}"]
+    assert lyra([*args, *[x for s in SETTINGS for x in ("--set", s)]]) == 0
+    items = pd.read_parquet(out / "items.parquet")
+    human = items[items["kind"] == "human"].sort_values("item_id")
+    assert len(human) == 4 and human["overall"].is_monotonic_increasing      # r0 < r1 < r2 < r3 after normalising
+    assert json.loads(metrics_path.read_text())["n_pairs_human"] == 2
