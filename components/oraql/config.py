@@ -3,8 +3,9 @@ and `best_of_n` (the best-of-n asset).
 
 Defaults are the `tiny` profile. Cost, measured one part at a time on one core (the two stages
 together must add at most 1.5 minutes to `make demo` on 2 cores):
-    ladder       48 train + 12 valid + 16 test clips of 5 s (subsampled by piece split, so the cost does
-                 not grow with the corpus) x 26 rungs, 40 % of them also 2 OmniCodec rungs: ~13 s
+    ladder       96 train + 12 valid + 16 test crops of 5 s (clips subsampled by piece split, so the cost does
+                 not grow with the corpus; a small corpus gives further crops of its clips) x 26 rungs,
+                 40 % of them also 2 OmniCodec rungs: ~13 s for 66 crops, ~21 s for 124
     generations  3 Lyra checkpoints x (12 + 3 + 5) prompts of 5 s, one batch each: ~11 s
     training     500 steps x 32 items [64 mels x 225 frames], 3-block conv encoder, ~22 ms a step: ~11 s
     best-of-n    6 prompts x 8 candidates of 5 s in one batch, decoded and scored: ~15 s with start-up
@@ -67,7 +68,7 @@ class OraqlConfig(StageConfig):
     seed: int = 0
     clip_seconds: float = 5.0       # every ladder item is a crop of this length
     # ---- which clips (subsampled by piece split, so the stage's cost does not grow with the corpus)
-    sources: dict[str, int] = Field(default_factory=lambda: {"train": 48, "valid": 12, "test": 16})
+    sources: dict[str, int] = Field(default_factory=lambda: {"train": 96, "valid": 12, "test": 16})
     ladder: LadderConfig = Field(default_factory=LadderConfig)
     held_out_type: Literal[KINDS] = "clipping"   # never trained or selected on: does ORAQL judge more than its ladder?
     # ---- labels on [0, 1] (1 = the clean curated clip); overall = fidelity * coherence

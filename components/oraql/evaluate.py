@@ -5,8 +5,8 @@
     pairwise     share of item pairs whose labels differ by >= margin that the scores order the same way
     held-out     Spearman over the items of the one damage kind never trained or selected on
 
-Intervals resample *source clips* (a clip and all its versions move together; a generation moves
-with its prompt's clip), since versions of one clip are not independent draws.
+Intervals resample *source clips* (a clip, its crops and all their versions move together; a generation
+moves with its prompt's clip), since versions of one clip are not independent draws.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def agreement(items: pd.DataFrame, scores: np.ndarray, *, held_out_type: str, ma
     s, y = np.asarray(scores, dtype=float)[ok], label[ok]
     condition = items["condition"].to_numpy()[ok]
     kind = items["kind"].to_numpy()[ok]
-    cluster = items["item_id"].str.split("|").str[0].to_numpy()[ok]
+    cluster = items["item_id"].str.split("|").str[0].str.split("#").str[0].to_numpy()[ok]   # crops of a clip: one cluster
     c = pd.factorize(condition)[0]
     groups = [np.flatnonzero(cluster == g) for g in np.unique(cluster)]
     held = kind == held_out_type
