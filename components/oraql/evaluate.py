@@ -5,8 +5,8 @@
     pairwise     share of item pairs whose labels differ by >= margin that the scores order the same way
     held-out     Spearman over the items of the one damage kind never trained or selected on
 
-Intervals resample *source clips* (a clip and all its versions move together; a generation moves
-with its prompt's clip), since versions of one clip are not independent draws.
+Intervals resample *source clips* (a clip, its crops and all their versions move together; a generation
+moves with its prompt's clip), since versions of one clip are not independent draws.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def agreement(items: pd.DataFrame, scores: np.ndarray, *, held_out_type: str, ma
     s, y = np.asarray(scores, dtype=float)[ok], label[ok]
     condition = items["condition"].to_numpy()[ok]
     kind = items["kind"].to_numpy()[ok]
-    cluster = items["item_id"].str.split("|").str[0].to_numpy()[ok]
+    cluster = items["item_id"].str.split("|").str[0].str.split("#").str[0].to_numpy()[ok]   # crops of a clip: one cluster
     c = pd.factorize(condition)[0]
     groups = [np.flatnonzero(cluster == g) for g in np.unique(cluster)]
     held = kind == held_out_type
@@ -100,21 +100,34 @@ def summary_line(report: dict) -> str:
 
 
 def gate_decisions(metrics: dict, cfg) -> dict[str, bool]:
-    """The `oraql` asset's blocking check, by rule, from the stage's metrics and its config's targets.
-    Every figure is on held-out (test) pieces; the untrained rule asks for the trained model's
-    held-out-type interval to lie wholly above what the same network scores untrained."""
+    """The blocking rules of the `oraql` asset (`gate_beats_untrained`), on held-out (test) pieces: the lower
+    end of the per-clip Spearman interval lies above what the same network scores untrained, the pairwise
+    interval above chance (0.5), and on the damage type never trained on the trained model ranks better
+    than the untrained one (point estimates: on ~10-20 test clips that interval spans +-0.4)."""
+    if not cfg.gate_beats_untrained:
+        return {}
+
+    def above(key, floor):
+        low = (metrics.get(f"{key}_ci95") or [float("nan")])[0]
+        return bool(low is not None and np.isfinite(low) and floor is not None and np.isfinite(floor) and low > floor)
+
+    return {
+        "per_clip_beats_untrained": above("spearman_clip", metrics.get("untrained_spearman_clip")),
+        "held_out_type_beats_untrained": bool(np.nan_to_num(metrics.get("held_out_spearman", np.nan), nan=-2.0)
+                                              > np.nan_to_num(metrics.get("untrained_held_out_spearman", np.nan), nan=2.0)),
+        "pairwise_beats_chance": above("pairwise_accuracy", 0.5),
+    }
+
+
+def target_decisions(metrics: dict, cfg) -> dict[str, bool]:
+    """The issue's targets (a warning check: reported on every materialization, not blocking)."""
     def at_least(key, target):
         value = metrics.get(key)
-        return value is not None and np.isfinite(value) and value >= target
+        return value is not None and bool(np.isfinite(value)) and value >= target
 
-    low = (metrics.get("held_out_spearman_ci95") or [float("nan")])[0]
-    untrained = metrics.get("untrained_held_out_spearman")
-    gates = {
-        "spearman_clip": at_least("spearman_clip", cfg.gate_spearman_clip),
-        "spearman_system": at_least("spearman_system", cfg.gate_spearman_system),
-        "pairwise_accuracy": at_least("pairwise_accuracy", cfg.gate_pairwise),
-        "held_out_type": at_least("held_out_spearman", cfg.gate_held_out_spearman),
+    return {
+        "spearman_clip": at_least("spearman_clip", cfg.target_spearman_clip),
+        "spearman_system": at_least("spearman_system", cfg.target_spearman_system),
+        "pairwise_accuracy": at_least("pairwise_accuracy", cfg.target_pairwise),
+        "held_out_type": at_least("held_out_spearman", cfg.target_held_out_spearman),
     }
-    if cfg.gate_held_out_above_untrained:
-        gates["held_out_above_untrained"] = bool(np.isfinite(low) and untrained is not None and low > untrained)
-    return gates

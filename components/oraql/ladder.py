@@ -102,7 +102,9 @@ def bar_seconds(row) -> float:
 
 
 def choose_sources(manifest: pd.DataFrame, per_split: dict[str, int], seed: int) -> pd.DataFrame:
-    """Up to per_split[split] clips of each split, round-robin over its pieces (varied music)."""
+    """per_split[split] source crops of each split: clips round-robin over its pieces (varied music); a
+    split with fewer clips than asked gives its clips again as further crops (column `crop`: 0, 1, ...),
+    each with its own start and its own draws of damage."""
     rng = np.random.default_rng(seed)
     chosen = []
     for split, n in per_split.items():
@@ -113,13 +115,20 @@ def choose_sources(manifest: pd.DataFrame, per_split: dict[str, int], seed: int)
             raise LadderError(f"the curated manifest has no {split!r} clips")
         by_piece = {p: list(rng.permutation(g.index.to_numpy())) for p, g in rows.groupby("piece_id", sort=True)}
         pieces = list(rng.permutation(sorted(by_piece)))
-        picked: list = []
-        while len(picked) < n and any(by_piece.values()):
+        order: list = []
+        while any(by_piece.values()):
             for p in pieces:
-                if by_piece[p] and len(picked) < n:
-                    picked.append(by_piece[p].pop())
-        chosen.append(manifest.loc[picked])
+                if by_piece[p]:
+                    order.append(by_piece[p].pop())
+        picked = [order[i % len(order)] for i in range(n)]
+        chosen.append(manifest.loc[picked].assign(crop=[i // len(order) for i in range(n)]))
     return pd.concat(chosen).reset_index(drop=True)
+
+
+def source_name(row) -> str:
+    """The clip id, with `#k` for its k-th further crop."""
+    crop = int(getattr(row, "crop", 0) or 0)
+    return str(row.clip_id) + (f"#{crop}" if crop else "")
 
 
 def _read(curated: Path, row) -> tuple[np.ndarray, int]:
@@ -193,7 +202,7 @@ def label_rungs(row, rungs: list[tuple[str, float, np.ndarray]], clean: np.ndarr
         else:
             fid, coh = (1.0, 1.0) if kind == "real" else (fidelity_label(d, cfg.fidelity_from_mel), 1.0)
         condition = "real" if kind == "real" else f"{kind}@{strength:g}"
-        out.append(Item(item_id=f"{row.clip_id}|{condition}", source=str(row.clip_id), piece_id=str(row.piece_id),
+        out.append(Item(item_id=f"{source_name(row)}|{condition}", source=source_name(row), piece_id=str(row.piece_id),
                         split=str(row.split), kind=kind, strength=float(strength), condition=condition, fidelity=fid,
                         coherence=coh, overall=fid * coh, mel_distance=float(d), features=f))
     return out

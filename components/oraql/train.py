@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import shutil
 import time
@@ -290,11 +291,11 @@ def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, to
         fingerprint = input_fingerprint(cfg, {"curated": curated / "manifest.parquet", "codec": codec, "lyra": lyra,
                                               "tokens": tokens})
         ckpt = TrainingCheckpoint(work, fingerprint)
-        cached = work / "items.npz"
-        if cached.is_file() and ckpt.load() is not None:
+        cached, marker = work / "items.npz", work / "items.json"
+        if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
             saved = np.load(cached, allow_pickle=False)
             table, features, pairs = pd.read_parquet(work / "items.parquet"), saved["features"], saved["pairs"]
-            log.info("items from the interrupted run: %d", len(table))
+            log.info("%d items from the interrupted run (same inputs, config and code)", len(table))
         else:
             shutil.rmtree(work, ignore_errors=True)
             table, features, pairs = build_items(cfg, curated, codec, lyra, tokens, run)
@@ -302,7 +303,9 @@ def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, to
             with atomic_path(cached, suffix=".npz") as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, features=features, pairs=pairs)
-            table.to_parquet(work / "items.parquet")
+            with atomic_path(work / "items.parquet", suffix=".parquet") as tmp:
+                table.to_parquet(tmp)
+            atomic_write_json(marker, {"fingerprint": fingerprint})       # last: the items above are complete
         build_s, build_cpu = time.perf_counter() - started, time.process_time() - started_cpu
         held = table["kind"] == cfg.held_out_type
         split = table["split"].to_numpy()

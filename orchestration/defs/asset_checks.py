@@ -255,24 +255,49 @@ def rlaif_gate() -> dg.AssetCheckResult:
 
 # --- ORAQL ----------------------------------------------------------------------------------
 
-@dg.asset_check(asset="oraql", blocking=True,
-                description="ORAQL agrees with held-out labels: per-clip / per-system Spearman, pairwise accuracy and "
-                            "the held-out damage type reach the configured targets (bootstrap intervals in metadata)")
-def oraql_gate() -> dg.AssetCheckResult:
+ORAQL_KEYS = ("spearman_clip", "spearman_clip_ci95", "spearman_system", "spearman_system_ci95", "pairwise_accuracy",
+              "pairwise_accuracy_ci95", "held_out_type", "held_out_spearman", "held_out_spearman_ci95",
+              "untrained_spearman_clip", "untrained_held_out_spearman", "n_test_items", "n_test_clips")
+
+
+def _oraql_metadata(metrics: dict, rules: dict[str, bool]) -> dict:
     import json
 
+    return {**{k: (json.dumps(metrics[k]) if isinstance(metrics.get(k), list) else metrics.get(k)) for k in ORAQL_KEYS},
+            **{f"rule.{k}": v for k, v in rules.items()}}
+
+
+def _oraql_metrics() -> dict:
+    import json
+
+    return json.loads((DATA / "models" / "oraql" / "evaluation.json").read_text())["metrics"]
+
+
+@dg.asset_check(asset="oraql", blocking=True,
+                description="ORAQL beats the same network untrained on held-out pieces (per-clip Spearman interval "
+                            "above it, and on the damage type never trained on) and chance on pairs (interval above 0.5)")
+def oraql_gate() -> dg.AssetCheckResult:
     from components.oraql.evaluate import gate_decisions
 
-    metrics = json.loads((DATA / "models" / "oraql" / "evaluation.json").read_text())["metrics"]
+    metrics = _oraql_metrics()
+    rules = gate_decisions(metrics, _stage_config("oraql"))
+    failed = [name for name, ok in rules.items() if not ok]
+    return _result(not failed, "ORAQL accepted" if not failed else f"ORAQL refused: {', '.join(failed)}",
+                   _oraql_metadata(metrics, rules))
+
+
+@dg.asset_check(asset="oraql", description="issue 11's targets on the tiny profile: per-clip Spearman >= 0.80, "
+                                           "per-system >= 0.95, pairwise >= 0.80, held-out type >= 0.6 (a warning)")
+def oraql_targets() -> dg.AssetCheckResult:
+    from components.oraql.evaluate import target_decisions
+
+    metrics = _oraql_metrics()
     cfg = _stage_config("oraql")
-    gates = gate_decisions(metrics, cfg)
-    failed = [name for name, ok in gates.items() if not ok]
-    keys = ("spearman_clip", "spearman_clip_ci95", "spearman_system", "spearman_system_ci95", "pairwise_accuracy",
-            "pairwise_accuracy_ci95", "held_out_type", "held_out_spearman", "held_out_spearman_ci95",
-            "untrained_held_out_spearman", "n_test_items", "n_test_clips")
-    return _result(not failed, "ORAQL accepted" if not failed else f"ORAQL refused: {', '.join(failed)}", {
-        **{k: (json.dumps(metrics[k]) if isinstance(metrics.get(k), list) else metrics.get(k)) for k in keys},
-        **{f"gate.{k}": v for k, v in gates.items()},
-        "targets": json.dumps({"spearman_clip": cfg.gate_spearman_clip, "spearman_system": cfg.gate_spearman_system,
-                               "pairwise": cfg.gate_pairwise, "held_out": cfg.gate_held_out_spearman}),
-    })
+    rules = target_decisions(metrics, cfg)
+    missed = [name for name, ok in rules.items() if not ok]
+    return dg.AssetCheckResult(
+        passed=not missed, severity=dg.AssetCheckSeverity.WARN,
+        description="targets met" if not missed else f"targets missed: {', '.join(missed)}",
+        metadata={**_oraql_metadata(metrics, rules), "targets": {"spearman_clip": cfg.target_spearman_clip,
+                  "spearman_system": cfg.target_spearman_system, "pairwise": cfg.target_pairwise,
+                  "held_out": cfg.target_held_out_spearman}})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from components.oraql.best_of_n import selection_curve, selection_probabilities
-from components.oraql.evaluate import agreement, gate_decisions, pairwise_accuracy
+from components.oraql.evaluate import agreement, gate_decisions, pairwise_accuracy, target_decisions
 from components.oraql.config import OraqlConfig
 
 
@@ -52,8 +52,11 @@ def test_pairwise_accuracy_and_gate():
     assert pairwise_accuracy(np.array([0.2, 0.1, 0.3]), np.array([0.1, 0.15, 0.3]), 0.1) == 1.0
     assert pairwise_accuracy(np.array([0.2, 0.1, 0.15]), np.array([0.1, 0.15, 0.3]), 0.1) == 0.5
     cfg = OraqlConfig()
-    good = {"spearman_clip": 0.85, "spearman_system": 0.96, "pairwise_accuracy": 0.81, "held_out_spearman": 0.7,
-            "held_out_spearman_ci95": [0.5, 0.8], "untrained_held_out_spearman": 0.1}
+    good = {"spearman_clip": 0.85, "spearman_clip_ci95": [0.7, 0.9], "untrained_spearman_clip": 0.1,
+            "pairwise_accuracy": 0.81, "pairwise_accuracy_ci95": [0.7, 0.9], "held_out_spearman": 0.7,
+            "untrained_held_out_spearman": 0.1, "spearman_system": 0.9}
     assert all(gate_decisions(good, cfg).values())
-    bad = gate_decisions({**good, "spearman_clip": 0.7, "held_out_spearman_ci95": [0.05, 0.8]}, cfg)
-    assert [k for k, ok in bad.items() if not ok] == ["spearman_clip", "held_out_above_untrained"]
+    assert [k for k, ok in target_decisions(good, cfg).items() if not ok] == ["spearman_system"]
+    bad = gate_decisions({**good, "spearman_clip_ci95": [0.05, 0.8]}, cfg)
+    assert [k for k, ok in bad.items() if not ok] == ["per_clip_beats_untrained"]
+    assert gate_decisions(good, cfg.model_copy(update={"gate_beats_untrained": False})) == {}

@@ -73,3 +73,20 @@ def test_generation_labels_order_real_late_early():
     late = ladder.generation_label(6.1, 6.1, 6.93, 0.2, 0.8)
     last = ladder.generation_label(6.2, 6.1, 6.93, 0.2, 0.8)
     assert early < last < late < 1.0
+
+
+def test_a_split_with_fewer_clips_than_asked_gives_further_crops(tmp_path):
+    import pandas as pd
+
+    from components.oraql.ladder import choose_sources
+
+    curated = curated_folder(tmp_path / "curated", {"train": 2, "test": 1}, clips_per_piece=2)
+    manifest = pd.read_parquet(curated / "manifest.parquet")
+    sources = choose_sources(manifest, {"train": 9, "test": 2}, seed=0)
+    train = sources[sources["split"] == "train"]
+    assert len(train) == 9 and sorted(train["crop"].tolist()) == [0] * 4 + [1] * 4 + [2]
+    assert train.groupby("clip_id").size().max() == 3 and set(train["piece_id"]) == {"train-piece0", "train-piece1"}
+    items = ladder.build_ladder(curated, OraqlConfig(sources={"train": 5, "test": 2}))
+    table = ladder.items_table(items)
+    assert table["item_id"].is_unique and table["source"].nunique() == 7
+    assert (table.groupby(table["source"].str.split("#").str[0])["split"].nunique() == 1).all()

@@ -50,7 +50,7 @@ def test_trained_model_ranks_held_out_clips_far_better_than_untrained(data):
     trained = spearmanr(predict(model, test.features)[:, 0], y)[0]
     torch.manual_seed(0)
     untrained = spearmanr(predict(Oraql(SMALL), test.features)[:, 0], y)[0]
-    assert trained > 0.8 and trained > untrained + 0.5, (trained, untrained)
+    assert trained > 0.85 and trained > untrained + 0.3, (trained, untrained)
     losses = [l for _, l in history["train"]]
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
     assert history["best"]["step"] in [s for s, _ in history["valid"]]
