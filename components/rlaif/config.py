@@ -41,9 +41,11 @@ class RLAIFConfig(StageConfig):
     #                                        (per code, so one bound serves every piece length: 0.1 x 400 codes
     #                                        of a 2 s tiny piece = 40 nats a piece)
     best_of_n_max: int = 4                 # the best-of-n comparison's n at most
+    # ---- the gate (a blocking asset check on lyra_rlaif; orchestration/defs/asset_checks.py)
+    gate_min_gain: float | None = 0.0      # the gain's 95 % interval must lie above this (None: rule off)
+    gate_max_diversity_loss: float = 0.2   # diversity may fall by at most this share (collapse = a hacked reward)
+    gate_max_more_silent: float = 0.1      # the share of near-silent pieces may rise by at most this
     bootstrap: int = 2000
-    gate: bool = True                      # the blocking check's rules (False: off, for the end-to-end test's
-    #                                        few-step run; tests/rlaif covers the rules)
 
     @model_validator(mode="after")
     def _check(self):

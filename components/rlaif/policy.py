@@ -172,6 +172,8 @@ class LyraGRPOTrainer(GRPOTrainer):
         """input_ids [B, P + C] = one prompt id (left) + the completion's ids -> log-probs [B, C] (and entropies)."""
         if any(v is not None for v in unused.values()):
             raise ValueError(f"Lyra takes no multimodal inputs, got {[k for k, v in unused.items() if v is not None]}")
+        if input_ids.shape[1] != logits_to_keep + 1:
+            raise ValueError(f"expected one prompt id before {logits_to_keep} completion ids, got {input_ids.shape[1]} ids")
         lyra = self.accelerator.unwrap_model(model)
         T = n_frames(lyra, self.prompt_table.seconds)
         rows = input_ids[:, -logits_to_keep - 1]                                   # the prompt id (length-1 prompts)

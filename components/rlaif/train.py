@@ -115,16 +115,24 @@ def run_fingerprint(cfg: RLAIFConfig, model_dir: Path, codec_dir: Path, tokens: 
 
 
 def checkpoint_dir(out: Path, fingerprint: str) -> tuple[Path, str | None]:
-    """The checkpoint folder (stale ones removed) and the checkpoint to resume from, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The checkpoint folder (stale ones removed) and the checkpoint to resume from, if any.
 
+    The Trainer writes a checkpoint folder in place, its trainer_state.json last: a folder without
+    one was cut short by a kill and is removed (its predecessor is resumed)."""
     root = out.parent / f".{out.name}.checkpoints"
     marker = root / "run.json"
     if root.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("fingerprint") != fingerprint):
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(marker, {"fingerprint": fingerprint})
-    return root, get_last_checkpoint(str(root))
+    complete = []
+    for folder in root.glob("checkpoint-*"):
+        if (folder / "trainer_state.json").is_file():
+            complete.append(folder)
+        else:
+            shutil.rmtree(folder)
+    last = max(complete, key=lambda f: int(f.name.rsplit("-", 1)[1]), default=None)
+    return root, None if last is None else str(last)
 
 
 def history_of(log_history: list[dict]) -> dict:

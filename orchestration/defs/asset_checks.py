@@ -225,12 +225,14 @@ def judge_hears_the_prompt() -> dg.AssetCheckResult:
 
 # --- RLAIF ------------------------------------------------------------------------------------
 
-def rlaif_gate_decisions(metrics: dict, max_diversity_loss: float = 0.2, max_more_silent: float = 0.1) -> dict[str, bool]:
+def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_diversity_loss: float = 0.2,
+                         max_more_silent: float = 0.1) -> dict[str, bool]:
     """The rules a post-trained model must pass, by name (from `lyra rlaif train` metrics):
-    it improved on held-out prompts (bootstrap interval above zero), stayed within the KL bound,
-    and did not buy the gain with collapse (diversity) or silence (the usual reward hacks)."""
+    it improved on held-out prompts (bootstrap interval above `min_gain`; None: rule off), stayed
+    within the KL bound, and did not buy the gain with collapse (diversity) or silence (the usual
+    reward hacks)."""
     return {
-        "improved": bool(metrics["reward_gain_ci95"][0] > 0),
+        **({} if min_gain is None else {"improved": bool(metrics["reward_gain_ci95"][0] > min_gain)}),
         "within_kl_bound": bool(metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"]),
         "diversity_kept": bool(metrics["diversity_post_trained"] >= (1 - max_diversity_loss) * metrics["diversity_pretrained"]),
         "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
@@ -243,12 +245,13 @@ def rlaif_gate() -> dg.AssetCheckResult:
     import json
 
     metrics = json.loads((DATA / "metrics" / "lyra_rlaif.json").read_text())
-    decisions = rlaif_gate_decisions(metrics) if _stage_config("lyra_rlaif").gate else {}
+    cfg = _stage_config("lyra_rlaif")
+    decisions = rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent)
     failed = [name for name, ok in decisions.items() if not ok]
     keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_code", "max_kl_per_code", "best_of_n",
             "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
             "silent_fraction_post_trained")
-    return _result(not failed, "passed" if not failed else f"failed: {', '.join(failed)}",
+    return _result(not failed, f"passed: {', '.join(decisions)}" if not failed else f"failed: {', '.join(failed)}",
                    {**{k: metrics[k] for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
                     **{f"rule_{k}": v for k, v in decisions.items()}})
 

@@ -19,3 +19,9 @@ def test_each_rule_stops_the_model_it_is_for():
     assert failed({**GOOD, "kl_nats_per_code": 0.2}) == ["within_kl_bound"]               # drifted
     assert failed({**GOOD, "diversity_post_trained": 0.5}) == ["diversity_kept"]          # collapsed onto a few pieces
     assert failed({**GOOD, "silent_fraction_post_trained": 0.3}) == ["not_more_silent"]   # silence scores well
+
+
+def test_the_improvement_rule_can_be_switched_off():
+    worse = {**GOOD, "reward_gain_ci95": [-0.05, -0.01]}
+    assert "improved" not in rlaif_gate_decisions(worse, min_gain=None)
+    assert not any(ok is False for ok in rlaif_gate_decisions(worse, min_gain=None).values())

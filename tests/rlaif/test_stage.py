@@ -85,6 +85,9 @@ def test_a_killed_run_resumes_from_its_checkpoint(inputs, tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         lyra([*inputs, "--out", str(tmp_path / "resumed")])
     assert not (tmp_path / "resumed").exists()                                     # nothing half-written
+    partial = tmp_path / ".resumed.checkpoints" / "checkpoint-6"                    # as if killed while saving
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"cut short")
     monkeypatch.setattr(policy.LyraRollout, "__call__", real)
     assert lyra([*inputs, "--out", str(tmp_path / "resumed")]) == 0
     resumed = json.loads((tmp_path / "resumed" / "rlaif.json").read_text())
