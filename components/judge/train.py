@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from components.common.atomic import atomic_dir
 from components.common.lineage import write_lineage
@@ -71,6 +72,7 @@ def run_judge_stage(cfg: JudgeConfig, tokens, codec_dir, curated, out, metrics_p
     with stage_run(STAGE) as run:
         log, start = run.log, time.perf_counter()
         labels = clip_labels(curated).set_index("clip_id")
+        torch.set_num_threads(cfg.threads)
         codec = codec_io.load_codec(codec_dir)
         judge = Judge(sample_rate=codec.sample_rate, crop_seconds=cfg.crop_seconds, crops_per_clip=cfg.crops_per_clip,
                       n_mels=cfg.n_mels, classes={}, pipelines={})

@@ -119,6 +119,8 @@ class GenerateConfig(StageConfig):
     #                                 conditioning judge: 64 x 2 x 6 s; fewer leaves the p-values coarse
     sample_seconds: float = 6.0     # length of each judged generation (the judge hears 2.5 s crops)
     batch_size: int = 32            # prompts generated (and decoded) at once
+    threads: int | None = None      # torch threads for the sample stage (None: as the environment sets them;
+    #                                 the tiny profile uses both cores: stages run one at a time)
     n_audio_examples: int = 8       # generations written as wav (+ their no-text control) with spectrograms
     length_requests: list[float] = [5.0, 10.0, 20.0, 40.0]   # lengths asked for with END free (length control)
     length_seeds: int = 4           # pieces per requested length

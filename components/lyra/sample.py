@@ -96,6 +96,8 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
     model_dir, codec_dir, tokens, judge_dir, out = map(Path, (model_dir, codec_dir, tokens, judge_dir, out))
     with stage_run(STAGE) as run:
         log, started = run.log, time.perf_counter()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         model = load_model(model_dir, precision=cfg.precision)
         codec = codec_io.load_codec(codec_dir, device=next(model.parameters()).device)
         codec_io.check_compatible(codec, model.config)
