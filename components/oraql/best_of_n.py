@@ -133,6 +133,8 @@ def plot_curve(path: Path, curve: list[dict], judge_name: str | None) -> None:
     axes[1].set(xscale="log", xticks=ns, xticklabels=ns, xlabel="n (candidates)", ylim=(0, 1),
                 title="below-median selections" + (" / independent judge" if judge_name else ""))
     axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.minorticks_off()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
