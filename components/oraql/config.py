@@ -5,7 +5,7 @@ Defaults are the `tiny` profile. Cost, measured one part at a time on one core (
 together must add at most 1.5 minutes to `make demo` on 2 cores):
     ladder       96 train + 12 valid + 16 test crops of 5 s (clips subsampled by piece split, so the cost does
                  not grow with the corpus; a small corpus gives further crops of its clips) x 26 rungs,
-                 40 % of them also 2 OmniCodec rungs: ~13 s for 66 crops, ~21 s for 124
+                 40 % of them also 2 OmniCodec rungs: ~13 s for 66 crops, ~24 s for 124
     generations  3 Lyra checkpoints x (12 + 3 + 5) prompts of 5 s, one batch each: ~11 s
     training     500 steps x 32 items [64 mels x 225 frames], 3-block conv encoder, ~22 ms a step: ~11 s
     best-of-n    6 prompts x 8 candidates of 5 s in one batch, decoded and scored: ~15 s with start-up
