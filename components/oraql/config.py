@@ -96,7 +96,7 @@ class OraqlConfig(StageConfig):
     rank_margin: float = 0.05       # label difference below which two items are not ranked
     eval_every: int = 100           # valid per-clip Spearman; the best step is the saved model
     checkpoint_every: int = 100
-    threads: int = 2
+    threads: int = 1                # torch threads (1 on tiny: 2 spun ~20x the CPU when the cores were shared)
     # ---- evaluation
     bootstrap: int = 1000           # resamples (of source clips) for the 95 % intervals
     pairwise_margin: float = 0.1    # pairs of test items whose labels differ by at least this are ranked
