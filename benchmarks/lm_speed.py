@@ -65,6 +65,7 @@ def build_musicgen():
 # ------------------------------------------------------------------------------ generation
 def lyra_generation(model, frames: int, cfg: float, weights: str | None = None) -> float:
     """Frames per second of one piece, `frames` long, with the KV-cached sampler."""
+    from components.lyra.conditioners import Conditions
     from components.lyra.config import GenerateConfig
     from components.lyra.sampling import Sampler, SamplingParams
 
@@ -73,7 +74,7 @@ def lyra_generation(model, frames: int, cfg: float, weights: str | None = None) 
                                                    decode_weights=weights))
     text = torch.randn(1, model.config.text_dim, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    out = sampler.generate(text, torch.tensor([600.0]), frames, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(Conditions.build(text, seconds_total=600.0), frames, generator=torch.Generator().manual_seed(0))
     elapsed = time.perf_counter() - start
     return out.codes.shape[-1] / elapsed
 
@@ -115,19 +116,20 @@ def autocast(bf16: bool):
 
 
 def lyra_training(model, delayed, steps: int, bf16: bool) -> float:
+    from components.lyra.conditioners import Conditions
     from components.lyra.delay import shift_right
 
     special = model.config.special_id
     B, K, S = delayed.shape
     labels = delayed.masked_fill(delayed == CODES, -100)
     inputs = shift_right(delayed.masked_fill(delayed == CODES, special), special)
-    text, zeros, total = torch.randn(B, model.config.text_dim), torch.zeros(B), torch.full((B,), 60.0)
+    conditions = Conditions.build(torch.randn(B, model.config.text_dim), seconds_total=60.0)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
     def step():
         with autocast(bf16):
-            loss = model(inputs, text, zeros, total, labels=labels).loss
+            loss = model(inputs, conditions, labels=labels).loss
         loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ disagree with this table.
     demo_corpus -> curated_clips -> captions ----------------+
                          |                                   v
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
-                         |        +--------------------------^                   |
+                         |        +--------------------------^                   +-> lyra_rlaif
                          +-----------------------------------------------> oraql -> lyra_best_of_n
 """
 
@@ -111,6 +111,17 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
         code=("components/tokens", "components/omnicodec"), params="tokens",
         config="components.tokens.config:TokensConfig",
+        pool="gpu",                # encodes on the codec's device (cuda in the gpu / cluster profiles)
+    ),
+    Stage(
+        name="conditioning_judge", group="judge",
+        description="An audio classifier (instrument, collection) trained on real decoded music of training pieces only: "
+                    "the independent judge of Lyra's conditioning.",
+        argv=("judge", "train", "--tokens", "data/tokens", "--codec", "data/models/omnicodec", "--curated", "data/curated",
+              "--out", "data/models/judge"),
+        deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",),
+        code=("components/judge", "components/lyra/codec.py", "components/tokens"), params="judge",
+        config="components.judge.config:JudgeConfig",
     ),
     Stage(
         name="lyra_pretrain", group="lyra",
@@ -123,10 +134,21 @@ STAGES: tuple[Stage, ...] = (
         name="lyra_samples", group="lyra",
         description="Music generated from held-out captions, decoded with OmniCodec, with conditioning metrics.",
         argv=("lm", "sample", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--out", "data/samples/lyra"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens"), outs=("data/samples/lyra",),
-        code=("components/lyra", "components/omnicodec"), params="generate",
+              "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/samples/lyra"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",),
+        code=("components/lyra", "components/omnicodec", "components/judge"), params="generate",
         config="components.lyra.config:GenerateConfig",
+    ),
+    Stage(
+        name="lyra_rlaif", group="rlaif",
+        description="Post-train Lyra with GRPO (TRL) against a reward model; held-out gain, KL, best-of-n, diversity.",
+        argv=("rlaif", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
+              "--tokens", "data/tokens", "--out", "data/models/lyra_rlaif"),
+        # the reward model (rlaif.reward_model) is ORAQL: reading it puts its blocking gate before RLAIF
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql"),
+        outs=("data/models/lyra_rlaif",),
+        code=("components/rlaif", "components/lyra"), params="rlaif", config="components.rlaif.config:RLAIFConfig",
+        pool="gpu",
     ),
     Stage(
         name="oraql", group="oraql",

@@ -78,7 +78,8 @@ def _print_summary(result, seconds: float) -> None:
         )[:110]
         print(f"{mat.asset_key.to_user_string():18s} {status:10s} {highlights}")
     for event in result.get_asset_check_evaluations():
-        print(f"  check {event.asset_key.to_user_string()}:{event.check_name}: {'passed' if event.passed else 'FAILED'}")
+        why = "" if event.passed else f" ({event.description})" if event.description else ""
+        print(f"  check {event.asset_key.to_user_string()}:{event.check_name}: {'passed' if event.passed else 'FAILED'}{why}")
     print(f"\nrun {result.run_id} {'succeeded' if result.success else 'FAILED'} in {seconds:.0f} s")
 
 

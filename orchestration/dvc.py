@@ -28,6 +28,13 @@ class DvcError(RuntimeError):
 class DvcResource(dg.ConfigurableResource):
     repo: str = str(REPO_ROOT)
     enabled: bool = True
+    # a remote in .dvc/config that every committed stage is pushed to at once (the cluster's "s3");
+    # empty: nothing is pushed until `dvc push` (the demo pushes to the local remote at its end)
+    remote: str = ""
+    # a copy of dvc.lock kept with the data (e.g. "data/dvc.lock" on the cluster's shared volume):
+    # run workers are fresh pods whose dvc.lock is the image's, so the record of what was built
+    # must live where the outputs do; it is restored before every status check
+    lock_copy: str = ""
 
     def _dvc(self) -> str:
         local = Path(sys.executable).parent / "dvc"
@@ -41,10 +48,22 @@ class DvcResource(dg.ConfigurableResource):
             raise DvcError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
+    def _restore_lock(self) -> None:
+        copy = Path(self.repo) / self.lock_copy if self.lock_copy else None
+        if copy is not None and copy.is_file():
+            shutil.copyfile(copy, Path(self.repo) / "dvc.lock")
+
+    def _save_lock(self) -> None:
+        if self.lock_copy:
+            from components.common.atomic import atomic_write_text
+
+            atomic_write_text(Path(self.repo) / self.lock_copy, (Path(self.repo) / "dvc.lock").read_text())
+
     def is_up_to_date(self, stage: str) -> bool:
         """True when the stage's deps, params and outs all match dvc.lock."""
         if not self.enabled:
             return False
+        self._restore_lock()
         out = self._run("status", "--json", stage)
         return json.loads(out or "{}") == {}
 
@@ -52,12 +71,18 @@ class DvcResource(dg.ConfigurableResource):
         """{stage: what changed} for every stage DVC considers out of date."""
         if not self.enabled:
             return {}
+        self._restore_lock()
         return json.loads(self._run("status", "--json") or "{}")
 
     def commit(self, stage: str) -> None:
-        """Record the stage's current deps/params/outs in dvc.lock and cache its outputs."""
+        """Record the stage's current deps/params/outs in dvc.lock and cache its outputs; with a
+        `remote`, push them there too, so other machines can `dvc pull` what the lock names."""
         if self.enabled:
+            self._restore_lock()
             self._run("commit", "--force", "--quiet", stage)
+            self._save_lock()
+            if self.remote:
+                self._run("push", "--quiet", "--remote", self.remote, stage)
 
     def out_hashes(self, stage: str) -> dict[str, str]:
         """{out path: md5} for the stage, as recorded in dvc.lock ({} when unknown)."""

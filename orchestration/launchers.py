@@ -20,6 +20,13 @@ from components.pipeline import Stage
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def stage_process_env(profile: str) -> dict[str, str]:
+    """What every launcher sets for a stage process, wherever it runs."""
+    # PYTHONFAULTHANDLER: a stage killed by a signal (a segfault in a native library) prints
+    # every thread's Python stack on stderr instead of dying silently
+    return {"LYRA_PROFILE": profile, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
+
+
 class StageLauncher(dg.ConfigurableResource):
     """Interface: run `stage.command` for `context` and return the Pipes invocation."""
 
@@ -30,9 +37,7 @@ class StageLauncher(dg.ConfigurableResource):
     signal_retries: int = 1
 
     def stage_env(self, stage: Stage) -> dict[str, str]:
-        # PYTHONFAULTHANDLER: a stage killed by a signal (a segfault in a native library) prints
-        # every thread's Python stack on stderr instead of dying silently
-        return {"LYRA_PROFILE": self.profile, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
+        return stage_process_env(self.profile)
 
     def launch(self, context: dg.AssetExecutionContext, stage: Stage, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         raise NotImplementedError  # each concrete launcher implements this

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 from einops import rearrange
 
+from components.common.seeds import rng as seeded_rng
 from components.captioning.agreement import flat_metrics, summarise
 from components.captioning.analysis import AudioFeatures, analyse_file
 from components.captioning.captioner import Captioner, make_captioner
@@ -116,7 +116,7 @@ def analyse_clips(curated: Path, rows: list[dict], config: CaptionConfig, run) -
 
 def clip_rng(seed: int, clip_id: str) -> np.random.Generator:
     """A clip's caption randomness depends on (seed, clip_id) only, not on where the row sits."""
-    return np.random.default_rng([seed, zlib.crc32(clip_id.encode("utf-8"))])
+    return seeded_rng(seed, clip_id)
 
 
 def caption_clips(tags: list[ClipTags], captioner: Captioner, config: CaptionConfig, run) -> list[list[str]]:

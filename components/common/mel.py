@@ -69,3 +69,12 @@ def mel_spectrogram(
 
 def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, *, eps: float = 1e-5, **kwargs) -> torch.Tensor:
     return torch.log10(mel_spectrogram(audio, sample_rate, **kwargs).clamp_min(eps))
+
+
+def mel_statistics(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray:
+    """Mono audio -> [2 * n_mels] numpy: mean and spread over time of its log-mel spectrum (timbre, register)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) < 1024:
+        audio = np.pad(audio, (0, 1024 - len(audio)))
+    mel = log_mel_spectrogram(torch.from_numpy(audio), sample_rate, n_fft=1024, n_mels=n_mels)   # [n_mels, frames]
+    return np.concatenate([mel.mean(-1).numpy(), mel.std(-1).numpy()])

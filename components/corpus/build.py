@@ -2,7 +2,9 @@
 
     candidates (catalogue order) ──workers──► rendered pieces, in order ──► stop at n_pieces
                                                                            (or at `hours` of audio)
-    ──► split by piece ──► audio/<track_id>.wav + .json sidecar, tracks.parquet
+    ──► split by piece (train / valid / test)
+    next candidates ──workers──► ood_pieces more, under timbres no training track uses ──► split "ood"
+    ──► audio/<track_id>.wav + .json sidecar, tracks.parquet
 
 Pieces are consumed strictly in catalogue order, whatever the number of workers, so the corpus
 depends on the seed and the config only. A score that fails to parse or render is skipped,
@@ -33,7 +35,7 @@ log = logging.getLogger("lyra.corpus")
 
 TRACK_COLUMNS = ("track_id", "piece_id", "title", "composer", "collection", "instrument", "program", "key", "mode",
                  "meter", "tempo_bpm", "duration_s", "sample_rate", "split", "licence", "source")
-SPLITS = ("train", "valid", "test")
+from components.common.splits import SPLITS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,8 +49,9 @@ class PieceResult:
     seconds: float = 0.0        # wall time spent on the piece
 
 
-def render_piece(candidate: Candidate, config: CorpusConfig, audio_dir: Path) -> PieceResult:
-    """Parse, label and render one piece under `instruments_per_piece` programs; never raises."""
+def render_piece(candidate: Candidate, config: CorpusConfig, audio_dir: Path, instruments: list[str],
+                 per_piece: int) -> PieceResult:
+    """Parse, label and render one piece under `per_piece` of `instruments`; never raises."""
     from components.corpus.render import peak_normalise, render_midi
     from components.corpus.score import export_midi, load_score, score_facts
 
@@ -60,7 +63,7 @@ def render_piece(candidate: Candidate, config: CorpusConfig, audio_dir: Path) ->
         midi_bytes = export_midi(score)
         rng = random.Random(f"{config.seed}:instruments:{candidate.piece_id}")
         rows = []
-        for name in rng.sample(config.instruments, config.instruments_per_piece):
+        for name in rng.sample(instruments, per_piece):
             instrument = INSTRUMENTS[name]
             audio = render_midi(
                 midi_bytes, instrument.program, sample_rate=config.sample_rate, max_s=config.max_track_s,
@@ -115,11 +118,11 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
 class _RenderTask:
     """Picklable closure for the worker processes."""
 
-    def __init__(self, config: CorpusConfig, audio_dir: Path):
-        self.config, self.audio_dir = config, audio_dir
+    def __init__(self, config: CorpusConfig, audio_dir: Path, instruments: list[str], per_piece: int):
+        self.config, self.audio_dir, self.instruments, self.per_piece = config, audio_dir, instruments, per_piece
 
     def __call__(self, candidate: Candidate) -> PieceResult:
-        return render_piece(candidate, self.config, self.audio_dir)
+        return render_piece(candidate, self.config, self.audio_dir, self.instruments, self.per_piece)
 
 
 def assign_splits(piece_ids: list[str], config: CorpusConfig) -> dict[str, str]:
@@ -152,6 +155,31 @@ class CorpusBuild:
     render_seconds: float  # summed over pieces: the CPU time the workers spent
 
 
+def render_until(candidates: Iterator[Candidate], task: _RenderTask, workers: int, n_pieces: int,
+                 target_s: float | None, progress: Callable, desc: str) -> tuple[list[PieceResult], int]:
+    """Render candidates in order until `n_pieces` rendered (or `target_s` seconds of audio when set).
+
+    Returns (results of every tried candidate, in order; how many that is). Pieces the workers
+    rendered in flight after the stop are dropped from `candidates` and not returned (their files
+    are swept later).
+    """
+    expected = n_pieces if target_s is None else \
+        math.ceil(target_s / (task.per_piece * 0.85 * task.config.max_track_s))
+    rendered = ordered_map(task, candidates, workers)
+    results: list[PieceResult] = []
+    done_pieces, total_s = 0, 0.0
+    bar = progress(rendered, desc=desc, total=expected, unit="piece")
+    for result in bar:
+        results.append(result)
+        if not result.skipped_reason:
+            done_pieces += 1
+            total_s += sum(t["duration_s"] for t in result.tracks)
+        if (done_pieces >= n_pieces) if target_s is None else (total_s >= target_s):
+            break
+    rendered.close()  # the pool finishes the pieces in flight and shuts down
+    return results, len(results)
+
+
 def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambda it, **kw: it) -> CorpusBuild:
     """Render the corpus into `out_dir` (audio/, tracks.parquet); `progress` wraps an iterable (tqdm-like)."""
     import pandas as pd
@@ -160,40 +188,36 @@ def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambd
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     target_s = config.hours * 3600 if config.hours else None
+    candidates = candidate_order(config.collections, config.seed)   # one iterator: the OOD set takes what follows
+    main_task = _RenderTask(config, audio_dir, config.instruments, config.instruments_per_piece)
+    main, tried = render_until(candidates, main_task, config.workers, config.n_pieces, target_s, progress, "rendering")
+    ood: list[PieceResult] = []
+    if config.ood_pieces:
+        # skip what the workers may have started beyond the stop: the OOD pieces are strictly later ones
+        ood_task = _RenderTask(config, audio_dir, config.ood_instruments, config.ood_instruments_per_piece)
+        ood, tried_ood = render_until(candidates, ood_task, config.workers, config.ood_pieces, None, progress,
+                                      "rendering out-of-distribution")
+        tried += tried_ood
+
     tracks: list[dict] = []
     skipped: list[dict] = []
-    tried, render_seconds = 0, 0.0
-    expected = config.n_pieces if target_s is None else \
-        math.ceil(target_s / (config.instruments_per_piece * 0.85 * config.max_track_s))
-    rendered = ordered_map(_RenderTask(config, audio_dir), candidate_order(config.collections, config.seed),
-                           config.workers)
-
-    def until_enough() -> Iterator[PieceResult]:
-        """Rendered pieces, stopping right after the one that reaches the size target."""
-        n_pieces, total_s = 0, 0.0
-        for result in rendered:
-            yield result
-            if not result.skipped_reason:
-                n_pieces += 1
-                total_s += sum(t["duration_s"] for t in result.tracks)
-            if (n_pieces >= config.n_pieces) if target_s is None else (total_s >= target_s):
-                return
-
-    for result in progress(until_enough(), desc="rendering", total=expected, unit="piece"):
-        tried += 1
+    render_seconds = 0.0
+    for result in (*main, *ood):
         render_seconds += result.seconds
         if result.skipped_reason:
             log.warning("skipped %s: %s", result.candidate.source, result.skipped_reason)
             skipped.append({"source": result.candidate.source, "reason": result.skipped_reason})
         else:
             tracks.extend(result.tracks)
-    rendered.close()  # the pool finishes the pieces in flight and shuts down
-    n_rendered = len({t["piece_id"] for t in tracks})
+    n_rendered = len({t["piece_id"] for r in main for t in r.tracks})
     if target_s is None and n_rendered < config.n_pieces:
         log.warning("the catalogue ran out: %d of %d pieces rendered", n_rendered, config.n_pieces)
-    elif target_s is not None and sum(t["duration_s"] for t in tracks) < target_s:
+    elif target_s is not None and sum(t["duration_s"] for r in main for t in r.tracks) < target_s:
         log.warning("the catalogue ran out before %.2f h of audio", config.hours)
-    # pieces rendered in flight after the stop are not part of the corpus
+    n_ood = len({t["piece_id"] for r in ood for t in r.tracks})
+    if n_ood < config.ood_pieces:
+        log.warning("the catalogue ran out: %d of %d out-of-distribution pieces rendered", n_ood, config.ood_pieces)
+    # pieces rendered in flight after a stop are not part of the corpus
     keep = {f"{t['track_id']}.wav" for t in tracks}
     for stray in audio_dir.iterdir():
         if stray.name not in keep:
@@ -201,7 +225,8 @@ def build_corpus(config: CorpusConfig, out_dir: Path, progress: Callable = lambd
     if not tracks:
         raise RuntimeError(f"no piece could be rendered ({len(skipped)} skipped); see the log for reasons")
 
-    splits = assign_splits(sorted({t["piece_id"] for t in tracks}), config)
+    splits = assign_splits(sorted({t["piece_id"] for r in main for t in r.tracks}), config)
+    splits.update({t["piece_id"]: "ood" for r in ood for t in r.tracks})
     for row in tracks:
         row["split"] = splits[row["piece_id"]]
         atomic_write_json(audio_dir / f"{row['track_id']}.json", row)

@@ -47,6 +47,8 @@ COLLECTIONS: dict[str, Collection] = {c.name: c for c in (
                "traditional tune, public domain (published 1883)", (150, 200), max_parts=1),
     Collection("oneills1850", "O'Neill's Music of Ireland", "Traditional (Irish)",
                "traditional tune, public domain (published 1903)", (100, 160), max_parts=1),
+    Collection("airdsAirs", "Aird's Airs", "Traditional (Scottish)",
+               "traditional tune, public domain (published by James Aird, 1782-1797)", (80, 130), max_parts=1),
 )}
 
 
@@ -65,6 +67,13 @@ INSTRUMENTS: dict[str, Instrument] = {i.name: i for i in (
     Instrument("choir", 52),        # Choir Aahs
     Instrument("clarinet", 71),     # Clarinet
     Instrument("flute", 73),        # Flute
+    # timbres kept out of the training corpus by default: the out-of-distribution set plays them
+    Instrument("vibraphone", 11),   # Vibraphone
+    Instrument("accordion", 21),    # Accordion
+    Instrument("violin", 40),       # Violin
+    Instrument("trumpet", 56),      # Trumpet
+    Instrument("oboe", 68),         # Oboe
+    Instrument("bassoon", 70),      # Bassoon
 )}
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
+from components.common.splits import FRACTION_SPLITS
 from components.config import StageConfig
-
-SPLITS = ("train", "valid", "test")
 
 
 class CurationConfig(StageConfig):
@@ -38,6 +37,9 @@ class CurationConfig(StageConfig):
     trim_top_db: float = Field(50.0, gt=0)
     trim_pad_s: float = Field(0.05, ge=0)
     silence_dbfs: float = -60.0
+    # Content below this frequency is not heard: the mean (DC) is removed and the signal high-passed
+    # here before any level is measured, so a DC offset or a slow drift is not mistaken for music.
+    audible_low_hz: float = Field(20.0, gt=0.0)
     min_active_fraction: float = Field(0.25, ge=0.0, le=1.0)
 
     # Clipping, measured on the decoded source before any gain: samples with |x| >= clip_level
@@ -63,7 +65,7 @@ class CurationConfig(StageConfig):
     @field_validator("split_fractions")
     @classmethod
     def _three_splits(cls, value: dict[str, float]) -> dict[str, float]:
-        if set(value) != set(SPLITS) or any(v < 0 for v in value.values()) or abs(sum(value.values()) - 1) > 1e-6:
+        if set(value) != set(FRACTION_SPLITS) or any(v < 0 for v in value.values()) or abs(sum(value.values()) - 1) > 1e-6:
             raise ValueError("split_fractions needs train/valid/test fractions >= 0 that sum to 1")
         return value
 

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from components.common.splits import SPLITS
 from components.curation.config import CurationConfig
 from components.curation.discover import InputFile, discover
 from components.curation.fingerprint import DuplicateIndex, from_hex
@@ -165,7 +166,7 @@ def curation_metrics(result: CurationResult, config: CurationConfig) -> dict:
         "quarantine_rows": len(quarantine),
         "quarantined_by_reason": dict(sorted(collections.Counter(quarantine["reason"]).items())),
         "clips": len(manifest),
-        "clips_by_split": {s: int((manifest["split"] == s).sum()) for s in ("train", "valid", "test")},
+        "clips_by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
         "pieces": int(manifest["piece_id"].nunique()),
         "clip_seconds": round(clip_seconds, 2),
         "hours": round(clip_seconds / 3600, 4),

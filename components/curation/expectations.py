@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from components.curation.config import SPLITS, CurationConfig
+from components.common.splits import SPLITS
+from components.curation.config import CurationConfig
 from components.curation.reasons import REASONS
 
 MANIFEST_REQUIRED = ("clip_id", "path", "source_file", "piece_id", "split", "segment_index", "start_s", "duration_s",

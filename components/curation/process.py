@@ -27,7 +27,8 @@ import soundfile as sf
 
 from components.common.audio import resample, to_mono
 from components.curation import dsp
-from components.curation.config import SPLITS, CurationConfig
+from components.common.splits import FRACTION_SPLITS, SPLITS
+from components.curation.config import CurationConfig
 from components.curation.discover import InputFile
 from components.curation.fingerprint import fingerprint, to_hex
 from components.curation.probe import probe_and_decode
@@ -62,11 +63,11 @@ def hash_split(piece_id: str, fractions: dict[str, float]) -> str:
     """A stable split from the piece id alone: u = sha1(piece_id) in [0, 1) against the cumulative fractions."""
     u = int(hashlib.sha1(piece_id.encode("utf-8")).hexdigest()[:12], 16) / 16 ** 12
     edge = 0.0
-    for split in SPLITS:
+    for split in FRACTION_SPLITS:
         edge += fractions[split]
         if u < edge:
             return split
-    return SPLITS[-1]
+    return FRACTION_SPLITS[-1]
 
 
 def read_sidecar(path: Path | None) -> dict:
@@ -152,9 +153,19 @@ def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: F
     clipped = dsp.clipped_mask(decoded.audio, config.clip_level, config.clip_run)   # (source samples,)
 
     sr = config.sample_rate
-    mono = resample(to_mono(decoded.audio), src_rate, sr)
+    # what can be heard: a DC offset or sub-audible drift has level but no content. The mean goes
+    # before resampling too: the resampler's edges would turn a constant into two clicks
+    centred = decoded.audio - decoded.audio.mean(axis=-1, keepdims=True)
+    mono = dsp.audible_band(resample(to_mono(centred), src_rate, sr), sr, config.audible_low_hz)
     trim = dsp.trim_silence(mono, sr, top_db=config.trim_top_db, pad_s=config.trim_pad_s)
     if trim.loudest_db < config.silence_dbfs:
+        raw = to_mono(decoded.audio)
+        raw_loudest = float(dsp.frame_db(raw, src_rate).max()) if raw.size else -200.0
+        if raw_loudest >= config.silence_dbfs:
+            raise Rejected("no_content", f"loudest 50 ms frame at {raw_loudest:.1f} dBFS, but {trim.loudest_db:.1f} "
+                                         f"dBFS above {config.audible_low_hz:g} Hz (< silence_dbfs="
+                                         f"{config.silence_dbfs:g}): a DC offset, a repeated sample value or "
+                                         "sub-audible motion")
         raise Rejected("silent", f"loudest 50 ms frame at {trim.loudest_db:.1f} dBFS "
                                  f"< silence_dbfs={config.silence_dbfs:g}")
     music = mono[trim.start:trim.stop]

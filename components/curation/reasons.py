@@ -19,6 +19,8 @@ REASONS: dict[str, str] = {
     "too_short": "shorter than one minimum clip, before or after trimming silence",
     "non_finite": "NaN or infinite samples",
     "silent": "no audible signal (the whole file, or a clip that is mostly silence)",
+    "no_content": "a signal with nothing to hear: a constant (DC) offset, one repeated sample value, or only "
+                  "sub-audible (below the audible band's lower edge) motion",
     "clipped": "a clip with more than max_clipped_fraction of its samples in clipped runs",
     "loudness_out_of_range": "the peak ceiling keeps the clip too far below the loudness target",
     "bad_sidecar": "the <stem>.json sidecar is unreadable or not a JSON object (its piece/split would be lost)",

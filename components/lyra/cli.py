@@ -23,7 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sample.add_argument("--model", required=True, help="trained Lyra model folder")
     sample.add_argument("--codec", required=True, help="OmniCodec model folder to decode with")
-    sample.add_argument("--tokens", required=True, help="token-shard folder (held-out captions, probe training clips)")
+    sample.add_argument("--tokens", required=True, help="token-shard folder (the test split's captions are the prompts)")
+    sample.add_argument("--judge", required=True, help="conditioning judge folder (`lyra judge train`)")
     sample.add_argument("--out", required=True, help="folder for the wavs, JSONs and plots")
     sample.add_argument("--metrics", default=None, help="JSON file for the stage's metrics")
     add_config_arguments(sample)
@@ -45,7 +46,7 @@ def _sample(args) -> int:
 
     cfg = config_from_args("generate", GenerateConfig, args)
     try:
-        run_sample_stage(cfg, args.model, args.codec, args.tokens, args.out, args.metrics)
+        run_sample_stage(cfg, args.model, args.codec, args.tokens, args.judge, args.out, args.metrics)
     except (GenerationError, FileNotFoundError, CodecMismatch) as exc:
         print(f"lyra lm sample: {exc}", file=sys.stderr)
         return 2

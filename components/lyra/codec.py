@@ -39,3 +39,21 @@ def decode_pieces(codec, codes: torch.Tensor, lengths: torch.Tensor) -> list[np.
     valid = codes.clamp(0, int(getattr(codec, "codebook_size", codes.max() + 1)) - 1)   # END/SPECIAL past the end
     audio = codec.decode(valid.to(device)).float().cpu()                                # [B, 1, T * hop]
     return [audio[b, 0, :int(lengths[b]) * samples_per_frame].numpy() for b in range(codes.shape[0])]
+
+
+def decode_in_batches(codec, pieces, batch_size: int = 16) -> list[np.ndarray]:
+    """Pieces of different lengths (each codes [K, T_i], numpy or torch) -> mono float32 audio each.
+
+    Decoded `batch_size` at a time (bounded memory): a batch is zero-padded to its longest piece
+    and every output cut back at its own length.
+    """
+    out = []
+    for b in range(0, len(pieces), batch_size):
+        part = [torch.as_tensor(np.asarray(p, dtype=np.int64)) for p in pieces[b:b + batch_size]]
+        lengths = torch.tensor([int(p.shape[-1]) for p in part])
+        grid = torch.zeros(len(part), part[0].shape[0], max(1, int(lengths.max())), dtype=torch.long)
+        for j, p in enumerate(part):
+            grid[j, :, :p.shape[-1]] = p
+        with torch.inference_mode():
+            out.extend(decode_pieces(codec, grid, lengths))
+    return out

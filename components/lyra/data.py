@@ -21,6 +21,8 @@ import dataclasses
 import numpy as np
 import torch
 
+from components.common.seeds import rng as seeded_rng
+from components.lyra.conditioners import ConditionDropout, Conditions
 from components.lyra.delay import build_delay_pattern, shift_right
 from components.tokens.dataset import TokenDataset
 
@@ -39,9 +41,13 @@ class Batch:
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in dataclasses.fields(self)})
 
+    @property
+    def conditions(self) -> Conditions:
+        return Conditions(text=self.text_embedding, seconds_start=self.seconds_start, seconds_total=self.seconds_total,
+                          dropped={"text": self.drop_text})
+
     def model_inputs(self) -> dict:
-        return {"codes": self.inputs, "labels": self.labels, "text_embedding": self.text_embedding,
-                "seconds_start": self.seconds_start, "seconds_total": self.seconds_total, "drop_text": self.drop_text}
+        return {"codes": self.inputs, "labels": self.labels, "conditions": self.conditions}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +83,8 @@ class WindowSampler:
         if len(dataset) == 0:
             raise ValueError(f"no clips in split {dataset.split!r} of {dataset.root}")
         self.ds, self.W, self.special, self.end = dataset, window_frames, special, end
-        self.seed, self.cond_dropout, self.phrasing = seed, cond_dropout, phrasing
+        self.seed, self.phrasing = seed, phrasing
+        self.dropout = ConditionDropout({"text": cond_dropout})
         index = dataset.index
         self.n_frames = index["n_frames"].to_numpy()
         self.ends = piece_ends(dataset)
@@ -85,7 +92,7 @@ class WindowSampler:
         self.n_phrasings = dataset[0].text_embeddings.shape[0]
 
     def window(self, step: int, example: int) -> Window:
-        rng = np.random.default_rng([self.seed, step, example])
+        rng = seeded_rng(self.seed, step, example)
         clip = int(rng.choice(len(self.weights), p=self.weights))
         n = int(self.n_frames[clip])
         if self.ends[clip]:     # any start up to the END frame itself, so END is seen at every window position
@@ -93,7 +100,7 @@ class WindowSampler:
         else:                   # full windows inside the clip
             start = int(rng.integers(0, max(0, n - self.W) + 1))
         phrasing = int(rng.integers(self.n_phrasings)) if self.phrasing == "random" else 0
-        return Window(clip, start, phrasing, bool(rng.random() < self.cond_dropout))
+        return Window(clip, start, phrasing, self.dropout.draw(rng)["text"])
 
     def batch(self, step: int, examples: range | list[int]) -> Batch:
         return make_batch(self.ds, [self.window(step, j) for j in examples], self.W, self.special, self.end, self.ends)

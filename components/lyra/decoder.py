@@ -2,18 +2,16 @@
 
 A generation step multiplies a single row vector by every weight matrix of the model, so it is
 bound by how fast the weights stream through the CPU/GPU (17 MB of fp32 weights per step at the
-benchmark size), not by arithmetic. `StepDecoder` serves each step from weights prepared once:
+benchmark size), not by arithmetic. `StepDecoder` runs the model's one `transformer_step`
+(model.py) over weights prepared once, in one of two formats:
 
-    codes [B, K] --embedding_bag(sum)--> x [B, d]
-    per layer:  h = LN(x) @ Wqkv -> rotate q, k -> cache[pos] <- k, v -> attention(q, cache[:pos+1])
-                x = x + attn @ Wo ;  x = x + gelu(LN(x) @ W1) @ W2
-    logits = LN(x) @ Wheads -> [B, K, V+1]
+    codes [B, K] --embedding_bag(sum)--> x [B, d]  (+ the text's step bias)
+    transformer_step(format's layers, x)          -> logits [B, K, V+1]
 
-Two weight formats:
 - "model": the model's own weights, transposed to [in, out] (the layout a row-vector gemv reads
   contiguously: ~25 % faster than nn.Linear's [out, in] on CPU), residual adds fused into addmm.
-  Computes exactly what `LyraForMusicGeneration.forward` computes for one new position (a test
-  holds them equal).
+  Computes what `LyraForMusicGeneration.forward` computes for one new position (a test holds
+  them equal).
 - "int8": weight-only int8, one scale per output channel (gpt-fast's recipe). The matmul kernel
   takes bf16 activations, so the residual stream and norms run in bf16 too (no conversions
   around each matmul); q/k/v, attention and the KV cache stay in the model's dtype.
@@ -24,10 +22,11 @@ Two weight formats:
 
 Per layer a step is ~12 tensor operations: at ~2-4 us each on CPU their count matters as much as
 the bytes, so the rotation is applied in place and the new key and value go into the cache in
-one copy (KVCache keeps them side by side).
+one copy (see model.attend).
 
-Models whose linear layers are wrapped (e.g. PEFT LoRA) are served through the model's own
-forward pass instead; merge adapters (`merge_and_unload()`) to get a fast path.
+Models whose linear layers are wrapped (e.g. PEFT LoRA) or that are training are served through
+the model's own modules (the same step, the model's weight format); merge adapters
+(`merge_and_unload()`) to get a fast path.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from components.lyra.model import KVCache, LyraForMusicGeneration
+from components.lyra.model import KVCache, LyraForMusicGeneration, transformer_step
 
 
 WEIGHT_FORMATS = ("model", "int8")
@@ -67,6 +66,107 @@ def int8_available() -> bool:
     return hasattr(torch, "_weight_int8pack_mm")
 
 
+def _int8_matmul(h: torch.Tensor, w: Int8Weight) -> torch.Tensor:
+    """bf16 [B, in] @ int8 [out, in]^T * scale -> bf16 [B, out]"""
+    return torch._weight_int8pack_mm(h, w.q, w.scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseLayer:
+    """A layer's weights as [in, out] matrices in the model's dtype; residual adds fused (addmm)."""
+
+    norm1: torch.Tensor
+    norm2: torch.Tensor
+    w_qkv: torch.Tensor
+    w_o: torch.Tensor
+    w_in: torch.Tensor
+    w_out: torch.Tensor
+    attention_dropout = 0.0
+
+    def norm_attn(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.norm1)
+
+    def qkv(self, h):
+        return h @ self.w_qkv
+
+    def add_attn(self, x, y):
+        return torch.addmm(x, y.to(x.dtype), self.w_o)
+
+    def norm_mlp(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.norm2)
+
+    def mlp_in(self, h):
+        return F.gelu(h @ self.w_in, approximate="tanh")
+
+    def add_mlp(self, x, h):
+        return torch.addmm(x, h, self.w_out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Layer:
+    """A layer's matrices in weight-only int8; norms and the residual stream in bf16 (the kernel's
+    activation dtype, so no conversions between matmuls)."""
+
+    norm1: torch.Tensor
+    norm2: torch.Tensor
+    w_qkv: Int8Weight
+    w_o: Int8Weight
+    w_in: Int8Weight
+    w_out: Int8Weight
+    attention_dropout = 0.0
+
+    def norm_attn(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.norm1)
+
+    def qkv(self, h):
+        return _int8_matmul(h, self.w_qkv)
+
+    def add_attn(self, x, y):
+        return x + _int8_matmul(y.to(torch.bfloat16), self.w_o)
+
+    def norm_mlp(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.norm2)
+
+    def mlp_in(self, h):
+        return F.gelu(_int8_matmul(h, self.w_in), approximate="tanh")
+
+    def add_mlp(self, x, h):
+        return x + _int8_matmul(h, self.w_out)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepWeights:
+    """One weight format of the whole model: the embedding table, the layers, the output norm and heads."""
+
+    dtype: torch.dtype              # of the residual stream
+    embed: torch.Tensor             # [K * (V+2), d]
+    layers: list
+    norm: torch.Tensor
+    heads: object                   # [d, K * (V+1)] or Int8Weight
+    matmul: object                  # (h, heads) -> logits
+
+    @classmethod
+    def dense(cls, model: LyraForMusicGeneration, dtype) -> "StepWeights":
+        def t(linear):
+            return _transposed(linear, dtype)
+
+        layers = [DenseLayer(b.norm1.weight.detach().to(dtype), b.norm2.weight.detach().to(dtype), t(b.attn.qkv),
+                             t(b.attn.proj), t(b.mlp.fc_in), t(b.mlp.fc_out)) for b in model.blocks]
+        return cls(dtype, model.codes_embed.weight.detach().to(dtype), layers, model.norm.weight.detach().to(dtype),
+                   t(model.heads), torch.matmul)
+
+    @classmethod
+    def int8(cls, model: LyraForMusicGeneration) -> "StepWeights":
+        bf16, q = torch.bfloat16, Int8Weight.quantize
+        layers = [Int8Layer(b.norm1.weight.detach().to(bf16), b.norm2.weight.detach().to(bf16), q(b.attn.qkv),
+                            q(b.attn.proj), q(b.mlp.fc_in), q(b.mlp.fc_out)) for b in model.blocks]
+        return cls(bf16, model.codes_embed.weight.detach().to(bf16), layers,
+                   model.norm.weight.detach().to(bf16), q(model.heads), _int8_matmul)
+
+    def final(self, x):
+        return self.matmul(F.layer_norm(x, x.shape[-1:], self.norm), self.heads)
+
+
 class StepDecoder:
     # Above this many rows per step the matmuls stop waiting on memory and the int8 kernel's
     # dequantisation costs more than the bytes it saves (measured on 2-core AVX-512 CPUs: int8
@@ -80,8 +180,8 @@ class StepDecoder:
             raise ValueError("this torch build has no weight-only int8 matmul (torch._weight_int8pack_mm)")
         self.model, cfg = model, model.config
         self.dtype = next(model.parameters()).dtype              # of the KV cache and the residual stream
-        self.B_K_V = (cfg.num_codebooks, cfg.output_vocab)
-        self.dim, self.n_heads, self.head_dim = cfg.hidden_size, cfg.num_attention_heads, cfg.head_dim
+        self.K_V = (cfg.num_codebooks, cfg.output_vocab)
+        self.n_heads = cfg.num_attention_heads
         linears = [m for b in model.blocks for m in (b.attn.qkv, b.attn.proj, b.mlp.fc_in, b.mlp.fc_out)] + [model.heads]
         self.fast = all(type(m) is nn.Linear for m in linears) and not model.training
         # int8 serves CPUs, where steps wait on memory; GPUs keep the model's weights
@@ -89,24 +189,9 @@ class StepDecoder:
         self.weights = "int8" if self.int8 else "model"           # what is actually used (for small batches)
         if not self.fast:
             return
-        d = self.dtype
-        self.embed = model.codes_embed.weight.detach().to(d)
-        self.offsets = torch.arange(cfg.num_codebooks, device=self.embed.device) * cfg.input_vocab
-        self.norms = [(b.norm1.weight.detach().to(d), b.norm2.weight.detach().to(d)) for b in model.blocks]
-        self.norm = model.norm.weight.detach().to(d)
-        # per layer (qkv, proj, fc_in, fc_out), then the heads: [in, out] tensors or Int8Weight
-        self.layers, self.heads = self._prepare(model, lambda linear: _transposed(linear, d))
-        if self.int8:
-            self.int8_layers, self.int8_heads = self._prepare(model, Int8Weight.quantize)
-            bf16 = torch.bfloat16
-            self.bf16_embed = self.embed.to(bf16)
-            self.bf16_norms = [(n1.to(bf16), n2.to(bf16)) for n1, n2 in self.norms]
-            self.bf16_norm = self.norm.to(bf16)
-
-    @staticmethod
-    def _prepare(model, prepare):
-        layers = [tuple(prepare(m) for m in (b.attn.qkv, b.attn.proj, b.mlp.fc_in, b.mlp.fc_out)) for b in model.blocks]
-        return layers, prepare(model.heads)
+        self.offsets = torch.arange(cfg.num_codebooks, device=model.codes_embed.weight.device) * cfg.input_vocab
+        self.dense = StepWeights.dense(model, self.dtype)
+        self.int8_weights = StepWeights.int8(model) if self.int8 else None
 
     @torch.inference_mode()
     def step(self, codes: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -114,53 +199,10 @@ class StepDecoder:
         if not self.fast:
             return self.model(codes[:, :, None], cache=cache).logits[:, :, 0]
         rotation = self.model.rotary(cache.length, 1, codes.device)             # [1, hd/2] complex
-        if self.int8 and codes.shape[0] <= self.INT8_MAX_ROWS:
-            logits = self._int8_step(codes, cache, rotation)
-        else:
-            logits = self._model_step(codes, cache, rotation)
+        w = self.int8_weights if self.int8 and codes.shape[0] <= self.INT8_MAX_ROWS else self.dense
+        x = F.embedding_bag(codes + self.offsets, w.embed, mode="sum")          # [B, d]
+        if cache.step_bias is not None:
+            x = x + cache.step_bias.to(w.dtype)
+        logits = transformer_step(w.layers, w.final, x, rotation, self.n_heads, cache)
         cache.length += 1
-        return logits
-
-    def _attend(self, qkv: torch.Tensor, kv: torch.Tensor, pos: int, rotation: torch.Tensor) -> torch.Tensor:
-        """qkv [B, 3, H, hd] (fp32, owned: rotated in place), kv [2, B, H, max_len, hd] -> attention [B, H * hd].
-
-        Stores this position's key and value in the cache (one copy) and attends over 0..pos.
-        """
-        B, _, H, hd = qkv.shape
-        pairs = torch.view_as_complex(qkv.view(B, 3, H, hd // 2, 2))
-        pairs[:, :2] *= rotation                                                 # rotate q and k
-        kv.select(3, pos).copy_(qkv[:, 1:].transpose(0, 1))                      # [2, B, H, hd]
-        q = qkv[:, 0, :, None].to(kv.dtype)                                      # [B, H, 1, hd]
-        y = F.scaled_dot_product_attention(q, kv[0, :, :, :pos + 1], kv[1, :, :, :pos + 1])
-        return y.view(B, H * hd)
-
-    def _model_step(self, codes, cache, rotation) -> torch.Tensor:
-        """The model's own weights and dtype: exactly the model's forward for one position."""
-        B, d, pos = codes.shape[0], self.dim, cache.length
-        x = F.embedding_bag(codes + self.offsets, self.embed, mode="sum")      # [B, d]
-        if cache.step_bias is not None:
-            x = x + cache.step_bias
-        for kv, (n1, n2), (w_qkv, w_o, w_in, w_out) in zip(cache.layers, self.norms, self.layers):
-            qkv = (F.layer_norm(x, (d,), n1) @ w_qkv).float().view(B, 3, self.n_heads, self.head_dim)
-            x = torch.addmm(x, self._attend(qkv, kv, pos, rotation).to(x.dtype), w_o)
-            x = torch.addmm(x, F.gelu(F.layer_norm(x, (d,), n2) @ w_in, approximate="tanh"), w_out)
-        return (F.layer_norm(x, (d,), self.norm) @ self.heads).view(B, *self.B_K_V)
-
-    def _int8_step(self, codes, cache, rotation) -> torch.Tensor:
-        """Weight-only int8 matmuls; the residual stream and norms in bf16 (the matmuls' input dtype,
-        so no conversions between them); q/k/v, attention and the KV cache as in the model."""
-        B, d, pos = codes.shape[0], self.dim, cache.length
-        mm = _int8_matmul
-        x = F.embedding_bag(codes + self.offsets, self.bf16_embed, mode="sum")  # [B, d] bf16
-        if cache.step_bias is not None:
-            x = x + cache.step_bias.to(torch.bfloat16)
-        for kv, (n1, n2), (w_qkv, w_o, w_in, w_out) in zip(cache.layers, self.bf16_norms, self.int8_layers):
-            qkv = mm(F.layer_norm(x, (d,), n1), w_qkv).float().view(B, 3, self.n_heads, self.head_dim)
-            x = x + mm(self._attend(qkv, kv, pos, rotation).to(torch.bfloat16), w_o)
-            x = x + mm(F.gelu(mm(F.layer_norm(x, (d,), n2), w_in), approximate="tanh"), w_out)
-        return mm(F.layer_norm(x, (d,), self.bf16_norm), self.int8_heads).view(B, *self.B_K_V).to(self.dtype)
-
-
-def _int8_matmul(h: torch.Tensor, w: Int8Weight) -> torch.Tensor:
-    """bf16 [B, in] @ int8 [out, in]^T * scale -> bf16 [B, out]"""
-    return torch._weight_int8pack_mm(h, w.q, w.scale)
+        return logits.view(codes.shape[0], *self.K_V).to(self.dtype)

@@ -22,6 +22,7 @@ import torch
 
 from components.common.atomic import atomic_write_json
 from components.common.lineage import code_version, file_digest, git_revision
+from components.lyra.conditioners import Conditions
 from components.lyra.config import GenerateConfig
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Generated, Sampler, SamplingParams
@@ -62,12 +63,13 @@ def generate_codes(model: LyraForMusicGeneration, text_embeddings: np.ndarray, s
         raise GenerationError(f"{seconds} s is longer than this model's timing range ({model.config.max_seconds} s)")
     device = next(model.parameters()).device
     n_frames = max(1, int(round(seconds * model.config.frame_rate)))
-    text = torch.as_tensor(np.asarray(text_embeddings, dtype=np.float32))
+    conditions = Conditions.build(text_embeddings, seconds_total=float(seconds))
+    if unconditional:
+        conditions = conditions.unconditional()
     generator = torch.Generator(device=device).manual_seed(int(seed))
     sampler = Sampler(model, params)
     start = time.perf_counter()
-    out = sampler.generate(text, torch.full((text.shape[0],), float(seconds)), n_frames, generator=generator,
-                           unconditional=unconditional)
+    out = sampler.generate(conditions, n_frames, generator=generator)
     return out, time.perf_counter() - start
 
 

@@ -2,7 +2,7 @@
 
 One position per delayed step (see delay.py): the K codes of a step are embedded and summed,
 and K heads predict the K codes of the next step in one matmul. The sequence starts with a
-conditioning prefix:
+conditioning prefix (conditioners.py turns a `Conditions` object into it):
 
     [ text_1 .. text_n | start | total | remaining | BOS | step_1 | step_2 | ... ]
       ^ the 384-d sentence  ^ timing (Stable Audio):     ^ codes, delay pattern (+ the
@@ -10,20 +10,21 @@ conditioning prefix:
         to n tokens           and their difference          text_every_step)
                               (where the piece ends)
 
-With `text_every_step` a second projection of the text is added to the input of every code step
-(a global condition, as WaveNet's): attention to the prefix alone was not learnt on the tiny corpus
-(the codes were as likely under another clip's caption, 0.002 nats apart, and no likelier than
-without text), while a per-step bias reaches the output through the residual stream directly.
-
 Text is dropped (a learned "null" prefix) for a share of training windows, so one network is
 both the conditional and the unconditional model of classifier-free guidance.
 
 Ids: codebook k uses 0..V-1 for codes, V = END (the frame after a piece's last one) and
 V+1 = SPECIAL (delay-pattern padding and BOS; never predicted). The heads predict V+1 classes.
 
-Wrapped as a Hugging Face `PreTrainedModel` so `save_pretrained` / `from_pretrained`, PEFT and TRL
-can use it; the attention projections are the modules named `qkv` and `proj` (LoRA targets), the
-MLP's are `fc_in` / `fc_out`.
+The transformer step is written once (`transformer_step`), over a *weight format*: how a layer's
+norms and matrices are applied. The model's own modules are one format (training, the prefill,
+PEFT-wrapped layers: `Block` below); decoder.py adds two formats for one-position decoding steps
+(the same weights transposed for row-vector matmuls, and weight-only int8).
+
+Wrapped as a Hugging Face `PreTrainedModel`, registered with AutoConfig / AutoModel /
+AutoModelForCausalLM, so `from_pretrained(path)` works through the Auto classes (TRL reloads its
+reference model that way), and PEFT can wrap it: the attention projections are the modules named
+`qkv` and `proj` (LoRA targets), the MLP's are `fc_in` / `fc_out`.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
-from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from components.lyra.conditioners import Conditions, ConditioningProvider, TextConditioner
 
 class LyraConfig(PreTrainedConfig):
     """Architecture + codec facts: everything needed to rebuild the network from config.json."""
@@ -60,6 +62,12 @@ class LyraConfig(PreTrainedConfig):
     dropout: float = 0.0
     rope_theta: float = 10_000.0
     n_timing_freqs: int = 16        # sinusoids per timing number
+
+    @property
+    def auto_map(self) -> dict:
+        """No remote code: the Auto classes know Lyra by registration (TRL reads this when it re-creates
+        a reference model by path)."""
+        return {}
 
     @property
     def end_id(self) -> int:
@@ -159,36 +167,76 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
     return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
 
 
+def attend(qkv: torch.Tensor, rotation: torch.Tensor, n_heads: int, cache: KVCache | None, layer: int,
+           dropout_p: float) -> torch.Tensor:
+    """Rotary self-attention over q, k, v packed as the qkv projection's output.
+
+        qkv [B, T, 3 * H * hd] -> [B, T, H * hd]   positions appended to `cache` (if any)
+        qkv [B, 3 * H * hd]    -> [B, H * hd]      one new position of a decoding step (cache needed)
+
+    The one-position form is the inner loop of generation: q/k/v in fp32 (or the cache's dtype),
+    rotated in place, the new key and value stored in one copy (KVCache keeps them side by side).
+    """
+    if qkv.dim() == 2:
+        B, pos, kv = qkv.shape[0], cache.length, cache.layers[layer]
+        hd = qkv.shape[-1] // (3 * n_heads)
+        qkv = qkv.float().view(B, 3, n_heads, hd)
+        pairs = torch.view_as_complex(qkv.view(B, 3, n_heads, hd // 2, 2))
+        pairs[:, :2] *= rotation                                                 # rotate q and k
+        kv.select(3, pos).copy_(qkv[:, 1:].transpose(0, 1))                      # [2, B, H, hd]
+        q = qkv[:, 0, :, None].to(kv.dtype)                                      # [B, H, 1, hd]
+        y = F.scaled_dot_product_attention(q, kv[0, :, :, :pos + 1], kv[1, :, :, :pos + 1])
+        return y.view(B, n_heads * hd)
+    B, T, _ = qkv.shape
+    qkv = rearrange(qkv, "b t (three h d) -> b t three h d", three=3, h=n_heads)
+    qk = apply_rotary(qkv[:, :, :2], rotation[:, None, None])           # q and k rotated in one go
+    q, k, v = (t.transpose(1, 2) for t in (qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]))   # [B, H, T, hd]
+    if cache is None:
+        y = causal_attention(q, k, v, dropout_p)
+    else:
+        start = cache.length
+        end = start + T
+        cache.k[layer, :, :, start:end] = k
+        cache.v[layer, :, :, start:end] = v
+        k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
+        if T == 1:          # one new position sees everything before it: no mask at all
+            y = F.scaled_dot_product_attention(q, k, v)
+        elif start == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:               # a chunk appended to a filled cache: causal within the chunk
+            allowed = torch.arange(end, device=qkv.device)[None, :] <= torch.arange(start, end, device=qkv.device)[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    return rearrange(y, "b h t d -> b t (h d)")
+
+
+def transformer_step(layers, final, x: torch.Tensor, rotation: torch.Tensor, n_heads: int,
+                     cache: KVCache | None = None) -> torch.Tensor:
+    """The transformer, once for every weight format: embeddings -> logits of the K heads.
+
+        x [B, T, d] (or [B, d]: one decoding step) -> [B, T, K * (V+1)] (or [B, K * (V+1)])
+
+    per layer:  x = x + proj(attention(rotate(qkv(norm_attn(x)))))      (attention over the cache)
+                x = x + fc_out(gelu(fc_in(norm_mlp(x))))
+    then        logits = heads(norm(x))
+
+    `layers` provide norm_attn, qkv, add_attn (x + proj(y)), norm_mlp, mlp_in (gelu(fc_in(h))),
+    add_mlp (x + fc_out(h)) and attention_dropout; `final` maps the residual stream to logits.
+    The caller advances the cache.
+    """
+    for layer, weights in enumerate(layers):
+        y = attend(weights.qkv(weights.norm_attn(x)), rotation, n_heads, cache, layer, weights.attention_dropout)
+        x = weights.add_attn(x, y)
+        x = weights.add_mlp(x, weights.mlp_in(weights.norm_mlp(x)))
+    return final(x)
+
+
 class Attention(nn.Module):
     def __init__(self, config: LyraConfig):
         super().__init__()
-        self.n_heads, self.head_dim = config.num_attention_heads, config.head_dim
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-        self.dropout = config.dropout
+        self.attn_dropout = nn.Dropout(config.dropout)   # its p is SDPA's (a module, so tools that zero dropout see it)
         self.resid_dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x, rotation, cache: KVCache | None, layer: int) -> torch.Tensor:
-        B, T, _ = x.shape
-        qkv = rearrange(self.qkv(x), "b t (three h d) -> b t three h d", three=3, h=self.n_heads)
-        qk = apply_rotary(qkv[:, :, :2], rotation[:, None, None])           # q and k rotated in one go
-        q, k, v = (t.transpose(1, 2) for t in (qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]))   # [B, H, T, hd]
-        if cache is None:
-            y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
-        else:
-            start = cache.length
-            end = start + T
-            cache.k[layer, :, :, start:end] = k
-            cache.v[layer, :, :, start:end] = v
-            k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
-            if T == 1:          # one new position sees everything before it: no mask at all
-                y = F.scaled_dot_product_attention(q, k, v)
-            elif start == 0:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            else:               # a chunk appended to a filled cache: causal within the chunk
-                allowed = torch.arange(end, device=x.device)[None, :] <= torch.arange(start, end, device=x.device)[:, None]
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.resid_dropout(self.proj(rearrange(y, "b h t d -> b t (h d)")))
 
 
 class MLP(nn.Module):
@@ -198,11 +246,11 @@ class MLP(nn.Module):
         self.fc_out = nn.Linear(config.mlp_ratio * config.hidden_size, config.hidden_size, bias=False)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        return self.dropout(self.fc_out(F.gelu(self.fc_in(x), approximate="tanh")))
-
 
 class Block(nn.Module):
+    """One layer's weights, and the model's own weight format of `transformer_step` (nn.Modules:
+    autograd, dropout, PEFT wrappers)."""
+
     def __init__(self, config: LyraConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(config.hidden_size, bias=False)     # (3 us a call on CPU; RMSNorm's takes 11)
@@ -210,67 +258,27 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.hidden_size, bias=False)
         self.mlp = MLP(config)
 
-    def forward(self, x, rotation, cache, layer):
-        x = x + self.attn(self.norm1(x), rotation, cache, layer)
-        return x + self.mlp(self.norm2(x))
+    @property
+    def attention_dropout(self) -> float:
+        return self.attn.attn_dropout.p if self.training else 0.0
 
+    def norm_attn(self, x):
+        return self.norm1(x)
 
-class TimingEmbedding(nn.Module):
-    """A number of seconds -> one token: fixed sinusoids at log-spaced periods + a small MLP.
+    def qkv(self, h):
+        return self.attn.qkv(h)
 
-    Stable Audio conditions on seconds_start / seconds_total the same way (Fourier features of the
-    number). Periods span two frames to twice the longest piece, so both "the piece ends in 3
-    frames" and "we are 4 minutes in" are representable.
-    """
+    def add_attn(self, x, y):
+        return x + self.attn.resid_dropout(self.attn.proj(y))
 
-    def __init__(self, config: LyraConfig):
-        super().__init__()
-        n = config.n_timing_freqs
-        lo, hi = math.log(2.0 / config.frame_rate), math.log(2.0 * config.max_seconds)
-        periods = [math.exp(lo + (hi - lo) * i / (n - 1)) for i in range(n)]
-        self.omega = [2 * math.pi / p for p in periods]   # a constant, kept out of state dicts and dtype casts
-        self.max_seconds = config.max_seconds
-        self.mlp = nn.Sequential(nn.Linear(2 * n + 1, config.hidden_size), nn.SiLU(),
-                                 nn.Linear(config.hidden_size, config.hidden_size))
+    def norm_mlp(self, x):
+        return self.norm2(x)
 
-    def forward(self, seconds: torch.Tensor) -> torch.Tensor:
-        """[B] seconds -> [B, hidden]"""
-        omega = torch.tensor(self.omega, device=seconds.device, dtype=torch.float32)
-        angles = seconds[:, None].float() * omega[None, :]
-        features = torch.cat([seconds[:, None].float() / self.max_seconds, angles.sin(), angles.cos()], dim=-1)
-        return self.mlp(features.to(self.mlp[0].weight.dtype))
+    def mlp_in(self, h):
+        return F.gelu(self.mlp.fc_in(h), approximate="tanh")
 
-
-class ConditionPrefix(nn.Module):
-    """Text embedding + timing -> the prefix tokens [B, n_text_tokens + 3, hidden]."""
-
-    def __init__(self, config: LyraConfig):
-        super().__init__()
-        self.n_text, self.dim = config.n_text_tokens, config.hidden_size
-        self.text_proj = nn.Linear(config.text_dim, config.n_text_tokens * config.hidden_size)
-        self.null_text = nn.Parameter(torch.zeros(config.n_text_tokens, config.hidden_size))
-        # the text's bias on every code step; a dropped text gets none (zero), like the null prefix
-        self.text_step = nn.Linear(config.text_dim, config.hidden_size) if config.text_every_step else None
-        self.start = TimingEmbedding(config)
-        self.total = TimingEmbedding(config)
-        self.remaining = TimingEmbedding(config)
-
-    def forward(self, text_embedding, seconds_start, seconds_total, drop_text=None) -> torch.Tensor:
-        text = rearrange(self.text_proj(text_embedding.to(self.text_proj.weight.dtype)), "b (n d) -> b n d", n=self.n_text)
-        if drop_text is not None:
-            text = torch.where(drop_text[:, None, None], self.null_text.to(text.dtype)[None], text)
-        timing = torch.stack([self.start(seconds_start), self.total(seconds_total),
-                              self.remaining((seconds_total - seconds_start).clamp_min(0))], dim=1)
-        return torch.cat([text, timing.to(text.dtype)], dim=1)
-
-    def step_bias(self, text_embedding, drop_text=None) -> torch.Tensor | None:
-        """[B, text_dim] -> [B, hidden] added to every code step's input (None without text_every_step)."""
-        if self.text_step is None:
-            return None
-        bias = self.text_step(text_embedding.to(self.text_step.weight.dtype))
-        if drop_text is not None:
-            bias = bias.masked_fill(drop_text[:, None], 0.0)
-        return bias
+    def add_mlp(self, x, h):
+        return x + self.mlp.dropout(self.mlp.fc_out(h))
 
 
 # --------------------------------------------------------------------------------------- model
@@ -278,6 +286,12 @@ class ConditionPrefix(nn.Module):
 class LyraOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None          # [B, K, S, V+1]
+
+
+# parameter names of models saved before the conditioners were split out (conditioners.py)
+LEGACY_KEYS = {r"^condition\.text_proj\.": "condition.text.tokens.", r"^condition\.null_text$": "condition.text.null_text",
+               r"^condition\.text_step\.": "condition.text.step.", r"^condition\.start\.": "condition.timing.start.",
+               r"^condition\.total\.": "condition.timing.total.", r"^condition\.remaining\.": "condition.timing.remaining."}
 
 
 class LyraForMusicGeneration(PreTrainedModel):
@@ -290,7 +304,7 @@ class LyraForMusicGeneration(PreTrainedModel):
     def __init__(self, config: LyraConfig):
         super().__init__(config)
         d = config.hidden_size
-        self.condition = ConditionPrefix(config)
+        self.condition = ConditioningProvider(config)
         self.codes_embed = nn.Embedding(config.num_codebooks * config.input_vocab, d)   # K tables, stacked
         self.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)
         self._offsets: torch.Tensor | None = None     # [K, 1]: codebook k's ids start at k * (V+2)
@@ -298,6 +312,11 @@ class LyraForMusicGeneration(PreTrainedModel):
         self.norm = nn.LayerNorm(d, bias=False)
         self.heads = nn.Linear(d, config.num_codebooks * config.output_vocab, bias=False)   # K heads, one matmul
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        kwargs.setdefault("key_mapping", LEGACY_KEYS)
+        return super().from_pretrained(*args, **kwargs)
 
     def _init_weights(self, module):
         # GPT-2: N(0, 0.02); projections into the residual stream scaled by 1/sqrt(2 * layers)
@@ -312,7 +331,7 @@ class LyraForMusicGeneration(PreTrainedModel):
             nn.init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
-        elif isinstance(module, ConditionPrefix):
+        elif isinstance(module, TextConditioner):
             nn.init.zeros_(module.null_text)
 
     def post_init(self):
@@ -339,34 +358,27 @@ class LyraForMusicGeneration(PreTrainedModel):
         summed = F.embedding_bag(ids, self.codes_embed.weight, mode="sum")
         return summed.view(B, S, -1)
 
-    def prefix(self, text_embedding, seconds_start, seconds_total, drop_text=None) -> torch.Tensor:
-        return self.condition(text_embedding, seconds_start, seconds_total, drop_text).to(self.codes_embed.weight.dtype)
-
-    def transformer(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """[B, T, d] embeddings -> [B, T, K * (V+1)] logits, attending to the cache if given."""
-        start = 0 if cache is None else cache.length
-        rotation = self.rotary(start, x.shape[1], x.device)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, rotation, cache, layer)
+    def step(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """`transformer_step` with the model's own modules; advances the cache."""
+        rotation = self.rotary(0 if cache is None else cache.length, x.shape[-2] if x.dim() == 3 else 1, x.device)
+        logits = transformer_step(self.blocks, lambda h: self.heads(self.norm(h)), x, rotation,
+                                  self.config.num_attention_heads, cache)
         if cache is not None:
-            cache.length += x.shape[1]
-        return self.heads(self.norm(x))
+            cache.length += x.shape[-2] if x.dim() == 3 else 1
+        return logits
 
     def forward(
         self,
         codes: torch.Tensor,
-        text_embedding: torch.Tensor | None = None,
-        seconds_start: torch.Tensor | None = None,
-        seconds_total: torch.Tensor | None = None,
-        drop_text: torch.Tensor | None = None,
+        conditions: Conditions | None = None,
         labels: torch.Tensor | None = None,
         cache: KVCache | None = None,
         **kwargs,
     ) -> LyraOutput:
         """codes [B, K, S]: inputs (delayed targets shifted right, see delay.shift_right);
-        text_embedding [B, text_dim]; seconds_* [B]; drop_text [B] bool (use the null text);
+        conditions: text, timing and which of them are dropped (conditioners.Conditions);
         labels [B, K, S]: delayed targets, -100 where ignored.
-        With a cache that already holds the prefix, the conditioning arguments are not needed.
+        With a cache that already holds the prefix, the conditions are not needed.
 
         Returns logits [B, K, S, V+1] (the prefix positions are not scored) and the mean
         cross-entropy over labelled positions.
@@ -375,18 +387,18 @@ class LyraForMusicGeneration(PreTrainedModel):
         x = self.embed_codes(codes)
         n_prefix = 0
         if cache is None or cache.length == 0:
-            if text_embedding is None or seconds_start is None or seconds_total is None:
-                raise ValueError("the first forward pass needs text_embedding, seconds_start and seconds_total")
-            bias = self.condition.step_bias(text_embedding, drop_text)
+            if conditions is None:
+                raise ValueError("the first forward pass needs the conditions (text and timing)")
+            fused = self.condition(conditions, self.codes_embed.weight.dtype)
             if cache is not None:
-                cache.step_bias = None if bias is None else bias.to(x.dtype)
-            if bias is not None:
-                x = x + bias[:, None].to(x.dtype)
-            x = torch.cat([self.prefix(text_embedding, seconds_start, seconds_total, drop_text), x], dim=1)
-            n_prefix = self.config.prefix_len
+                cache.step_bias = None if fused.step_bias is None else fused.step_bias.to(x.dtype)
+            if fused.step_bias is not None:
+                x = x + fused.step_bias[:, None].to(x.dtype)
+            x = torch.cat([fused.prefix, x], dim=1)
+            n_prefix = fused.prefix.shape[1]
         elif cache.step_bias is not None:
             x = x + cache.step_bias[:, None]
-        logits = self.transformer(x, cache)[:, n_prefix:]
+        logits = self.step(x, cache)[:, n_prefix:]
         logits = rearrange(logits, "b s (k v) -> b s k v", k=K)
         loss = None
         if labels is not None:
@@ -400,6 +412,11 @@ class LyraForMusicGeneration(PreTrainedModel):
         cfg = self.config
         N = self.num_parameters_without_embeddings()
         return 6 * N + 12 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim * seq_len
+
+
+AutoConfig.register(LyraConfig.model_type, LyraConfig)
+AutoModel.register(LyraConfig, LyraForMusicGeneration)
+AutoModelForCausalLM.register(LyraConfig, LyraForMusicGeneration)
 
 
 def build_model(model_config, *, num_codebooks: int, codebook_size: int, frame_rate: float,

@@ -9,6 +9,11 @@ One step of the loop (B pieces; with guidance the model runs 2B rows, conditiona
 Pieces longer than the training window are generated window by window: the last
 `overlap * window` frames of the piece so far are the next window's prompt, and the timing
 prefix tells the model where in the piece the new window starts.
+
+`code_log_probs` scores given codes exactly as the sampler draws them (the same windows, the
+same END rules, every drawn code once): with exact sampling (temperature 1, no top-k/p, no
+guidance) its log-probabilities are those of the sampler's distribution, and they are
+differentiable (what RLAIF's policy gradient needs).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import math
 
 import torch
 
-from components.lyra.delay import build_delay_pattern, revert_delay_pattern
+from einops import rearrange
+
+from components.lyra.conditioners import Conditions
+from components.lyra.delay import build_delay_pattern, revert_delay_pattern, shift_right
 from components.lyra.decoder import StepDecoder
 from components.lyra.model import KVCache, LyraForMusicGeneration
 
@@ -34,12 +42,20 @@ class SamplingParams:
     continuation_overlap: float = 0.5
     decode_weights: str = "model"   # "model" (exact) or "int8" (weight-only int8 steps; see decoder.py)
 
+    @property
+    def exact(self) -> bool:
+        """Draws from the model's own distribution (what `code_log_probs` scores)."""
+        return (self.temperature == 1.0 and self.top_k == 0 and self.top_p == 0.0 and self.cfg == 1.0
+                and self.decode_weights == "model")
+
 
 @dataclasses.dataclass
 class Generated:
     codes: torch.Tensor             # [B, K, n_frames] (frames after a piece's end are garbage: use lengths)
     lengths: torch.Tensor           # [B] frames before END (n_frames when the piece did not end)
     steps: int                      # decoder steps run, over all windows (for frames/s accounting)
+    log_probs: torch.Tensor | None = None   # [B, K, n_frames] log-prob of each drawn code (0 where none was
+    #                                         drawn: prompt, forced END/padding); only with record_log_probs
 
 
 def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
@@ -87,6 +103,39 @@ def guide(logits: torch.Tensor, B: int, scale: float, end: int | None) -> torch.
     return guided
 
 
+def windows(n_frames: int, n_prompt: int, window: int, overlap: int):
+    """(first, keep, new) per window: it starts at piece frame `first`, its first `keep` frames are
+    known (the prompt, then the previous window's last `overlap` frames) and `new` are generated."""
+    produced = n_prompt
+    while produced < n_frames:
+        keep = min(n_prompt if produced == n_prompt else overlap, produced, window - 1)
+        new = min(window - keep, n_frames - produced)
+        yield produced - keep, keep, new
+        produced += new
+
+
+class EndRule:
+    """Where a piece may end: additive masks on logits [K, V+1]. Only codebook 0 may be END (the other
+    codebooks' END follows from it), and only from frame `earliest` on (never without allow_end)."""
+
+    NEVER = torch.iinfo(torch.long).max
+
+    def __init__(self, config, params: SamplingParams, n_frames: int, device):
+        self.earliest = math.ceil(params.end_not_before * n_frames) if params.allow_end else self.NEVER
+        self.may_end = torch.zeros(config.num_codebooks, config.output_vocab, device=device)
+        self.may_end[1:, config.end_id] = -math.inf
+        self.may_not_end = self.may_end.clone()
+        self.may_not_end[0, config.end_id] = -math.inf
+
+    def bias(self, frame: int) -> torch.Tensor:
+        """[K, V+1] for the step whose codebook 0 is piece frame `frame`."""
+        return self.may_end if frame >= self.earliest else self.may_not_end
+
+    def biases(self, frames: torch.Tensor) -> torch.Tensor:
+        """[S, K, V+1] for steps whose codebook 0 is piece frame frames[s]."""
+        return torch.where((frames >= self.earliest)[:, None, None], self.may_end, self.may_not_end)
+
+
 class Sampler:
     """Generates codes for a batch of pieces with one preallocated KV cache, window by window."""
 
@@ -95,59 +144,53 @@ class Sampler:
         self.decoder = StepDecoder(model, weights=params.decode_weights)
         self.device = next(model.parameters()).device
         self.dtype = self.decoder.dtype
-        cfg = self.config
-        # additive masks on logits: only codebook 0 may end a piece, and only where allowed
-        self.end_bias = torch.zeros(cfg.num_codebooks, cfg.output_vocab, device=self.device)
-        self.end_bias[1:, cfg.end_id] = -math.inf
-        self.no_end_bias = self.end_bias.clone()
-        self.no_end_bias[0, cfg.end_id] = -math.inf
 
     @torch.inference_mode()
     def generate(
         self,
-        text_embedding: torch.Tensor,          # [B, text_dim]
-        seconds_total: torch.Tensor,           # [B] the piece length the model is told
+        conditions: Conditions,                # text and timing of B pieces (seconds_start: where frame 0 sits)
         n_frames: int,                         # frames to generate (at most)
         *,
         prompt: torch.Tensor | None = None,    # [B, K, T0] frames the piece starts with
-        seconds_start: float = 0.0,            # where frame 0 sits in the piece
         generator: torch.Generator | None = None,
-        unconditional: bool = False,           # ignore the text (the "null" prefix, no guidance)
+        record_log_probs: bool = False,        # also return each drawn code's log-prob (exact sampling only)
     ) -> Generated:
+        """Conditions with every droppable condition dropped (`conditions.unconditional()`) sample the
+        unconditional model, without guidance."""
         cfg, params = self.config, self.params
-        B, K = text_embedding.shape[0], cfg.num_codebooks
-        guided = params.cfg != 1.0 and not unconditional
-        text_embedding = text_embedding.to(self.device, torch.float32)
-        seconds_total = seconds_total.to(self.device, torch.float32)
+        if record_log_probs and not params.exact:
+            raise ValueError("log-probs of drawn codes are recorded for exact sampling only "
+                             "(temperature 1, top_k 0, top_p 0, cfg 1, model weights)")
+        B, K = conditions.batch_size, cfg.num_codebooks
+        guided = params.cfg != 1.0 and not conditions.is_unconditional()
+        conditions = conditions.to(self.device)
         n_prompt = 0 if prompt is None else prompt.shape[-1]
         frames = torch.zeros(B, K, max(n_frames, n_prompt), dtype=torch.long, device=self.device)
         if prompt is not None:
             frames[:, :, :n_prompt] = prompt.to(self.device)
-        never = torch.iinfo(torch.long).max
+        log_probs = torch.zeros(frames.shape, device=self.device) if record_log_probs else None
+        never = EndRule.NEVER
         ended_at = torch.full((B,), never, dtype=torch.long, device=self.device)   # frame index of END
         window = cfg.window_frames
-        overlap = int(window * params.continuation_overlap)
         cache = KVCache(cfg, 2 * B if guided else B, cfg.max_positions, device=self.device, dtype=self.dtype)
-        earliest_end = math.ceil(params.end_not_before * n_frames) if params.allow_end else never
-        produced, steps = n_prompt, 0
-        while produced < n_frames:
-            # the window: the known frames (the prompt at first, then the last `overlap` frames), then new ones
-            keep = min(n_prompt if produced == n_prompt else overlap, produced, window - 1)
-            first = produced - keep
-            new = min(window - keep, n_frames - produced)
-            start = torch.full((B,), seconds_start + first / cfg.frame_rate, device=self.device)
+        end_rule = EndRule(cfg, params, n_frames, self.device)
+        steps = 0
+        for first, keep, new in windows(n_frames, n_prompt, window, int(window * params.continuation_overlap)):
+            start = (conditions.seconds_start.double() + first / cfg.frame_rate).float()
             cache.reset()
-            steps += self._window(cache, frames[:, :, first:produced + new], keep, text_embedding, start,
-                                  seconds_total, ended_at, first, generator, guided, unconditional, earliest_end)
-            produced += new
+            part = slice(first, first + keep + new)
+            steps += self._window(cache, frames[:, :, part], keep, conditions.with_start(start), ended_at, first,
+                                  generator, guided, end_rule, None if log_probs is None else log_probs[:, :, part])
             if params.allow_end and bool((ended_at < never).all()):
                 break
         lengths = ended_at.clamp(max=n_frames)
-        return Generated(codes=frames[:, :, :n_frames], lengths=lengths, steps=steps)
+        return Generated(codes=frames[:, :, :n_frames], lengths=lengths, steps=steps,
+                         log_probs=None if log_probs is None else log_probs[:, :, :n_frames])
 
-    def _window(self, cache, window_frames, n_known, text, seconds_start, seconds_total, ended_at, first, generator,
-                guided: bool, unconditional: bool, earliest_end: int) -> int:
-        """Fill window_frames[:, :, n_known:] ([B, K, n]) in place; returns the decoder steps taken."""
+    def _window(self, cache, window_frames, n_known, conditions: Conditions, ended_at, first, generator,
+                guided: bool, end_rule: EndRule, log_probs) -> int:
+        """Fill window_frames[:, :, n_known:] ([B, K, n]) in place (and log_probs, if given); returns
+        the decoder steps taken."""
         cfg, params = self.config, self.params
         B, K, n = window_frames.shape
         special, end = cfg.special_id, cfg.end_id
@@ -155,15 +198,13 @@ class Sampler:
         delayed = torch.full((B, K, n + K - 1), special, dtype=torch.long, device=self.device)
         if n_known:
             delayed[:, :, :n_known + K - 1] = build_delay_pattern(window_frames[:, :, :n_known], special)
+        drawn_log_probs = None if log_probs is None else torch.zeros(delayed.shape, device=self.device)
         # prefill: prefix, then BOS and the known steps (inputs = delayed columns shifted right by one)
         inputs = torch.cat([torch.full((B, K, 1), special, dtype=torch.long, device=self.device),
                             delayed[:, :, :n_known]], dim=-1)
-        drop = torch.ones(B, dtype=torch.bool, device=self.device) if unconditional else None
         if guided:
-            inputs, text = torch.cat([inputs, inputs]), torch.cat([text, text])
-            seconds_start, seconds_total = torch.cat([seconds_start, seconds_start]), torch.cat([seconds_total, seconds_total])
-            drop = torch.arange(2 * B, device=self.device) >= B          # second half: no text
-        logits = self.model(inputs, text, seconds_start, seconds_total, drop, cache=cache).logits[:, :, -1]
+            inputs, conditions = torch.cat([inputs, inputs]), Conditions.cat([conditions, conditions.unconditional()])
+        logits = self.model(inputs, conditions, cache=cache).logits[:, :, -1]
         codebook = torch.arange(K, device=self.device)
         guide_end = end if params.allow_end else None
         any_ended = bool((ended_at < first + n_known).any())
@@ -171,8 +212,8 @@ class Sampler:
         for s in range(n_known, n + K - 1):
             if guided:
                 logits = guide(logits, B, params.cfg, guide_end)
-            bias = self.end_bias if first + s >= earliest_end else self.no_end_bias
-            tokens = sample_tokens(logits.float() + bias, params, generator)
+            logits = logits.float() + end_rule.bias(first + s)
+            tokens = sample_tokens(logits, params, generator)
             k_known = s - n_known + 1              # codebooks >= this are known (prompt, or before frame 0)
             if k_known < K:
                 tokens[:, k_known:] = delayed[:, k_known:, s]
@@ -187,9 +228,87 @@ class Sampler:
                 tokens = torch.where(frame[None] == ended_at[:, None], end, tokens)
                 tokens = torch.where(frame[None] > ended_at[:, None], special, tokens)
             delayed[:, :, s] = tokens
+            if drawn_log_probs is not None:
+                frame = first + s - codebook
+                drawn = (codebook < k_known) & (codebook >= k_past)
+                drawn = drawn[None] & ((frame[None] < ended_at[:, None]) | ((frame[None] == ended_at[:, None]) & (codebook[None] == 0)))
+                chosen = torch.log_softmax(logits, -1).gather(-1, tokens.clamp(max=end)[..., None])[..., 0]
+                drawn_log_probs[:, :, s] = torch.where(drawn, chosen, 0.0)
             steps += 1
             if s == n + K - 2:
                 break
             logits = self.decoder.step(torch.cat([tokens, tokens]) if guided else tokens, cache)
         window_frames[:, :, n_known:] = revert_delay_pattern(delayed)[:, :, n_known:]
+        if log_probs is not None:
+            log_probs[:, :, n_known:] = revert_delay_pattern(drawn_log_probs)[:, :, n_known:]
         return steps
+
+
+# ------------------------------------------------------------------------------------ scoring
+@dataclasses.dataclass
+class CodeLogProbs:
+    per_code: torch.Tensor          # [B, T, K] log p of each drawn code (0 where none is drawn)
+    drawn: torch.Tensor             # [B, T, K] bool: the codes the sampler draws (not prompt, forced END or padding)
+    entropy: torch.Tensor | None = None   # [B, T, K] entropy (nats) of each drawn code's distribution (with_entropy)
+
+    @property
+    def total(self) -> torch.Tensor:
+        """[B] log-probability of each whole sequence."""
+        return self.per_code.sum(dim=(1, 2))
+
+
+def frames_with_ends(codes: torch.Tensor, lengths: torch.Tensor, end: int, special: int) -> torch.Tensor:
+    """[B, K, T] codes as the sampler leaves them: END at frame `length` (when < T), SPECIAL after."""
+    frame = torch.arange(codes.shape[-1], device=codes.device)[None, None, :]
+    length = lengths.to(codes.device)[:, None, None]
+    return torch.where(frame == length, end, torch.where(frame > length, special, codes))
+
+
+def code_log_probs(model: LyraForMusicGeneration, codes: torch.Tensor, lengths: torch.Tensor, conditions: Conditions,
+                   params: SamplingParams, *, n_prompt: int = 0, with_entropy: bool = False) -> CodeLogProbs:
+    """Log-probabilities of generated codes under the model, as the sampler drew them; differentiable.
+
+        codes [B, K, T] (T = the frames asked for; the first n_prompt were given), lengths [B]
+        (frames before END, T if none), conditions of frame 0 -> CodeLogProbs [B, T, K]
+
+    Each window is one forward pass over what the sampler saw (its prompt frames, the timing of its
+    first frame), scoring the frames it drew; a piece's END is scored on codebook 0 of the frame
+    after its last (and may only fall where params allow it). No guidance, temperature or top-k/p:
+    these are the model's own probabilities, the sampler's when `params.exact`.
+    """
+    cfg = model.config
+    B, K, T = codes.shape
+    device = codes.device
+    special, end = cfg.special_id, cfg.end_id
+    full = frames_with_ends(codes, lengths, end, special)
+    lengths = lengths.to(device)
+    end_rule = EndRule(cfg, params, T, device)
+    codebook = torch.arange(K, device=device)
+    per_code = [torch.zeros(B, K, min(n_prompt, T), device=device)]
+    entropy = [torch.zeros(B, K, min(n_prompt, T), device=device)]
+    drawn_parts = [torch.zeros(B, K, min(n_prompt, T), dtype=torch.bool, device=device)]
+    window = cfg.window_frames
+    for first, keep, new in windows(T, n_prompt, window, int(window * params.continuation_overlap)):
+        n = keep + new
+        frame = first + keep + torch.arange(new, device=device)                          # piece frames drawn here
+        drawn = (frame[None, None, :] < lengths[:, None, None]) | (
+            (frame[None, None, :] == lengths[:, None, None]) & (codebook[None, :, None] == 0))   # [B, K, new]
+        drawn_parts.append(drawn)
+        if not bool(drawn.any()):           # every piece ended before this window (the sampler stopped)
+            per_code.append(torch.zeros(B, K, new, device=device))
+            entropy.append(torch.zeros(B, K, new, device=device))
+            continue
+        delayed = build_delay_pattern(full[:, :, first:first + n], special)               # [B, K, n+K-1]
+        start = (conditions.seconds_start.to(device).double() + first / cfg.frame_rate).float()
+        logits = model(shift_right(delayed, special), conditions.to(device).with_start(start)).logits.float()
+        bias = end_rule.biases(first + torch.arange(n + K - 1, device=device))            # [S, K, V+1]
+        log_p = torch.log_softmax(logits + rearrange(bias, "s k v -> k s v")[None], dim=-1)
+        chosen = log_p.gather(-1, delayed.clamp(max=end)[..., None])[..., 0]            # [B, K, S]
+        per_code.append(torch.where(drawn, revert_delay_pattern(chosen)[:, :, keep:], 0.0))
+        if with_entropy:        # masked entries (p = 0, log p = -inf) contribute 0, not nan
+            h = -(log_p.exp() * log_p.clamp_min(torch.finfo(log_p.dtype).min)).sum(-1)     # [B, K, S]
+            entropy.append(torch.where(drawn, revert_delay_pattern(h)[:, :, keep:], 0.0))
+    per_code = torch.cat(per_code, dim=-1)[:, :, :T]
+    drawn = torch.cat(drawn_parts, dim=-1)[:, :, :T]
+    return CodeLogProbs(per_code=rearrange(per_code, "b k t -> b t k"), drawn=rearrange(drawn, "b k t -> b t k"),
+                        entropy=rearrange(torch.cat(entropy, dim=-1)[:, :, :T], "b k t -> b t k") if with_entropy else None)

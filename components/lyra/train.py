@@ -35,18 +35,18 @@ from components.common.distributed import (all_reduce_mean, barrier, init_distri
                                            shutdown)
 from components.common.lineage import code_version, write_lineage
 from components.common.reporting import stage_run
+from components.common.seeds import derive_seed
 from components.lyra.config import LMConfig
 from components.lyra.data import (IGNORE, WindowSampler, evaluation_windows, make_batch, piece_ends,
                                   unigram_cross_entropy, unigram_log_probs)
+from components.lyra.mfu import datasheet_peak_flops, measure_peak_flops
 from components.lyra.model import LyraForMusicGeneration, build_model
 from components.lyra.plots import plot_loss_curve
 from components.tokens.dataset import TokenDataset
 
 STAGE = "lyra_pretrain"
 CODE_PATHS = ("components/lyra", "components/tokens")
-# dense bf16 tensor-core peaks (TFLOP/s) by device name, for MFU; nanoGPT uses the A100's 312
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0,
-               "V100": 125.0, "T4": 65.0}
+SELECTION_SPLIT = "valid"      # picks the checkpoint; `test` is scored once, at the end, and picks nothing
 
 
 class TrainingError(RuntimeError):
@@ -111,15 +111,6 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
             continue
         (decay if p.dim() >= 2 and "embed" not in name and "null_text" not in name else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def peak_flops_per_device(cfg: LMConfig, device: torch.device) -> float:
-    if cfg.peak_tflops is not None:
-        return cfg.peak_tflops * 1e12
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return next((v for k, v in PEAK_TFLOPS.items() if k in name), 312.0) * 1e12
-    return cfg.cpu_peak_tflops * 1e12
 
 
 def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
@@ -218,7 +209,7 @@ class HeldOut:
 
 
 def held_out_splits(tokens: Path, train: TokenDataset, W: int, max_windows: int, special: int, end: int) -> list[HeldOut]:
-    """valid and test (those that have clips): the first selects the checkpoint, the second reports."""
+    """valid and test (those that have clips): valid selects the checkpoint, test reports."""
     log_probs = unigram_log_probs(train, end)
     out = []
     for split in ("valid", "test"):
@@ -294,13 +285,15 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
         sampler = WindowSampler(train_ds, W, special=special, end=end, seed=cfg.seed,
                                 cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
         held = held_out_splits(tokens, train_ds, W, cfg.eval_windows, special, end)
-        select = held[0]                                    # picks the checkpoint; the other split (test) reports
+        select = next((h for h in held if h.split == SELECTION_SPLIT), None)
+        if select is None:
+            log.warning("no %s clips: the last step's model is kept (test never selects)", SELECTION_SPLIT)
         for h in held:
             log.info("held-out %s: %d windows from %d clips; unigram baseline %.3f nats/code",
                      h.split, len(h.windows), len(h.dataset), h.unigram)
 
-        def validate() -> float:
-            return evaluate(engine, select, cfg, special, end, rank, world, device)
+        def validate() -> float | None:
+            return evaluate(engine, select, cfg, special, end, rank, world, device) if select is not None else None
 
         ckpts = Checkpoints(out.parent / f".{out.name}.checkpoints", run_fingerprint(cfg, tokens, world),
                             cfg.keep_checkpoints)
@@ -317,7 +310,10 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
         positions = mcfg.prefix_len + mcfg.window_steps                   # sequence length per window
         per_step = cfg.micro_batch * cfg.grad_accum * world                # windows per optimizer step
         flops_per_step = model.flops_per_position(positions) * positions * per_step
-        peak = peak_flops_per_device(cfg, device) * world
+        # the matmul peak of this machine in the training precision, every rank measuring at once
+        measured = all_reduce_mean(measure_peak_flops(device, torch.bfloat16 if bf16 else torch.float32))
+        datasheet = datasheet_peak_flops(device)
+        peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops is not None else measured) * world
         compute_s, timed_steps, started = 0.0, 0, time.time()
         engine.train()
         for step in run.progress(range(step, cfg.steps), desc="lyra pretrain", total=cfg.steps - step, unit="step"):
@@ -331,7 +327,7 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
                 batch = sampler.batch(step, range(first, first + cfg.micro_batch)).to(device)
                 # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
                 # N-process runs draw exactly what an uninterrupted 1-process run draws
-                torch.manual_seed(int(np.random.SeedSequence([cfg.seed, step, first]).generate_state(1)[0]))
+                torch.manual_seed(derive_seed(cfg.seed, step, first))
                 with bf16_autocast(bf16, device):
                     loss = engine(**batch.model_inputs()).loss
                 engine.backward(loss)
@@ -349,7 +345,7 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
             if done % cfg.log_every == 0 and info.is_main:
                 log.info("step %d/%d: loss %.3f, lr %.2e, %.0f ms/step, MFU %.1f%%", done, cfg.steps, loss_mean, lr,
                          dt * 1e3, 100 * flops_per_step / (dt * peak))
-            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+            if select is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
                 val = validate()
                 history["valid"].append((done, val))
                 log.info("step %d: %s loss %.3f (unigram %.3f)", done, select.split, val, select.unigram)
@@ -360,16 +356,17 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
                 ckpts.save(engine, done, {"step": done, "history": history}, info.is_main)
 
         val = validate()
-        if not history["valid"] or history["valid"][-1][0] != cfg.steps:
+        if val is not None and (not history["valid"] or history["valid"][-1][0] != cfg.steps):
             history["valid"].append((cfg.steps, val))
         final_tag = ckpts.save(engine, cfg.steps, {"step": cfg.steps, "history": history}, info.is_main)
         best = history["best"]
-        if cfg.select_best and best is not None and best["loss"] < val:
+        if cfg.select_best and best is not None and val is not None and best["loss"] < val:
             chosen_tag, chosen_step = "best", best["step"]          # an earlier model generalised better
             engine.load_checkpoint(str(ckpts.root), tag="best", load_optimizer_states=False,
                                    load_lr_scheduler_states=False)
         else:
             chosen_tag, chosen_step = final_tag, cfg.steps
+        # every held-out split scored once, on the chosen model; only now is `test` looked at
         scores = {h.split: evaluate(engine, h, cfg, special, end, rank, world, device) for h in held}
         wall_s = time.time() - started
         step_s = compute_s / max(timed_steps, 1)
@@ -378,24 +375,27 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
             "precision": "bf16" if bf16 else "fp32", "parameters": n_params, "windows_per_step": per_step,
             "positions_per_window": positions,
             "train_loss": float(np.mean([l for _, l in history["train"][-max(1, cfg.log_every):]])),
-            "val_loss": scores[select.split], "unigram_val_loss": select.unigram,
-            "val_vs_unigram": scores[select.split] / select.unigram, "val_split": select.split,
-            "val_windows": len(select.windows), "resumed_from_step": resumed_from,
+            "selection_split": select.split if select is not None else None, "resumed_from_step": resumed_from,
             "train_seconds": wall_s, "seconds_per_step": step_s,
             "tokens_per_second": positions * per_step / step_s if timed_steps else None,
             "mfu": flops_per_step / (step_s * peak) if timed_steps else None,
             "peak_flops_per_device": peak / world,
+            "peak_source": "configured" if cfg.peak_tflops is not None else "measured matmul calibration",
+            "measured_peak_flops_per_device": measured,
+            "datasheet_peak_flops_per_device": datasheet,
+            "mfu_datasheet": flops_per_step / (step_s * datasheet * world) if timed_steps and datasheet else None,
         }
-        for h in held[1:]:
-            metrics.update({f"{h.split}_loss": scores[h.split], f"unigram_{h.split}_loss": h.unigram,
-                            f"{h.split}_vs_unigram": scores[h.split] / h.unigram})
+        for h in held:                                   # val_* (selection) and test_* (report)
+            name = "val" if h.split == "valid" else h.split
+            metrics.update({f"{name}_loss": scores[h.split], f"unigram_{name}_loss": h.unigram,
+                            f"{name}_vs_unigram": scores[h.split] / h.unigram, f"{name}_windows": len(h.windows)})
         if info.is_main:
             log.info("model of step %d: %s", chosen_step, ", ".join(
                 f"{h.split} loss {scores[h.split]:.3f} vs unigram {h.unigram:.3f}" for h in held))
             log.info("%.0f s, %.0f positions/s, MFU %.2f%%", wall_s, metrics["tokens_per_second"] or 0,
                      100 * (metrics["mfu"] or 0))
-            write_output(out, engine, ckpts, final_tag, chosen_tag, cfg, mcfg, history, metrics, select.unigram,
-                         tokens, run)
+            write_output(out, engine, ckpts, final_tag, chosen_tag, cfg, mcfg, history, metrics,
+                         (select or held[0]).unigram, tokens, run)
         barrier()
         run.finish(metrics, metrics_path)
     return metrics

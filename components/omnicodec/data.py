@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from components.common.audio import resample
+from components.common.seeds import rng as seeded_rng
 
 MANIFEST = "manifest.parquet"
 
@@ -84,7 +85,7 @@ class CropBatches(Dataset):
         return self.steps
 
     def __getitem__(self, step: int) -> torch.Tensor:
-        rng = np.random.default_rng([self.seed, step, self.rank])
+        rng = seeded_rng(self.seed, step, self.rank)
         crops = np.zeros((self.batch_size, 1, self.crop_samples), dtype=np.float32)
         for i in range(self.batch_size):
             clip = self.clips[int(rng.integers(len(self.clips)))]

@@ -17,7 +17,9 @@ metrics.json keys (the default bitrate = all K codebooks):
     visqol, mel_distance, si_sdr, bitrate_kbps, n_quantizers, codebook_perplexity, codebook_usage,
     code_entropy_bits, code_conditional_entropy_bits, code_information_mel_gap, frame_periodic_energy,
     input_frame_periodic_energy, mel_distance_unquantized, per_bitrate[...],
-    untrained.{visqol, mel_distance, si_sdr, per_bitrate}, visqol_gain_over_untrained, n_clips, split
+    untrained.{visqol, mel_distance, si_sdr, per_bitrate}, visqol_gain_over_untrained, n_clips, split,
+    ood.{visqol, mel_distance, code_information_mel_gap, per_bitrate, n_clips}, ood_visqol,
+    ood_minus_in_distribution_visqol   (the `ood` split: pieces never trained on, timbres never heard)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from components.omnicodec import plots
 from components.omnicodec.config import CodecEvalConfig
 from components.omnicodec.data import read_segment, split_clips
 from components.omnicodec.losses import MultiScaleMelLoss, si_sdr
-from components.omnicodec.model import OmniCodec, build_codec, load_codec, read_model_config
+from components.omnicodec.model import build_codec, load_codec, read_model_config
 from components.omnicodec.quantizer import code_perplexity
 
 CODE_PATHS = ("components/omnicodec",)
@@ -79,6 +81,30 @@ def code_information_gap(codec, clips_audio: list[np.ndarray], codes: list[np.nd
         own, swapped = (float(mel_loss(d[..., :n], wav)) for d in decoded)
         gaps.append(swapped - own)
     return float(np.mean(gaps))
+
+
+def fmt_value(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def evaluate_out_of_distribution(codec, cfg: CodecEvalConfig, curated: Path, n_list: list[int],
+                                 seconds: float | None, run) -> dict[str, Any] | None:
+    """The trained codec on `ood` clips (pieces never trained on, played by timbres no training track
+    uses), measured like the in-distribution clips; None when the corpus has no such split."""
+    from components.omnicodec.data import DataError
+
+    try:
+        _, clips = split_clips(curated, ("ood",))
+    except DataError:
+        return None
+    clips = spread(clips, cfg.max_clips)
+    audio = [read_segment(c, 0.0, seconds, codec.sample_rate) for c in clips]
+    scores = evaluate_codec(codec, audio, n_list, use_visqol=cfg.visqol, progress=run.progress)
+    default = scores["per_bitrate"][-1]
+    return {"visqol": default["visqol"], "mel_distance": default["mel_distance"], "si_sdr": default["si_sdr"],
+            "code_information_mel_gap": scores["code_information_mel_gap"],
+            "mel_distance_unquantized": scores["mel_distance_unquantized"], "per_bitrate": scores["per_bitrate"],
+            "n_clips": len(clips), "clip_ids": [c.clip_id for c in clips]}
 
 
 def frame_periodic_share(wav: np.ndarray, hop: int) -> float:
@@ -143,12 +169,19 @@ def evaluate_codec(codec, clips_audio: list[np.ndarray], n_quantizer_list: list[
     }
 
 
+def spread(clips: list, n: int) -> list:
+    """n clips evenly spaced through the (clip_id-sorted) list, so they span many pieces and timbres."""
+    if n <= 0 or n >= len(clips):
+        return clips
+    return [clips[i] for i in np.linspace(0, len(clips) - 1, n).round().astype(int)]
+
+
 def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Path, run) -> dict[str, Any]:
     codec = load_codec(model_dir)
     arch, extra = read_model_config(model_dir)
     untrained = build_codec(arch, int(extra.get("init_seed", 0))).eval()
     split, clips = split_clips(curated, ("test", "valid"))
-    clips = clips[: cfg.max_clips] if cfg.max_clips > 0 else clips
+    clips = spread(clips, cfg.max_clips)
     seconds = cfg.clip_seconds if cfg.clip_seconds > 0 else None
     audio = [read_segment(c, 0.0, seconds, codec.sample_rate) for c in clips]
     n_list = sorted(set(cfg.n_quantizers)) or list(range(1, codec.num_codebooks + 1))
@@ -165,6 +198,7 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     baseline = evaluate_codec(untrained, audio, n_list, use_visqol=cfg.visqol, progress=run.progress)
     default = trained["per_bitrate"][-1]
     base_default = baseline["per_bitrate"][-1]
+    ood = evaluate_out_of_distribution(codec, cfg, curated, n_list, seconds, run)
     metrics: dict[str, Any] = {
         "visqol": default["visqol"], "mel_distance": default["mel_distance"],
         "code_information_mel_gap": trained["code_information_mel_gap"], "si_sdr": default["si_sdr"],
@@ -183,20 +217,28 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
                       "frame_periodic_energy": baseline["frame_periodic_energy"]},
         "visqol_gain_over_untrained": (default["visqol"] - base_default["visqol"]) if cfg.visqol else None,
         "mel_distance_gain_over_untrained": base_default["mel_distance"] - default["mel_distance"],
-        "n_clips": len(clips), "split": split, "clip_ids": [c.clip_id for c in clips],
+        "n_clips": len(clips), "split": split, "clip_ids": [c.clip_id for c in clips], "ood": ood,
+        "ood_visqol": ood["visqol"] if ood else None,
+        "ood_minus_in_distribution_visqol": (ood["visqol"] - default["visqol"])
+        if ood and ood["visqol"] is not None and default["visqol"] is not None else None,
         "clip_seconds": cfg.clip_seconds, "frame_rate": codec.frame_rate, "sample_rate": codec.sample_rate,
     }
     with atomic_dir(out) as staging:
         atomic_write_json(staging / "metrics.json", metrics)
-        plots.quality_vs_bitrate(trained["per_bitrate"], baseline["per_bitrate"], staging / "quality_vs_bitrate.png")
+        plots.quality_vs_bitrate(trained["per_bitrate"], baseline["per_bitrate"], staging / "quality_vs_bitrate.png",
+                                 ood["per_bitrate"] if ood else None)
         for i, deg in trained["examples"].items():
             write_wav(staging / "examples" / f"{clips[i].clip_id}_input.wav", audio[i], codec.sample_rate)
             write_wav(staging / "examples" / f"{clips[i].clip_id}_decoded.wav", np.clip(deg, -1, 1), codec.sample_rate)
         write_lineage(staging, stage="omnicodec_eval", inputs={"model": model_dir, "curated": curated}, params=cfg,
                       code_paths=CODE_PATHS, extra={"metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}})
+    if ood:
+        run.log.info("out of distribution (%d clips of unseen pieces and timbres) at %.2f kbps: ViSQOL %s, mel "
+                     "distance %s, information gap %s", ood["n_clips"], metrics["bitrate_kbps"], fmt_value(ood["visqol"]),
+                     fmt_value(ood["mel_distance"]), fmt_value(ood["code_information_mel_gap"]))
     run.add_image("quality_vs_bitrate", out / "quality_vs_bitrate.png")
     run.add_path("eval_dir", out)
-    fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
+    fmt = fmt_value
     run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "
                  "mel distance from another clip's codes minus own: %s (untrained %s); "
                  "frame-periodic share of the decoded energy %s (input %s); mel distance without quantizer %s",

@@ -57,11 +57,16 @@ def spectrogram_pairs(inputs, reconstructions, sample_rate: int, path: Path, tit
     return _save(fig, path)
 
 
-def quality_vs_bitrate(rows: list[dict], untrained: list[dict], path: Path, metrics=("visqol", "mel_distance", "si_sdr")) -> Path:
+def quality_vs_bitrate(rows: list[dict], untrained: list[dict], path: Path, ood: list[dict] | None = None,
+                       metrics=("visqol", "mel_distance", "si_sdr")) -> Path:
+    """Quality per bitrate: trained and untrained on held-out pieces, and trained on the ood split."""
     metrics = [m for m in metrics if any(r.get(m) is not None for r in rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    tables = [(rows, "trained (held-out pieces)", "o-"), (untrained, "untrained", "x--")]
+    if ood:
+        tables.append((ood, "trained (unseen timbres)", "s-"))
     for ax, metric in zip(axes[0], metrics):
-        for table, label, style in ((rows, "trained", "o-"), (untrained, "untrained", "x--")):
+        for table, label, style in tables:
             pts = [(r["bitrate_kbps"], r[metric]) for r in table if r.get(metric) is not None]
             if pts:
                 ax.plot(*np.array(pts).T, style, label=label)

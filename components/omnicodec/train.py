@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import shutil
 import time
@@ -41,6 +40,7 @@ from components.common.atomic import atomic_dir
 from components.common.audio import write_wav
 from components.common.distributed import DistInfo, barrier, init_distributed
 from components.common.lineage import code_version, write_lineage
+from components.common.seeds import torch_generator
 from components.omnicodec import checkpoint as ckpt
 from components.omnicodec import plots
 from components.omnicodec.config import CodecConfig
@@ -56,8 +56,7 @@ INIT_STEP_BASE = 1 << 40  # batch ids used for the codebook initialisation
 
 def step_generator(seed: int, step: int, rank: int, stream: int = 0) -> torch.Generator:
     """A CPU generator that depends only on (seed, step, rank, stream): randomness that resumes exactly."""
-    digest = hashlib.blake2b(f"{seed}:{step}:{rank}:{stream}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+    return torch_generator(seed, step, rank, stream)
 
 
 class CodecTrainer:

@@ -131,6 +131,8 @@ def time_stretch(x: np.ndarray, rate: float, n_fft: int = 1024) -> np.ndarray:
     algorithm without its 5 s import). Output length ~ len(x) / rate."""
     import torch
 
+    if len(x) < n_fft:   # a crop that runs past a short clip's end leaves (almost) nothing to stretch
+        return np.asarray(x[:int(len(x) / rate)], dtype=np.float32)
     hop = n_fft // 4
     window = torch.hann_window(n_fft)
     spec = torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), n_fft, hop, window=window,

@@ -190,3 +190,9 @@ def main(args) -> int:
     for r in bad:
         print(f"lyra score: {r['file']}: {r['error']}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def reward_factory(path: str | os.PathLike, device: str = "cpu") -> OraqlReward:
+    """ORAQL as RLAIF's audio scorer: `rlaif.reward: components.oraql.score:reward_factory` with
+    `rlaif.reward_model: data/models/oraql` (see components/rlaif/rewards.py)."""
+    return OraqlReward(path)

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.common.splits import SPLITS
 from components.tokens.shards import SHARD_DIR, known_instrument, read_meta, shard_name
-
-SPLITS = ("train", "valid", "test")
 
 
 @dataclasses.dataclass(frozen=True)

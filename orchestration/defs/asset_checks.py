@@ -130,14 +130,22 @@ def codec_gate_decisions(metrics: dict, previous: dict | None, min_information_g
     return gates
 
 
-def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str) -> dict | None:
-    """Metadata of the most recent passed gate for a different codec version, if any."""
+def _eval_set_digest(metrics: dict) -> str:
+    """Which clips a codec was scored on: two versions compare only on the same held-out set."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(metrics.get("clip_ids", []))).encode()).hexdigest()[:16]
+
+
+def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str,
+                             eval_set: str) -> dict | None:
+    """Metadata of the most recent passed gate for a different codec version scored on the same clips."""
     records = instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=50, status={AssetCheckExecutionRecordStatus.SUCCEEDED})
     for record in records:
         evaluation = record.event.dagster_event.event_specific_data if record.event else None
         meta = {k: v.value for k, v in (evaluation.metadata if evaluation else {}).items()}
-        if meta.get("codec_digest") and meta["codec_digest"] != digest:
+        if meta.get("codec_digest") and meta["codec_digest"] != digest and meta.get("eval_set") == eval_set:
             return meta
     return None
 
@@ -154,17 +162,98 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     digest = tree_digest(model_dir / "model.safetensors", model_dir / "config.json")
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
-    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest)
+    eval_set = _eval_set_digest(metrics)
+    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest, eval_set)
     gates = codec_gate_decisions(metrics, previous, _stage_config("omnicodec_eval").gate_min_information_gap)
     failed = [name for name, ok in gates.items() if not ok]
     return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {
-        "codec_digest": digest, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,
+        "codec_digest": digest, "eval_set": eval_set, "visqol": visqol, "untrained_visqol": base, "mel_distance": mel,
         "untrained_mel_distance": base_mel, "bitrate_kbps": metrics.get("bitrate_kbps"),
         "code_information_mel_gap": metrics.get("code_information_mel_gap"),
         "previous_visqol": previous.get("visqol") if previous else None,
         "previous_codec_digest": previous.get("codec_digest") if previous else None,
         **{f"gate.{k}": v for k, v in gates.items()},
     })
+
+
+# --- Lyra -----------------------------------------------------------------------------------
+
+def _stage_metrics(stage_name: str) -> dict:
+    import json
+
+    from components.pipeline import stage_by_name
+
+    return json.loads((REPO_ROOT / stage_by_name(stage_name).metrics_path).read_text())
+
+
+@dg.asset_check(asset="lyra_pretrain", blocking=True,
+                description="gate: the chosen model's held-out (valid) loss sits below the unigram baseline by the configured margin")
+def lyra_beats_unigram() -> dg.AssetCheckResult:
+    from components.lyra.gates import pretrain_gate_decisions
+
+    metrics = _stage_metrics("lyra_pretrain")
+    limit = _stage_config("lyra_pretrain").gate_max_loss_vs_unigram
+    gates = pretrain_gate_decisions(metrics, limit)
+    failed = [name for name, ok in gates.items() if not ok]
+    return _result(not failed, "Lyra accepted" if not failed else f"Lyra refused: {', '.join(failed)}", {
+        "val_vs_unigram": metrics.get("val_vs_unigram"), "max_loss_vs_unigram": limit,
+        "val_loss": metrics.get("val_loss"), "unigram_val_loss": metrics.get("unigram_val_loss"),
+        "test_vs_unigram (reported, not gated)": metrics.get("test_vs_unigram"),
+        "selected_step": metrics.get("selected_step"), **{f"gate.{k}": v for k, v in gates.items()},
+    })
+
+
+@dg.asset_check(asset="lyra_samples", blocking=True,
+                description="gate: the independent judge hears the prompt more often with the text than without (same seeds)")
+def judge_hears_the_prompt() -> dg.AssetCheckResult:
+    from components.lyra.gates import samples_gate_decisions
+
+    metrics = _stage_metrics("lyra_samples")
+    cfg = _stage_config("lyra_samples")
+    gates = samples_gate_decisions(metrics, cfg.gate_head, cfg.gate_alpha)
+    failed = [name for name, ok in gates.items() if not ok]
+    head = cfg.gate_head
+    return _result(not failed, "conditioning accepted" if not failed else f"conditioning refused: {', '.join(failed)}", {
+        "head": head, "alpha": cfg.gate_alpha, "n": metrics.get(f"judge_{head}_n"),
+        "accuracy_with_text": metrics.get(f"judge_{head}_accuracy_text"),
+        "accuracy_without_text": metrics.get(f"judge_{head}_accuracy_no_text"),
+        "accuracy_real_held_out": metrics.get(f"judge_{head}_accuracy_real"),
+        "p_text_vs_no_text": metrics.get(f"judge_{head}_p_text_vs_no_text"),
+        "share_of_real": metrics.get(f"judge_{head}_share_of_real"), **{f"gate.{k}": v for k, v in gates.items()},
+    })
+
+
+# --- RLAIF ------------------------------------------------------------------------------------
+
+def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_diversity_loss: float = 0.2,
+                         max_more_silent: float = 0.1) -> dict[str, bool]:
+    """The rules a post-trained model must pass, by name (from `lyra rlaif train` metrics):
+    it improved on held-out prompts (bootstrap interval above `min_gain`; None: rule off), stayed
+    within the KL bound, and did not buy the gain with collapse (diversity) or silence (the usual
+    reward hacks)."""
+    return {
+        **({} if min_gain is None else {"improved": bool(metrics["reward_gain_ci95"][0] > min_gain)}),
+        "within_kl_bound": bool(metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"]),
+        "diversity_kept": bool(metrics["diversity_post_trained"] >= (1 - max_diversity_loss) * metrics["diversity_pretrained"]),
+        "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
+    }
+
+
+@dg.asset_check(asset="lyra_rlaif", blocking=True,
+                description="post-trained Lyra improved on held-out prompts within the KL bound, without collapse or silence")
+def rlaif_gate() -> dg.AssetCheckResult:
+    import json
+
+    metrics = json.loads((DATA / "metrics" / "lyra_rlaif.json").read_text())
+    cfg = _stage_config("lyra_rlaif")
+    decisions = rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent)
+    failed = [name for name, ok in decisions.items() if not ok]
+    keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_code", "max_kl_per_code", "best_of_n",
+            "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
+            "silent_fraction_post_trained")
+    return _result(not failed, f"passed: {', '.join(decisions)}" if not failed else f"failed: {', '.join(failed)}",
+                   {**{k: metrics[k] for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
+                    **{f"rule_{k}": v for k, v in decisions.items()}})
 
 
 # --- ORAQL ----------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Resources per deployment, chosen in one place by LYRA_DEPLOYMENT (default: local)."""
+"""Resources per deployment, chosen in one place by LYRA_DEPLOYMENT (default: local).
+
+    local  stage commands as subprocesses here (torchrun for multi-process training)
+    k8s    stage commands as pods on their node pool, Lyra pretraining as a Kubeflow TrainJob
+           (orchestration/k8s/launcher.py; placement and sizes from infra/stages.yaml)
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,22 @@ from orchestration.dvc import DvcResource
 from orchestration.launchers import LocalLauncher
 
 
+# the DVC remote each profile's artifacts are pushed to as soon as a stage commits (.dvc/config)
+PROFILE_DVC_REMOTE = {"tiny": "", "gpu": "", "cluster": "s3"}
+
+
 def resources_for(deployment: str, profile: str) -> dict:
+    # on Kubernetes every run worker is a fresh pod: the lock lives on the data volume with the outputs
+    dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""),
+                      lock_copy="data/dvc.lock" if deployment == "k8s" else "")
     if deployment == "local":
-        return {"launcher": LocalLauncher(profile=profile), "dvc": DvcResource()}
-    raise ValueError(f"unknown LYRA_DEPLOYMENT {deployment!r}; expected 'local'")
+        return {"launcher": LocalLauncher(profile=profile), "dvc": dvc}
+    if deployment == "k8s":
+        from orchestration.k8s.launcher import K8sLauncher  # kubernetes clients only where they are used
+
+        return {"launcher": K8sLauncher(profile=profile, namespace=os.environ.get("LYRA_STAGE_NAMESPACE")),
+                "dvc": dvc}
+    raise ValueError(f"unknown LYRA_DEPLOYMENT {deployment!r}; expected 'local' or 'k8s'")
 
 
 @dg.definitions

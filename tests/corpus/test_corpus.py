@@ -17,7 +17,7 @@ from components.corpus.build import TRACK_COLUMNS, assign_splits, build_corpus
 from components.corpus.catalogue import INSTRUMENTS, Candidate
 from components.corpus.config import CorpusConfig
 
-SMALL = {"n_pieces": 3, "max_track_s": 8.0, "min_track_s": 3.0}
+SMALL = {"n_pieces": 3, "max_track_s": 8.0, "min_track_s": 3.0, "ood_pieces": 1, "workers": 1}
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,9 @@ def test_tracks_table_wavs_and_sidecars_match_the_schema(corpus):
 
 def test_metrics_describe_the_build(corpus):
     m, tracks = corpus["metrics"], corpus["tracks"]
-    assert (m["n_tracks"], m["n_pieces"], m["skipped_scores"]) == (6, 3, 0)
+    assert (m["n_tracks"], m["n_pieces"], m["skipped_scores"]) == (7, 4, 0)   # 3 x 2 instruments + 1 OOD x 1
     assert m["audio_seconds"] == pytest.approx(tracks["duration_s"].sum(), abs=0.01)
-    assert m["train_pieces"] + m["valid_pieces"] + m["test_pieces"] == 3
+    assert m["train_pieces"] + m["valid_pieces"] + m["test_pieces"] == 3 and m["ood_pieces"] == 1
     assert m["build_seconds"] > 0 and m["x_realtime"] > 0
 
 
@@ -77,11 +77,26 @@ def test_same_seed_same_corpus(corpus):
 
 def test_splits_are_by_piece(corpus):
     tracks = corpus["tracks"]
-    assert (tracks.groupby("piece_id")["split"].nunique() == 1).all()
-    assert set(tracks["split"]) == {"train", "valid", "test"}  # 3 pieces -> 1 / 1 / 1
+    assert (tracks.groupby("piece_id")["split"].nunique() == 1).all()   # no piece in two splits
+    assert set(tracks["split"]) == {"train", "valid", "test", "ood"}  # 3 pieces -> 1 / 1 / 1, + 1 OOD
 
 
-@pytest.mark.parametrize("n, expected", [(1, (1, 0, 0)), (3, (1, 1, 1)), (12, (8, 2, 2)), (40, (32, 4, 4))])
+def test_the_ood_set_plays_unseen_pieces_with_unseen_timbres(corpus):
+    tracks = corpus["tracks"]
+    ood, rest = tracks[tracks["split"] == "ood"], tracks[tracks["split"] != "ood"]
+    config = CorpusConfig(**SMALL)
+    assert set(ood["instrument"]) <= set(config.ood_instruments)
+    assert not set(ood["instrument"]) & set(rest["instrument"])
+    assert not set(ood["piece_id"]) & set(rest["piece_id"])
+
+
+def test_ood_timbres_must_not_be_training_timbres():
+    with pytest.raises(ValueError, match="also training instruments"):
+        CorpusConfig(instruments=["piano", "oboe"], ood_instruments=["oboe"])
+
+
+@pytest.mark.parametrize("n, expected", [(1, (1, 0, 0)), (3, (1, 1, 1)), (12, (8, 2, 2)), (40, (32, 4, 4)),
+                                         (96, (76, 10, 10))])
 def test_split_counts(n, expected):
     splits = assign_splits([f"piece-{i}" for i in range(n)], CorpusConfig())
     counts = tuple(sum(s == name for s in splits.values()) for name in ("train", "valid", "test"))
@@ -97,7 +112,7 @@ def test_a_bad_score_is_skipped_with_its_reason(tmp_path: Path, monkeypatch):
         yield from real(collections, seed)
 
     monkeypatch.setattr(build_module, "candidate_order", with_a_broken_first)
-    result = build_corpus(CorpusConfig(n_pieces=1, max_track_s=5.0, min_track_s=2.0), tmp_path)
+    result = build_corpus(CorpusConfig(n_pieces=1, max_track_s=5.0, min_track_s=2.0, ood_pieces=0, workers=1), tmp_path)
     assert len(result.skipped) == 1 and "no_such_chorale" in result.skipped[0]["source"]
     assert result.skipped[0]["reason"]
     assert len({t["piece_id"] for t in result.tracks}) == 1 and result.candidates_tried == 2

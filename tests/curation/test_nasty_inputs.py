@@ -40,6 +40,9 @@ EXPECTED = {
     "picture.png": "unsupported_format",
     "picture_renamed.mp3": "not_audio",
     "silent.wav": "silent",
+    "dc_offset.wav": "no_content",              # a constant +0.3: loud, but nothing to hear
+    "one_value.flac": "no_content",             # the same int16 sample value, repeated, in stereo
+    "sub_audible.wav": "no_content",            # a 4 Hz sine at -6 dBFS with a DC offset
     "nan.wav": "non_finite",                    # float wav with NaNs
     "blip.wav": "too_short",                    # 0.05 s
     "long.wav": "too_long",                     # 70 s > max_file_s=60 (set below)
@@ -98,6 +101,11 @@ def build_nasty_folder(root) -> None:
     plt.imsave(root / "picture.png", np.random.default_rng(0).random((16, 16)))
     (root / "picture_renamed.mp3").write_bytes((root / "picture.png").read_bytes())
     sf.write(root / "silent.wav", np.zeros(5 * SR, dtype=np.float32), SR, subtype="PCM_16")
+    sf.write(root / "dc_offset.wav", np.full(6 * SR, 0.3, dtype=np.float32), SR, subtype="PCM_16")
+    sf.write(root / "one_value.flac", np.full((6 * 44_100, 2), -12_000, dtype=np.int16), 44_100)
+    t = np.arange(8 * SR) / SR
+    sf.write(root / "sub_audible.wav", (0.5 * np.sin(2 * np.pi * 4 * t) + 0.1).astype(np.float32), SR,
+             subtype="PCM_16")
     nan = synth_music(5.0, seed=9)
     nan[1000:3000] = np.nan
     sf.write(root / "nan.wav", nan, SR, subtype="FLOAT")

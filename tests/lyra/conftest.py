@@ -37,7 +37,10 @@ def trained(synthetic_tokens, tmp_path_factory):
 
 
 class SineCodec:
-    """Stands in for OmniCodec: each frame becomes 0.1 s of a sine whose pitch is codebook 0's code."""
+    """Stands in for OmniCodec: each frame becomes 0.1 s of two sines, pitched by codebooks 0 and 1.
+
+    Codebook 1 is a function of codebook 0 *and the style* (synthetic.py), so a style's pieces use
+    their own set of upper pitches: a listener (the judge) can tell the styles apart from the audio."""
 
     sample_rate = 16_000
     frame_rate = FRAME_RATE
@@ -50,9 +53,10 @@ class SineCodec:
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         B, K, T = codes.shape
         hop = int(self.sample_rate / self.frame_rate)
-        freq = 220.0 * 2 ** (codes[:, 0].float() / 12)                        # [B, T]
+        low = 220.0 * 2 ** (codes[:, 0].float() / 12)                         # [B, T]
+        high = 880.0 * 2 ** (codes[:, 1].float() / 12)
         t = torch.arange(hop) / self.sample_rate
-        wave = 0.3 * torch.sin(2 * np.pi * freq[..., None] * t)               # [B, T, hop]
+        wave = 0.15 * (torch.sin(2 * np.pi * low[..., None] * t) + torch.sin(2 * np.pi * high[..., None] * t))  # [B, T, hop]
         return wave.reshape(B, 1, T * hop)
 
 
@@ -80,3 +84,20 @@ def style_prompts(monkeypatch, synthetic_tokens):
 
     monkeypatch.setattr(text, "encode_prompts", encode)
     return encode
+
+
+@pytest.fixture
+def judge_dir(synthetic_tokens, sine_codec, tmp_path):
+    """A conditioning judge trained by `lyra judge train` on the synthetic clips decoded by the SineCodec."""
+    from components.cli import main as lyra
+    from tests.lyra.synthetic import write_curated_manifest
+
+    tokens, facts = synthetic_tokens
+    write_curated_manifest(tmp_path / "curated", facts["clips"])
+    params = tmp_path / "judge_params.yaml"
+    params.write_text("profile: tiny\ntiny:\n  judge: {crop_seconds: 1.0, crops_per_clip: 2}\n")
+    out = tmp_path / "judge"
+    assert lyra(["judge", "train", "--tokens", str(tokens), "--codec", str(sine_codec), "--curated",
+                 str(tmp_path / "curated"), "--out", str(out), "--metrics", str(tmp_path / "judge.json"),
+                 "--params", str(params)]) == 0
+    return out

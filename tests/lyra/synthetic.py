@@ -55,7 +55,7 @@ def piece_codes(style: int, n_frames: int, cycles: np.ndarray, rng, noise: float
 
 
 def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 16, seed: int = 0,
-                           noise: float = 0.03, n_phrasings: int = 2) -> dict:
+                           noise: float = 0.03, n_phrasings: int = 2, with_test: bool = False) -> dict:
     """Write the dataset; returns the facts tests need (style embeddings and cycles)."""
     rng = np.random.default_rng(seed + 2)
     emb, cycles = style_embeddings(n_classes, seed), style_cycles(n_classes, seed)
@@ -66,7 +66,7 @@ def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 1
             seconds = float(rng.choice([2.0, 3.0, 4.0, 5.0]))
             n = int(seconds * FRAME_RATE)
             codes = piece_codes(style, n, cycles, rng, noise)
-            split = "valid" if p % 6 == 5 else "train"
+            split = "valid" if p % 6 == 5 else "test" if with_test and p % 6 == 4 else "train"
             # pieces over 4 s are cut in two at 2.5 s (a clip that is not last ends >= 2 s before its
             # piece does, as curated clips do: see data.END_TOLERANCE_S)
             per_clip = int(2.5 * FRAME_RATE) if seconds > 4.0 else n
@@ -78,4 +78,14 @@ def write_synthetic_tokens(out, *, n_classes: int = 3, pieces_per_class: int = 1
                 ))
     write_token_shards(out, clips, codebook_size=CODEBOOK_SIZE, frame_rate=FRAME_RATE, sample_rate=16_000,
                        clips_per_shard=16)
-    return {"embeddings": emb, "cycles": cycles, "n_classes": n_classes}
+    return {"embeddings": emb, "cycles": cycles, "n_classes": n_classes, "clips": clips}
+
+
+def write_curated_manifest(out, clips: list[ClipTokens]) -> None:
+    """A curated folder's manifest for the synthetic clips: instrument = style, collection = style's parity."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"clip_id": c.clip_id, "split": c.split, "piece_id": c.piece_id, "instrument": c.clip_id.split("-")[0],
+             "collection": "even" if int(c.clip_id[1]) % 2 == 0 else "odd"} for c in clips]
+    pd.DataFrame(rows).to_parquet(out / "manifest.parquet", index=False)

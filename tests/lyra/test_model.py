@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from components.lyra.delay import build_delay_pattern, revert_delay_pattern, shift_right
+from components.lyra.conditioners import Conditions
 from components.lyra.decoder import StepDecoder
 from components.lyra.model import KVCache, LyraConfig, LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams
@@ -19,13 +20,14 @@ def model(request):
     torch.manual_seed(0)
     model = LyraForMusicGeneration(LyraConfig(**CONFIG, text_every_step=request.param)).eval()
     if request.param:   # a visible bias (the init's is small), so a cache that dropped it would show
-        torch.nn.init.normal_(model.condition.text_step.weight, std=0.5)
+        torch.nn.init.normal_(model.condition.text.step.weight, std=0.5)
     return model
 
 
-def conditioning(B):
+def conditioning(B) -> Conditions:
     g = torch.Generator().manual_seed(1)
-    return torch.randn(B, 384, generator=g), torch.tensor([0.0, 4.0])[:B], torch.tensor([6.0, 9.0])[:B]
+    return Conditions(text=torch.randn(B, 384, generator=g), seconds_start=torch.tensor([0.0, 4.0])[:B],
+                      seconds_total=torch.tensor([6.0, 9.0])[:B])
 
 
 @torch.no_grad()
@@ -33,11 +35,11 @@ def test_cached_logits_equal_full_recomputation(model):
     cfg = model.config
     codes = torch.randint(0, cfg.codebook_size, (2, 4, 12))
     inputs = shift_right(build_delay_pattern(codes, cfg.special_id), cfg.special_id)      # [2, 4, 15]
-    text, start, total = conditioning(2)
-    full = model(inputs, text, start, total).logits
+    conditions = conditioning(2)
+    full = model(inputs, conditions).logits
 
     cache = KVCache(cfg, 2, cfg.max_positions)
-    prefill = model(inputs[:, :, :5], text, start, total, cache=cache).logits                # prefix + 5 steps
+    prefill = model(inputs[:, :, :5], conditions, cache=cache).logits                        # prefix + 5 steps
     steps = [model(inputs[:, :, s:s + 1], cache=cache).logits for s in range(5, 8)]         # one at a time
     decoder = StepDecoder(model)                                                              # the sampler's fast path
     fast = [decoder.step(inputs[:, :, s], cache)[:, :, None] for s in range(8, 11)]
@@ -57,13 +59,13 @@ def test_int8_steps_follow_the_exact_next_code_distribution():
     cfg = model.config
     codes = torch.randint(0, cfg.codebook_size, (2, 4, 12))
     inputs = shift_right(build_delay_pattern(codes, cfg.special_id), cfg.special_id)
-    text, start, total = conditioning(2)
+    conditions = conditioning(2)
     per_format = {}
     for weights in ("model", "int8"):
         decoder = StepDecoder(model, weights=weights)
         assert decoder.weights == weights
         cache = KVCache(cfg, 2, cfg.max_positions)
-        model(inputs[:, :, :1], text, start, total, cache=cache)
+        model(inputs[:, :, :1], conditions, cache=cache)
         per_format[weights] = torch.stack([decoder.step(inputs[:, :, s], cache) for s in range(1, 15)]).log_softmax(-1)
     exact, int8 = per_format["model"], per_format["int8"]
     kl = (exact.exp() * (exact - int8)).sum(-1)
@@ -77,9 +79,9 @@ def test_int8_steps_follow_the_exact_next_code_distribution():
 def test_guided_generation_runs_in_every_dtype_and_weight_format(dtype, weights):
     torch.manual_seed(0)
     model = LyraForMusicGeneration(LyraConfig(**CONFIG)).to(dtype).eval()
-    text, _, total = conditioning(2)
+    conditions = conditioning(2).with_start(torch.zeros(2))
     out = Sampler(model, SamplingParams(cfg=3.0, allow_end=False, decode_weights=weights)).generate(
-        text, total, 30, generator=torch.Generator().manual_seed(0))
+        conditions, 30, generator=torch.Generator().manual_seed(0))
     assert out.codes.shape == (2, 4, 30) and int(out.codes.max()) < model.config.codebook_size
 
 
@@ -92,11 +94,11 @@ def test_unknown_decode_weights_are_refused(model):
 def test_greedy_generation_equals_full_recomputation(model):
     """Tokens chosen with the cache are the argmax of a from-scratch forward pass over the result."""
     cfg = model.config
-    text, start, total = conditioning(2)
+    conditions = conditioning(2).with_start(torch.zeros(2))
     sampler = Sampler(model, SamplingParams(temperature=0.0, cfg=1.0, allow_end=False))
-    out = sampler.generate(text, total, 20, seconds_start=0.0)                               # 20 < window: one pass
+    out = sampler.generate(conditions, 20)                                                   # 20 < window: one pass
     delayed = build_delay_pattern(out.codes, cfg.special_id)
-    logits = model(shift_right(delayed, cfg.special_id), text, torch.zeros(2), total).logits
+    logits = model(shift_right(delayed, cfg.special_id), conditions).logits
     logits[..., cfg.end_id] = -torch.inf                                                     # as with allow_end=False
     greedy = revert_delay_pattern(logits.argmax(-1))
     assert torch.equal(greedy, out.codes)
@@ -105,12 +107,12 @@ def test_greedy_generation_equals_full_recomputation(model):
 @torch.no_grad()
 def test_guided_generation_with_cache_equals_full_recomputation(model):
     cfg = model.config
-    text, start, total = conditioning(1)
+    conditions = conditioning(1).with_start(torch.zeros(1))
     sampler = Sampler(model, SamplingParams(temperature=0.0, cfg=2.5, allow_end=False))
-    out = sampler.generate(text, total, 16)
+    out = sampler.generate(conditions, 16)
     inputs = shift_right(build_delay_pattern(out.codes, cfg.special_id), cfg.special_id)
-    cond = model(inputs, text, torch.zeros(1), total).logits
-    uncond = model(inputs, text, torch.zeros(1), total, drop_text=torch.tensor([True])).logits
+    cond = model(inputs, conditions).logits
+    uncond = model(inputs, conditions.drop("text")).logits
     guided = uncond + 2.5 * (cond - uncond)
     guided[..., cfg.end_id] = -torch.inf
     assert torch.equal(revert_delay_pattern(guided.argmax(-1)), out.codes)
@@ -119,21 +121,21 @@ def test_guided_generation_with_cache_equals_full_recomputation(model):
 @torch.no_grad()
 def test_prompt_frames_are_kept_and_continued(model):
     cfg = model.config
-    text, _, total = conditioning(1)
+    conditions = conditioning(1).with_start(torch.zeros(1))
     prompt = torch.randint(0, cfg.codebook_size, (1, 4, 6))
     out = Sampler(model, SamplingParams(temperature=1.0, allow_end=False)).generate(
-        text, total, 60, prompt=prompt, generator=torch.Generator().manual_seed(0))
+        conditions, 60, prompt=prompt, generator=torch.Generator().manual_seed(0))
     assert out.codes.shape == (1, 4, 60)                     # 60 frames > 24-frame window: continued 4 times
     assert torch.equal(out.codes[:, :, :6], prompt)
     assert int(out.codes.max()) < cfg.codebook_size and int(out.lengths[0]) == 60
 
 
 def test_same_seed_same_music_other_seed_other_music(model):
-    text, _, total = conditioning(1)
+    conditions = conditioning(1).with_start(torch.zeros(1))
     sampler = Sampler(model, SamplingParams(temperature=1.0, allow_end=False))
-    a = sampler.generate(text, total, 30, generator=torch.Generator().manual_seed(3)).codes
-    b = sampler.generate(text, total, 30, generator=torch.Generator().manual_seed(3)).codes
-    c = sampler.generate(text, total, 30, generator=torch.Generator().manual_seed(4)).codes
+    a = sampler.generate(conditions, 30, generator=torch.Generator().manual_seed(3)).codes
+    b = sampler.generate(conditions, 30, generator=torch.Generator().manual_seed(3)).codes
+    c = sampler.generate(conditions, 30, generator=torch.Generator().manual_seed(4)).codes
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -143,10 +145,9 @@ def test_hugging_face_save_load_round_trip(model, tmp_path):
     loaded = LyraForMusicGeneration.from_pretrained(tmp_path).eval()
     assert loaded.config.codebook_size == 32 and loaded.config.window_frames == 24
     codes = torch.randint(0, 32, (2, 4, 9))
-    text, start, total = conditioning(2)
+    conditions = conditioning(2)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(codes, text, start, total).logits, model(codes, text, start, total).logits,
-                                   atol=0, rtol=0)
+        torch.testing.assert_close(loaded(codes, conditions).logits, model(codes, conditions).logits, atol=0, rtol=0)
 
 
 def test_peft_lora_wraps_the_attention_projections(model):
@@ -164,10 +165,9 @@ def test_peft_lora_wraps_the_attention_projections(model):
 
     codes = torch.randint(0, 32, (2, 4, 9))
     labels = torch.randint(0, 32, (2, 4, 9))
-    text, start, total = conditioning(2)
     before = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
     optim = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
-    loss = peft_model(codes=codes, text_embedding=text, seconds_start=start, seconds_total=total, labels=labels).loss
+    loss = peft_model(codes=codes, conditions=conditioning(2), labels=labels).loss
     loss.backward()
     optim.step()
     changed = [n for n, p in peft_model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]

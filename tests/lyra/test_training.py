@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from components.lyra.conditioners import Conditions
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Sampler, SamplingParams
 from components.lyra.train import native_bf16
@@ -43,7 +44,7 @@ def test_the_caption_decides_the_music(model, trained):
         return float(np.mean([(int(a), int(b)) in steps for a, b in zip(codes[:-1], codes[1:])]))
 
     guided = Sampler(model, SamplingParams(temperature=0.0, cfg=3.0, allow_end=False))
-    out = guided.generate(text, torch.full((n,), 4.0), 24)
+    out = guided.generate(Conditions.build(text, seconds_total=4.0), 24)
     for style in range(n):                                           # codebook 0 walks that style's cycle...
         codes = out.codes[style, 0].numpy()
         assert follows(codes, style) >= 0.9
@@ -51,8 +52,8 @@ def test_the_caption_decides_the_music(model, trained):
 
     # without the text, the opening cannot be told: the model spreads over the styles' first codes
     free = Sampler(model, SamplingParams(temperature=1.0, top_k=0))
-    uncond = free.generate(text[:1].expand(60, -1), torch.full((60,), 4.0), 1, generator=torch.Generator().manual_seed(0),
-                           unconditional=True)
+    uncond = free.generate(Conditions.build(text[:1].expand(60, -1), seconds_total=4.0).unconditional(), 1,
+                           generator=torch.Generator().manual_seed(0))
     openings = set(uncond.codes[:, 0, 0].tolist())
     assert len(openings & {int(c[0]) for c in facts["cycles"]}) >= 2
 
@@ -64,7 +65,7 @@ def test_timing_conditioning_sets_the_length(model, trained):
     sampler = Sampler(model, SamplingParams(temperature=0.0, cfg=3.0, allow_end=True))
     lengths = {}
     for seconds in (2.0, 5.0):
-        out = sampler.generate(text, torch.full((len(text),), seconds), 80)   # room for 8 s: the model must stop
+        out = sampler.generate(Conditions.build(text, seconds_total=seconds), 80)   # room for 8 s: the model must stop
         lengths[seconds] = out.lengths.float()
     assert lengths[2.0].mean() < lengths[5.0].mean() - 15
     for seconds, got in lengths.items():
@@ -76,7 +77,7 @@ def test_an_early_end_can_be_held_off(model, trained):
     _, _, facts = trained
     text = torch.from_numpy(facts["embeddings"])
     sampler = Sampler(model, SamplingParams(temperature=1.0, cfg=3.0, end_not_before=0.9))
-    out = sampler.generate(text, torch.full((len(text),), 2.0), 50, generator=torch.Generator().manual_seed(0))
+    out = sampler.generate(Conditions.build(text, seconds_total=2.0), 50, generator=torch.Generator().manual_seed(0))
     assert (out.lengths >= 45).all()                                 # told 2 s, it would have ended at 20
 
 
@@ -110,3 +111,34 @@ def test_a_killed_run_resumes_where_it_stopped(synthetic_tokens, tmp_path, monke
     assert [s for s, _ in history] == list(range(30))
     np.testing.assert_allclose([l for _, l in history], [l for _, l in expected], rtol=1e-5)
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-5)
+
+
+def test_test_is_scored_once_at_the_end_and_never_selects(tmp_path, monkeypatch):
+    from components.lyra import train as train_module
+    from components.lyra.config import LMConfig
+    from tests.lyra.conftest import TRAIN_SETTINGS
+    from tests.lyra.synthetic import write_synthetic_tokens
+
+    tokens = tmp_path / "tokens"
+    write_synthetic_tokens(tokens, with_test=True, pieces_per_class=12)
+    calls = []
+    real_evaluate = train_module.evaluate
+
+    def spy(engine, held, *args, **kwargs):
+        loss = real_evaluate(engine, held, *args, **kwargs)
+        calls.append((held.split, loss))
+        return loss
+
+    monkeypatch.setattr(train_module, "evaluate", spy)
+    torch.set_num_threads(1)
+    cfg = LMConfig.model_validate({**TRAIN_SETTINGS, "steps": 60, "eval_every": 15, "checkpoint_every": 30})
+    metrics = train_module.train(cfg, tokens, tmp_path / "lyra")
+
+    splits = [split for split, _ in calls]
+    assert splits.count("test") == 1 and splits[-1] == "test"      # once, and last: after every choice was made
+    assert set(splits[:-2]) == {"valid"}                           # checkpoints were compared on valid only
+    history = json.loads((tmp_path / "lyra" / "training.json").read_text())["history"]
+    best_step = min(history["valid"], key=lambda entry: entry[1])[0]
+    assert metrics["selected_step"] == best_step and metrics["selection_split"] == "valid"
+    assert metrics["test_loss"] == calls[-1][1] and "test_vs_unigram" in metrics
+    assert metrics["measured_peak_flops_per_device"] > 1e8 and 0 < metrics["mfu"] < 1   # against this machine's peak

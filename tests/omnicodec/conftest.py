@@ -34,4 +34,4 @@ def small_train_config(**overrides) -> CodecConfig:
 
 @pytest.fixture(scope="session")
 def curated(tmp_path_factory):
-    return make_curated(tmp_path_factory.mktemp("curated"), n_train=4, n_valid=2, n_test=2, seconds=2.0)
+    return make_curated(tmp_path_factory.mktemp("curated"), n_train=4, n_valid=2, n_test=2, n_ood=2, seconds=2.0)

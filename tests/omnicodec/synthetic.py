@@ -28,12 +28,12 @@ def harmonic_notes(seconds: float, sample_rate: int, rng: np.random.Generator) -
     return (0.3 * out / (np.abs(out).max() + 1e-9)).astype(np.float32)
 
 
-def make_curated(root: Path, *, n_train: int = 6, n_valid: int = 2, n_test: int = 2, seconds: float = 3.0,
-                 sample_rate: int = 24_000, seed: int = 0) -> Path:
+def make_curated(root: Path, *, n_train: int = 6, n_valid: int = 2, n_test: int = 2, n_ood: int = 0,
+                 seconds: float = 3.0, sample_rate: int = 24_000, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     (root / "clips").mkdir(parents=True, exist_ok=True)
     rows = []
-    for split, count in (("train", n_train), ("valid", n_valid), ("test", n_test)):
+    for split, count in (("train", n_train), ("valid", n_valid), ("test", n_test), ("ood", n_ood)):
         for i in range(count):
             clip_id = f"{split}-{i:03d}"
             sf.write(root / "clips" / f"{clip_id}.wav", harmonic_notes(seconds, sample_rate, rng), sample_rate,

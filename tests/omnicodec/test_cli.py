@@ -83,6 +83,11 @@ def test_eval_scores_trained_and_untrained_at_each_bitrate(model_dir, curated, t
     assert len(m["codebook_perplexity"]) == 3 and len(m["code_conditional_entropy_bits"]) == 3
     assert m["code_information_mel_gap"] is None  # one clip: no other clip to swap codes with
     assert (tmp_path / "eval" / "quality_vs_bitrate.png").is_file()
+    # the out-of-distribution split is measured the same way, beside the held-out pieces
+    ood = m["ood"]
+    assert ood["n_clips"] == 1 and all(c.startswith("ood-") for c in ood["clip_ids"])
+    assert [r["n_quantizers"] for r in ood["per_bitrate"]] == [1, 3] and m["ood_visqol"] == ood["visqol"]
+    assert m["ood_minus_in_distribution_visqol"] == pytest.approx(ood["visqol"] - m["visqol"])
 
 
 @pytest.mark.slow

@@ -54,6 +54,14 @@ def test_time_stretch_keeps_pitch_and_changes_length():
     assert abs(np.argmax(spectrum) * SR / len(fast[2000:-2000]) - 440) < 5
 
 
+def test_a_tempo_jump_near_a_short_clips_end_keeps_the_crop_length():
+    # a 5 s crop of a 2 s clip: what follows the jump point is (almost) empty, and must not crash
+    short = np.sin(2 * np.pi * 440 * np.arange(SR * 2) / SR).astype(np.float32)
+    out = degrade.tempo_jump(short, 0, 5 * SR, 1.0, np.random.default_rng(0), SR)
+    assert len(out) == 5 * SR and np.isfinite(out).all()
+    assert len(degrade.time_stretch(short[:100], 1.6)) == 62
+
+
 def test_ladder_from_a_curated_folder_splits_by_piece(tmp_path):
     curated = curated_folder(tmp_path / "curated", {"train": 3, "valid": 1, "test": 2})
     cfg = OraqlConfig(sources={"train": 3, "valid": 1, "test": 2})

@@ -1,0 +1,56 @@
+"""The `rlaif` params section: post-training Lyra with GRPO (TRL) against a reward model.
+
+Defaults are the `tiny` profile (2 CPU cores; the stage may add 2.5 min to the demo):
+    80 steps * 2 prompts * 8 rollouts of 2 s (100 frames at 50 Hz, one 128-frame window) = 1280 rollouts
+    (groups of 4 were too noisy to learn the realism reward: 240 rollouts moved KL, not the reward)
+Evaluation: 16 held-out prompts * 4 samples from the pretrained and from the post-trained model,
+plus best-of-n from the pretrained model at the same KL (n <= 4).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from components.config import StageConfig
+
+
+class RLAIFConfig(StageConfig):
+    seed: int = 0
+    # ---- the reward: "realism" (fitted here, see realism.py) or "package.module:factory", called as
+    #      factory(reward_model, device) -> score(audio list, sample_rate) -> list[float] (ORAQL's adapter)
+    reward: str = "realism"
+    reward_model: str | None = None        # the reward model's folder, handed to the factory
+    realism_clips: int = 48                # real training clips the realism reward is fitted on
+    # ---- prompts: distinct training captions, plus one prompt a line from this file (embedded with MiniLM)
+    prompt_file: str | None = None
+    seconds: float = 2.0                   # length of every rollout
+    # ---- GRPO (TRL): a group of rollouts per prompt, advantages relative to the group
+    steps: int = 80
+    prompts_per_step: int = 2
+    num_generations: int = 8               # rollouts per prompt (GRPO's G)
+    lr: float = 1e-4
+    beta: float = Field(0.04, gt=0.0)      # KL penalty to the pretrained model (TRL's default is 0: none)
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 10             # steps between resumable checkpoints
+    monitor_every: int = 20                # steps between the independent measures on held-out prompts (0 = off)
+    monitor_prompts: int = 4               # ... on this many prompts, 2 samples each
+    # ---- evaluation on held-out prompts (valid captions) and the gate
+    eval_prompts: int = 16
+    eval_samples: int = 4                  # per prompt and model; diversity needs >= 2
+    max_kl_per_code: float = 0.1           # KL(post-trained || pretrained) per generated code above this = drifted
+    #                                        (per code, so one bound serves every piece length: 0.1 x 400 codes
+    #                                        of a 2 s tiny piece = 40 nats a piece)
+    best_of_n_max: int = 4                 # the best-of-n comparison's n at most
+    # ---- the gate (a blocking asset check on lyra_rlaif; orchestration/defs/asset_checks.py)
+    gate_min_gain: float | None = 0.0      # the gain's 95 % interval must lie above this (None: rule off)
+    gate_max_diversity_loss: float = 0.2   # diversity may fall by at most this share (collapse = a hacked reward)
+    gate_max_more_silent: float = 0.1      # the share of near-silent pieces may rise by at most this
+    bootstrap: int = 2000
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.eval_samples < 2:
+            raise ValueError("eval_samples must be >= 2 (diversity compares generations of one prompt)")
+        if self.reward != "realism" and ":" not in self.reward:
+            raise ValueError("reward must be 'realism' or 'package.module:factory'")
+        return self

@@ -1,0 +1,266 @@
+"""`lyra rlaif train`: post-train Lyra with GRPO (TRL) against a reward model; evaluate on held-out prompts.
+
+    pretrained Lyra --LyraGRPOTrainer (policy.py: exact rollouts, per-code log-probs)--> post-trained Lyra
+        prompts: distinct training captions (+ a prompt file), held-out: valid (then test) captions
+        reward:  a batched callable on decoded audio (realism.py until ORAQL; see rewards.py)
+        KL:      beta * KL(policy || pretrained) in the loss (TRL re-creates the reference from the path)
+
+Checkpoints are TRL's (HF Trainer's `checkpoint-N` folders, optimizer, RNG and rollout seeds) in
+`.<out>.checkpoints/` beside the output, with the run's fingerprint: a killed run rerun with the same
+command resumes from its last checkpoint; one of another config or input starts afresh.
+The output folder (written atomically): the post-trained model (config.json + model.safetensors),
+rlaif.json (history of reward and KL per step, evaluation, config), reward_kl.png, lineage.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.lineage import code_version, file_digest, write_lineage
+from components.common.reporting import stage_run
+from components.rlaif.config import RLAIFConfig
+from components.rlaif.policy import CodeVocabulary, LyraGRPOTrainer, LyraRollout, PromptTable, n_frames
+from components.rlaif.rewards import AudioReward, RewardError, as_trl_reward, load_audio_scorer
+
+STAGE = "lyra_rlaif"
+CODE_PATHS = ("components/rlaif", "components/lyra")
+
+
+class RLAIFError(RuntimeError):
+    """Input the stage cannot start from (reported as a message)."""
+
+
+def prepare_policy(model_dir: str | os.PathLike):
+    """The pretrained model, loaded by path (so TRL can re-create it as the reference), ready for TRL."""
+    from transformers import GenerationConfig
+
+    from components.lyra.model import LyraForMusicGeneration
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise RLAIFError(f"{model_dir} holds no Lyra model (no config.json); run `lyra lm train` first")
+    model = LyraForMusicGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    model.generation_config = GenerationConfig()          # TRL writes its pad/eos ids there
+    return model
+
+
+def distinct_captions(tokens: Path, split: str) -> tuple[list[str], np.ndarray]:
+    from components.tokens.dataset import TokenDataset
+
+    ds = TokenDataset(tokens, split=split)
+    captions, embeddings = [], []
+    for i in range(len(ds)):
+        clip = ds[i]
+        if clip.captions and clip.captions[0] not in captions:
+            captions.append(clip.captions[0])
+            embeddings.append(np.asarray(clip.text_embeddings[0], dtype=np.float32))
+    return captions, (np.stack(embeddings) if embeddings else np.zeros((0, ds.text_dim), np.float32))
+
+
+def prompt_tables(cfg: RLAIFConfig, tokens: Path) -> tuple[PromptTable, PromptTable]:
+    """(training prompts, held-out prompts)."""
+    captions, embeddings = distinct_captions(tokens, "train")
+    if cfg.prompt_file:
+        path = Path(cfg.prompt_file)
+        if not path.is_file():
+            raise RLAIFError(f"prompt file {path} does not exist")
+        extra = [line.strip() for line in path.read_text().splitlines() if line.strip() and line.strip() not in captions]
+        if extra:
+            from components.lyra.text import encode_prompts
+
+            captions, embeddings = captions + extra, np.concatenate([embeddings, encode_prompts(extra)])
+    if not captions:
+        raise RLAIFError(f"{tokens} has no training captions to prompt with")
+    held, held_emb = [], []
+    for split in ("valid", "test"):
+        c, e = distinct_captions(tokens, split)
+        held, held_emb = held + list(c), held_emb + list(e)
+    keep = [i for i, c in enumerate(held) if c not in held[:i]][:cfg.eval_prompts]
+    if not keep:
+        raise RLAIFError(f"{tokens} has no held-out (valid/test) captions to evaluate on")
+    return (PromptTable(captions, embeddings, cfg.seconds),
+            PromptTable([held[i] for i in keep], np.stack([held_emb[i] for i in keep]), cfg.seconds))
+
+
+def build_reward(cfg: RLAIFConfig, codec, tokens: Path, seconds: float, log):
+    if cfg.reward != "realism":
+        return AudioReward(codec, load_audio_scorer(cfg.reward, cfg.reward_model))
+    from components.rlaif.realism import MelRealism
+    from components.tokens.dataset import TokenDataset
+
+    train = TokenDataset(tokens, split="train")
+    rows = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.realism_clips])
+    max_frames = int(round(seconds * codec.frame_rate))
+    audio = AudioReward(codec, None).audio([np.asarray(train[int(i)].codes[:, :max_frames]) for i in rows])
+    log.info("realism reward fitted on %d real clips (%.1f s each, decoded by the codec)", len(audio), seconds)
+    return AudioReward(codec, MelRealism.fit(audio, codec.sample_rate))
+
+
+def run_fingerprint(cfg: RLAIFConfig, model_dir: Path, codec_dir: Path, tokens: Path) -> str:
+    """What a checkpoint must match to be resumed: config, code, pretrained model, codec, tokens."""
+    h = hashlib.sha1(cfg.model_dump_json().encode())
+    h.update(code_version(*CODE_PATHS).encode())
+    for path in (model_dir / "model.safetensors", codec_dir / "config.json", tokens / "meta.json", tokens / "index.parquet"):
+        h.update(file_digest(path).encode() if path.is_file() else b"-")
+    return h.hexdigest()[:16]
+
+
+def checkpoint_dir(out: Path, fingerprint: str) -> tuple[Path, str | None]:
+    """The checkpoint folder (stale ones removed) and the checkpoint to resume from, if any.
+
+    The Trainer writes a checkpoint folder in place, its trainer_state.json last: a folder without
+    one was cut short by a kill and is removed (its predecessor is resumed)."""
+    root = out.parent / f".{out.name}.checkpoints"
+    marker = root / "run.json"
+    if root.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("fingerprint") != fingerprint):
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(marker, {"fingerprint": fingerprint})
+    complete = []
+    for folder in root.glob("checkpoint-*"):
+        if (folder / "trainer_state.json").is_file():
+            complete.append(folder)
+        else:
+            shutil.rmtree(folder)
+    last = max(complete, key=lambda f: int(f.name.rsplit("-", 1)[1]), default=None)
+    return root, None if last is None else str(last)
+
+
+def history_of(log_history: list[dict]) -> dict:
+    keys = {"reward": "reward", "reward_std": "reward_std", "kl": "kl", "entropy": "entropy", "loss": "loss",
+            "length": "completions/mean_length"}
+    rows = [h for h in log_history if "reward" in h]
+    history = {name: [(int(h["step"]), float(h[key])) for h in rows if key in h] for name, key in keys.items()}
+    history["held_out"] = [(int(h["step"]), {k.split("/", 1)[1]: v for k, v in h.items() if k.startswith("held_out/")})
+                           for h in log_history if any(k.startswith("held_out/") for k in h)]
+    return history
+
+
+def monitor_callback(table: PromptTable, reward, codec, cfg: RLAIFConfig):
+    """Every `monitor_every` steps (and at the start): the independent measures on a few held-out prompts,
+    kept in the trainer's log history (so a resumed run keeps the earlier points)."""
+    from transformers import TrainerCallback
+
+    from components.rlaif.evaluate import monitor
+
+    class Monitor(TrainerCallback):
+        def _record(self, state, model):
+            if any(h.get("step") == state.global_step and "held_out/reward" in h for h in state.log_history):
+                return
+            was_training = model.training
+            values = monitor(model.eval(), table, reward, codec, prompts=cfg.monitor_prompts, samples=2, seed=cfg.seed)
+            model.train(was_training)
+            state.log_history.append({"step": state.global_step, **{f"held_out/{k}": v for k, v in values.items()}})
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 0:                # (a resumed run has its earlier points in the log history)
+                self._record(state, model)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % cfg.monitor_every == 0 or state.global_step == state.max_steps:
+                self._record(state, model)
+
+    return Monitor()
+
+
+def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None) -> dict:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from components.lyra import codec as codec_io
+    from components.rlaif.evaluate import evaluate
+    from components.rlaif.plots import plot_reward_and_kl
+
+    model_dir, codec_dir, tokens, out = Path(model_dir), Path(codec_dir), Path(tokens), Path(out)
+    if not (tokens / "meta.json").is_file():
+        raise RLAIFError(f"{tokens} is not a token-shard folder (no meta.json); run `lyra tokens build` first")
+    with stage_run(STAGE) as run:
+        log = run.log
+        torch.manual_seed(cfg.seed)
+        policy = prepare_policy(model_dir)
+        codec = codec_io.load_codec(codec_dir)
+        codec_io.check_compatible(codec, policy.config)
+        train_prompts, held_prompts = prompt_tables(cfg, tokens)
+        reward = build_reward(cfg, codec, tokens, cfg.seconds, log)
+        vocab = CodeVocabulary(policy.config.num_codebooks, policy.config.codebook_size)
+        root, resume = checkpoint_dir(out, run_fingerprint(cfg, model_dir, codec_dir, tokens))
+        rollouts = cfg.prompts_per_step * cfg.num_generations
+        log.info("GRPO: %d steps x %d prompts x %d rollouts of %.1f s (%d frames); beta %.3g; %d training prompts, "
+                 "%d held out%s", cfg.steps, cfg.prompts_per_step, cfg.num_generations, cfg.seconds,
+                 n_frames(policy, cfg.seconds), cfg.beta, len(train_prompts.captions), len(held_prompts.captions),
+                 f"; resuming from {Path(resume).name}" if resume else "")
+        args = GRPOConfig(
+            output_dir=str(root), use_cpu=not torch.cuda.is_available(), seed=cfg.seed, max_steps=cfg.steps,
+            per_device_train_batch_size=rollouts, num_generations=cfg.num_generations, learning_rate=cfg.lr,
+            lr_scheduler_type="constant", warmup_steps=0, beta=cfg.beta, max_grad_norm=cfg.max_grad_norm,
+            logging_steps=1, save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
+            report_to=[], activation_checkpointing=False, bf16=False, disable_dropout=True, disable_tqdm=True,
+            dataloader_num_workers=0)
+        n_rows = cfg.steps * cfg.prompts_per_step
+        order = np.random.default_rng(cfg.seed).permutation(np.resize(np.arange(len(train_prompts.captions)), n_rows))
+        dataset = Dataset.from_dict({"prompt": [train_prompts.captions[i] for i in order]})
+        trainer = LyraGRPOTrainer(model=policy, reward_funcs=as_trl_reward(reward, cfg.reward.split(":")[-1]),
+                                  args=args, train_dataset=dataset, processing_class=vocab.tokenizer(),
+                                  rollout_func=LyraRollout(train_prompts, vocab, cfg.seed),
+                                  prompt_table=train_prompts, vocab=vocab,
+                                  callbacks=[monitor_callback(held_prompts, reward, codec, cfg)] if cfg.monitor_every else None)
+        trainer.train(resume_from_checkpoint=resume)
+        history = history_of(trainer.state.log_history)
+        policy = trainer.accelerator.unwrap_model(trainer.model).eval()
+        for step, kl in history["kl"][-5:]:
+            log.info("step %d: reward %.4f, KL %.4f nats/code", step, dict(history["reward"])[step], kl)
+
+        pretrained = prepare_policy(model_dir).eval()
+        metrics = evaluate(pretrained, policy, held_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
+                           n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max)
+        metrics.update({
+            "steps": cfg.steps, "beta": cfg.beta, "reward_model": cfg.reward, "resumed_from": Path(resume).name if resume else None,
+            "train_reward_first": history["reward"][0][1] if history["reward"] else None,
+            "train_reward_last": history["reward"][-1][1] if history["reward"] else None,
+            "train_kl_last": history["kl"][-1][1] if history["kl"] else None,
+            "max_kl_per_code": cfg.max_kl_per_code, "within_kl_bound": metrics["kl_nats_per_code"] <= cfg.max_kl_per_code,
+            "improved": bool(metrics["reward_gain_ci_excludes_zero"]),
+        })
+        log.info("held-out reward %.4f -> %.4f (gain %.4f, 95%% CI [%.4f, %.4f]); KL %.3f nats/code (bound %.3f); "
+                 "best-of-%d at that KL %.4f; diversity %.3f -> %.3f; silent %.2f -> %.2f",
+                 metrics["reward_pretrained"], metrics["reward_post_trained"], metrics["reward_gain"],
+                 *metrics["reward_gain_ci95"], metrics["kl_nats_per_code"], cfg.max_kl_per_code, metrics["best_of_n"],
+                 metrics["reward_best_of_n"], metrics["diversity_pretrained"], metrics["diversity_post_trained"],
+                 metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"])
+        with atomic_dir(out) as staging:
+            policy.save_pretrained(staging)
+            atomic_write_json(staging / "rlaif.json", {"history": history, "metrics": metrics,
+                                                       "config": cfg.model_dump(mode="json"),
+                                                       "train_prompts": len(train_prompts.captions),
+                                                       "held_out_prompts": held_prompts.captions})
+            plot_reward_and_kl(staging / "reward_kl.png", history, metrics)
+            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens},
+                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+        shutil.rmtree(root, ignore_errors=True)
+        run.add_image("reward_kl", out / "reward_kl.png")
+        run.add_path("model", out)
+        run.finish(metrics, metrics_path)
+    return metrics
+
+
+def main(args) -> int:
+    from components.config import config_from_args
+    from components.lyra.codec import CodecMismatch
+
+    cfg = config_from_args("rlaif", RLAIFConfig, args)
+    try:
+        run_rlaif(cfg, args.model, args.codec, args.tokens, args.out, args.metrics)
+    except (RLAIFError, RewardError, FileNotFoundError, CodecMismatch) as exc:
+        print(f"lyra rlaif train: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
