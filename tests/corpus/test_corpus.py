@@ -37,7 +37,7 @@ def corpus(tmp_path_factory):
 def test_tracks_table_wavs_and_sidecars_match_the_schema(corpus):
     tracks, out = corpus["tracks"], corpus["dir"]
     assert tuple(tracks.columns) == TRACK_COLUMNS
-    assert len(tracks) == 6 and tracks["piece_id"].nunique() == 3 and tracks["track_id"].is_unique
+    assert len(tracks) == 7 and tracks["piece_id"].nunique() == 4 and tracks["track_id"].is_unique   # + 1 OOD track
     for row in tracks.to_dict("records"):
         wav, sidecar = out / "audio" / f"{row['track_id']}.wav", out / "audio" / f"{row['track_id']}.json"
         info = sf.info(wav)
