@@ -165,9 +165,11 @@ STAGES: tuple[Stage, ...] = (
         description="Best-of-n generation on held-out prompts: ORAQL's pick for n = 1, 2, 4, 8 (mean, worst, share "
                     "below the n = 1 median), and an independent judge on the same picks.",
         argv=("oraql", "best-of-n", "--lyra", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--oraql", "data/models/oraql", "--out", "data/eval/lyra_best_of_n"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql"),
-        outs=("data/eval/lyra_best_of_n",), code=("components/oraql", "components/lyra", "components/omnicodec"),
+              "--tokens", "data/tokens", "--oraql", "data/models/oraql", "--out", "data/eval/lyra_best_of_n",
+              "--judge", "components.oraql.best_of_n:conditioning_judge", "--judge-model", "data/models/judge"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
+        outs=("data/eval/lyra_best_of_n",),
+        code=("components/oraql", "components/lyra", "components/omnicodec", "components/judge"),
         params="best_of_n", config="components.oraql.config:BestOfNConfig",
     ),
 )

@@ -76,7 +76,7 @@ def selection_curve(scores: np.ndarray, n_values: list[int], judge: np.ndarray |
         row = {"n": n, "mean": float((ranked @ p).mean()), "worst": float(ranked[:, N - n].min()),
                "share_below_median": float(((ranked < median) @ p).mean()), "median_n1": median}
         if ranked_judge is not None:
-            row["judge_mean"] = float((ranked_judge @ p).mean())
+            row["judge_mean"] = float(np.nanmean(ranked_judge @ p))    # prompts whose instrument the judge knows
         rows.append(row)
     return rows
 
@@ -133,6 +133,8 @@ def plot_curve(path: Path, curve: list[dict], judge_name: str | None) -> None:
     axes[1].set(xscale="log", xticks=ns, xticklabels=ns, xlabel="n (candidates)", ylim=(0, 1),
                 title="below-median selections" + (" / independent judge" if judge_name else ""))
     axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.minorticks_off()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -220,3 +222,29 @@ def load_evaluator(spec: str, model_dir: str | None) -> Evaluator:
         raise ValueError(f"--judge must be MODULE:FACTORY, got {spec!r}")
     factory = getattr(importlib.import_module(module), name)
     return factory(model_dir) if model_dir else factory()
+
+
+class JudgeEvaluator:
+    """The backbone's conditioning judge (components/judge: trained only on real audio of training pieces,
+    never on ORAQL's labels) as an Evaluator: the probability it gives the prompted instrument."""
+
+    name = "judge P(prompted instrument)"
+
+    def __init__(self, judge):
+        self.judge = judge
+        self.classes = {c: i for i, c in enumerate(judge.classes["instrument"])}
+
+    def __call__(self, audios: list[np.ndarray], sample_rate: int, prompts: list[dict]) -> np.ndarray:
+        from components.common.audio import resample
+
+        pieces = [resample(np.asarray(a, dtype=np.float32), sample_rate, self.judge.sample_rate) for a in audios]
+        log_probs = self.judge.log_probs("instrument", self.judge.features(pieces))
+        wanted = [self.classes.get(p.get("instrument")) for p in prompts]
+        return np.array([np.exp(lp[w]) if w is not None else np.nan for lp, w in zip(log_probs, wanted)])
+
+
+def conditioning_judge(model_dir: str) -> JudgeEvaluator:
+    """`--judge components.oraql.best_of_n:conditioning_judge --judge-model data/models/judge`."""
+    from components.judge.model import Judge
+
+    return JudgeEvaluator(Judge.load(model_dir))

@@ -5,7 +5,7 @@ Defaults are the `tiny` profile. Cost, measured one part at a time on one core (
 together must add at most 1.5 minutes to `make demo` on 2 cores):
     ladder       96 train + 12 valid + 16 test crops of 5 s (clips subsampled by piece split, so the cost does
                  not grow with the corpus; a small corpus gives further crops of its clips) x 26 rungs,
-                 40 % of them also 2 OmniCodec rungs: ~13 s for 66 crops, ~21 s for 124
+                 40 % of them also 2 OmniCodec rungs: ~13 s for 66 crops, ~24 s for 124
     generations  3 Lyra checkpoints x (12 + 3 + 5) prompts of 5 s, one batch each: ~11 s
     training     500 steps x 32 items [64 mels x 225 frames], 3-block conv encoder, ~22 ms a step: ~11 s
     best-of-n    6 prompts x 8 candidates of 5 s in one batch, decoded and scored: ~15 s with start-up
@@ -96,7 +96,7 @@ class OraqlConfig(StageConfig):
     rank_margin: float = 0.05       # label difference below which two items are not ranked
     eval_every: int = 100           # valid per-clip Spearman; the best step is the saved model
     checkpoint_every: int = 100
-    threads: int = 2
+    threads: int = 1                # torch threads (1 on tiny: 2 spun ~20x the CPU when the cores were shared)
     # ---- evaluation
     bootstrap: int = 1000           # resamples (of source clips) for the 95 % intervals
     pairwise_margin: float = 0.1    # pairs of test items whose labels differ by at least this are ranked

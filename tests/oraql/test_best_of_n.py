@@ -60,3 +60,22 @@ def test_pairwise_accuracy_and_gate():
     bad = gate_decisions({**good, "spearman_clip_ci95": [0.05, 0.8]}, cfg)
     assert [k for k, ok in bad.items() if not ok] == ["per_clip_beats_untrained"]
     assert gate_decisions(good, cfg.model_copy(update={"gate_beats_untrained": False})) == {}
+
+
+def test_the_conditioning_judge_scores_the_prompted_instrument():
+    from components.oraql.best_of_n import JudgeEvaluator
+
+    class FakeJudge:                  # components/judge's interface: features, log_probs, classes, sample_rate
+        sample_rate = 16_000
+        classes = {"instrument": ["flute", "piano"]}
+
+        def features(self, pieces):
+            return [np.array([[float(np.abs(p).mean() > 0.1)]]) for p in pieces]
+
+        def log_probs(self, head, feats):
+            return np.log(np.array([[0.9, 0.1] if f[0, 0] else [0.2, 0.8] for f in feats]))
+
+    judge = JudgeEvaluator(FakeJudge())
+    loud, quiet = np.full(24_000, 0.5, np.float32), np.full(24_000, 0.01, np.float32)
+    scores = judge([loud, quiet, loud], 24_000, [{"instrument": "flute"}, {"instrument": "flute"}, {"instrument": "organ"}])
+    assert scores[:2] == pytest.approx([0.9, 0.2]) and np.isnan(scores[2])
