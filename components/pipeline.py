@@ -143,11 +143,11 @@ STAGES: tuple[Stage, ...] = (
         name="lyra_rlaif", group="rlaif",
         description="Post-train Lyra with GRPO (TRL) against a reward model; held-out gain, KL, best-of-n, diversity.",
         argv=("rlaif", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--out", "data/models/lyra_rlaif"),
+              "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/models/lyra_rlaif"),
         # the reward model (rlaif.reward_model) is ORAQL: reading it puts its blocking gate before RLAIF
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
         outs=("data/models/lyra_rlaif",),
-        code=("components/rlaif", "components/lyra"), params="rlaif", config="components.rlaif.config:RLAIFConfig",
+        code=("components/rlaif", "components/lyra", "components/judge"), params="rlaif", config="components.rlaif.config:RLAIFConfig",
         pool="gpu",
     ),
     Stage(

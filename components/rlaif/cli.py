@@ -13,6 +13,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--model", required=True, help="pretrained Lyra model folder")
     train.add_argument("--codec", required=True, help="OmniCodec folder (decodes rollouts for the reward)")
     train.add_argument("--tokens", required=True, help="token-shard folder (training and held-out captions)")
+    train.add_argument("--judge", default=None,
+                       help="conditioning-judge folder: held-out evaluation checks the prompt's instrument is still heard")
     train.add_argument("--out", required=True, help="post-trained model folder to write")
     train.add_argument("--metrics", default=None, help="JSON file for the stage's metrics")
     add_config_arguments(train)

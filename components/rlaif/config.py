@@ -3,8 +3,8 @@
 Defaults are the `tiny` profile (2 CPU cores; the stage may add 2.5 min to the demo):
     80 steps * 2 prompts * 8 rollouts of 2 s (100 frames at 50 Hz, one 128-frame window) = 1280 rollouts
     (groups of 4 were too noisy to learn the realism reward: 240 rollouts moved KL, not the reward)
-Evaluation: 16 held-out prompts * 4 samples from the pretrained and from the post-trained model,
-plus best-of-n from the pretrained model at the same KL (n <= 4).
+Evaluation: 16 test prompts * 4 samples from the pretrained and from the post-trained model, plus
+best-of-n from the pretrained model at the same KL (n <= 4); the monitor watches valid prompts.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class RLAIFConfig(StageConfig):
     checkpoint_every: int = 10             # steps between resumable checkpoints
     monitor_every: int = 20                # steps between the independent measures on held-out prompts (0 = off)
     monitor_prompts: int = 4               # ... on this many prompts, 2 samples each
-    # ---- evaluation on held-out prompts (valid captions) and the gate
-    eval_prompts: int = 16
+    # ---- evaluation: the monitor on valid captions, the result on test captions; the gate
+    eval_prompts: int = 16                 # prompts of each held-out split (valid for the monitor, test for the result)
     eval_samples: int = 4                  # per prompt and model; diversity needs >= 2
     max_kl_per_code: float = 0.1           # KL(post-trained || pretrained) per generated code above this = drifted
     #                                        (per code, so one bound serves every piece length: 0.1 x 400 codes
@@ -45,6 +45,8 @@ class RLAIFConfig(StageConfig):
     gate_min_gain: float | None = 0.0      # the gain's 95 % interval must lie above this (None: rule off)
     gate_max_diversity_loss: float = 0.2   # diversity may fall by at most this share (collapse = a hacked reward)
     gate_max_more_silent: float = 0.1      # the share of near-silent pieces may rise by at most this
+    gate_judge_p: float = 0.05             # refused when the judge hears the prompt's instrument less often after
+    #                                        post-training than before, one-sided exact McNemar p below this
     bootstrap: int = 2000
 
     @model_validator(mode="after")

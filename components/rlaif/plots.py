@@ -20,11 +20,11 @@ def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) ->
         top.plot(steps, values, lw=1.2, label="training reward (rollout mean)")
     held = history.get("held_out") or []
     if held:
-        top.plot([s for s, _ in held], [m["reward"] for _, m in held], "o-", ms=3, label="held-out prompts (monitor)")
-    top.axhline(metrics["reward_pretrained"], color="grey", ls="--", label="held-out: pretrained")
-    top.axhline(metrics["reward_post_trained"], color="green", ls="--", label="held-out: post-trained")
+        top.plot([s for s, _ in held], [m["reward"] for _, m in held], "o-", ms=3, label="valid prompts (monitor)")
+    top.axhline(metrics["reward_pretrained"], color="grey", ls="--", label="test prompts: pretrained")
+    top.axhline(metrics["reward_post_trained"], color="green", ls="--", label="test prompts: post-trained")
     bon_kl = "KL %.2f, capped" % metrics["best_of_n_kl_nats"] if metrics.get("best_of_n_capped") else "same KL"
-    top.axhline(metrics["reward_best_of_n"], color="orange", ls=":", label=f"held-out: best-of-{metrics['best_of_n']} ({bon_kl})")
+    top.axhline(metrics["reward_best_of_n"], color="orange", ls=":", label=f"test prompts: best-of-{metrics['best_of_n']} ({bon_kl})")
     top.set_ylabel("reward")
     top.legend(fontsize=7)
     top.grid(alpha=0.3)
@@ -37,11 +37,14 @@ def plot_reward_and_kl(path: str | os.PathLike, history: dict, metrics: dict) ->
         steps = [s for s, _ in held]
         measures.plot(steps, [m["diversity"] for _, m in held], "o-", ms=3, label="diversity (same prompt)")
         measures.plot(steps, [m["silent_fraction"] for _, m in held], "s-", ms=3, label="silent fraction")
+        if any(m.get("judge_instrument_accuracy") == m.get("judge_instrument_accuracy") for _, m in held):   # not all nan
+            measures.plot(steps, [m.get("judge_instrument_accuracy", float("nan")) for _, m in held], "^-", ms=3,
+                          label="judge hears the instrument")
         measures.legend(fontsize=7)
-    measures.set_ylabel("held-out measures")
+    measures.set_ylabel("valid-prompt measures")
     measures.set_xlabel("GRPO step")
     measures.grid(alpha=0.3)
-    fig.suptitle(f"RLAIF: held-out gain {metrics['reward_gain']:+.4f} "
+    fig.suptitle(f"RLAIF: test-prompt gain {metrics['reward_gain']:+.4f} "
                  f"[{metrics['reward_gain_ci95'][0]:+.4f}, {metrics['reward_gain_ci95'][1]:+.4f}], "
                  f"KL {metrics['kl_nats_per_code']:.3f} nats/code ({metrics['kl_nats_per_piece']:.1f} a piece)", fontsize=9)
     fig.tight_layout()

@@ -109,6 +109,8 @@ class PromptTable:
     captions: list[str]
     embeddings: np.ndarray           # [n, text_dim]
     seconds: float                   # every rollout asks for this length
+    instruments: list[str | None] | None = None   # held-out prompts: the instrument of the clip the caption
+    #                                               came from (what the conditioning judge should hear)
 
     def __post_init__(self):
         self.row = {c: i for i, c in enumerate(self.captions)}

@@ -1,7 +1,8 @@
 """`lyra rlaif train`: post-train Lyra with GRPO (TRL) against a reward model; evaluate on held-out prompts.
 
     pretrained Lyra --LyraGRPOTrainer (policy.py: exact rollouts, per-code log-probs)--> post-trained Lyra
-        prompts: distinct training captions (+ a prompt file), held-out: valid (then test) captions
+        prompts: distinct training captions (+ a prompt file); held out: valid captions (watched during
+                 training, where the config was chosen) and test captions (scored once, for the result)
         reward:  a batched callable on decoded audio (realism.py until ORAQL; see rewards.py)
         KL:      beta * KL(policy || pretrained) in the loss (TRL re-creates the reference from the path)
 
@@ -53,22 +54,38 @@ def prepare_policy(model_dir: str | os.PathLike):
     return model
 
 
-def distinct_captions(tokens: Path, split: str) -> tuple[list[str], np.ndarray]:
+def distinct_captions(tokens: Path, split: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """(captions, embeddings [n, text_dim], the clip each caption was first seen on)."""
     from components.tokens.dataset import TokenDataset
 
     ds = TokenDataset(tokens, split=split)
-    captions, embeddings = [], []
+    captions, embeddings, clip_ids = [], [], []
     for i in range(len(ds)):
         clip = ds[i]
         if clip.captions and clip.captions[0] not in captions:
             captions.append(clip.captions[0])
             embeddings.append(np.asarray(clip.text_embeddings[0], dtype=np.float32))
-    return captions, (np.stack(embeddings) if embeddings else np.zeros((0, ds.text_dim), np.float32))
+            clip_ids.append(clip.clip_id)
+    return captions, (np.stack(embeddings) if embeddings else np.zeros((0, ds.text_dim), np.float32)), clip_ids
 
 
-def prompt_tables(cfg: RLAIFConfig, tokens: Path) -> tuple[PromptTable, PromptTable]:
-    """(training prompts, held-out prompts)."""
-    captions, embeddings = distinct_captions(tokens, "train")
+def held_out_table(cfg: RLAIFConfig, tokens: Path, split: str, exclude: set[str], instrument_of: dict[str, str]) -> PromptTable:
+    """Up to `eval_prompts` distinct captions of `split` that are not in `exclude`, with their clips' instruments."""
+    captions, embeddings, clip_ids = distinct_captions(tokens, split)
+    keep = [i for i, c in enumerate(captions) if c not in exclude][:cfg.eval_prompts]
+    if not keep:
+        raise RLAIFError(f"{tokens} has no {split} captions (apart from training prompts) to evaluate on")
+    return PromptTable([captions[i] for i in keep], embeddings[keep], cfg.seconds,
+                       instruments=[instrument_of.get(clip_ids[i]) for i in keep])
+
+
+def prompt_tables(cfg: RLAIFConfig, tokens: Path, instrument_of: dict[str, str] | None = None
+                  ) -> tuple[PromptTable, PromptTable, PromptTable]:
+    """(training prompts, valid prompts, test prompts).
+
+    valid prompts are watched during training (the monitor) and are what the config (beta, steps) was
+    chosen on; test prompts are scored once, after training, for the reported result and the gate."""
+    captions, embeddings, _ = distinct_captions(tokens, "train")
     if cfg.prompt_file:
         path = Path(cfg.prompt_file)
         if not path.is_file():
@@ -80,15 +97,10 @@ def prompt_tables(cfg: RLAIFConfig, tokens: Path) -> tuple[PromptTable, PromptTa
             captions, embeddings = captions + extra, np.concatenate([embeddings, encode_prompts(extra)])
     if not captions:
         raise RLAIFError(f"{tokens} has no training captions to prompt with")
-    held, held_emb = [], []
-    for split in ("valid", "test"):
-        c, e = distinct_captions(tokens, split)
-        held, held_emb = held + list(c), held_emb + list(e)
-    keep = [i for i, c in enumerate(held) if c not in held[:i]][:cfg.eval_prompts]
-    if not keep:
-        raise RLAIFError(f"{tokens} has no held-out (valid/test) captions to evaluate on")
-    return (PromptTable(captions, embeddings, cfg.seconds),
-            PromptTable([held[i] for i in keep], np.stack([held_emb[i] for i in keep]), cfg.seconds))
+    instrument_of = instrument_of or {}
+    valid = held_out_table(cfg, tokens, "valid", set(captions), instrument_of)
+    test = held_out_table(cfg, tokens, "test", set(captions) | set(valid.captions), instrument_of)
+    return PromptTable(captions, embeddings, cfg.seconds), valid, test
 
 
 def build_reward(cfg: RLAIFConfig, codec, tokens: Path, seconds: float, log):
@@ -145,8 +157,8 @@ def history_of(log_history: list[dict]) -> dict:
     return history
 
 
-def monitor_callback(table: PromptTable, reward, codec, cfg: RLAIFConfig):
-    """Every `monitor_every` steps (and at the start): the independent measures on a few held-out prompts,
+def monitor_callback(table: PromptTable, reward, codec, cfg: RLAIFConfig, judge=None):
+    """Every `monitor_every` steps (and at the start): the independent measures on a few valid prompts,
     kept in the trainer's log history (so a resumed run keeps the earlier points)."""
     from transformers import TrainerCallback
 
@@ -157,7 +169,8 @@ def monitor_callback(table: PromptTable, reward, codec, cfg: RLAIFConfig):
             if any(h.get("step") == state.global_step and "held_out/reward" in h for h in state.log_history):
                 return
             was_training = model.training
-            values = monitor(model.eval(), table, reward, codec, prompts=cfg.monitor_prompts, samples=2, seed=cfg.seed)
+            values = monitor(model.eval(), table, reward, codec, prompts=cfg.monitor_prompts, samples=2, seed=cfg.seed,
+                             judge=judge)
             model.train(was_training)
             state.log_history.append({"step": state.global_step, **{f"held_out/{k}": v for k, v in values.items()}})
 
@@ -172,7 +185,22 @@ def monitor_callback(table: PromptTable, reward, codec, cfg: RLAIFConfig):
     return Monitor()
 
 
-def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None) -> dict:
+def load_judge(judge_dir: Path | None):
+    """(the judge, clip_id -> instrument of the clips it labelled), or (None, {}) without a judge folder."""
+    if judge_dir is None:
+        return None, {}
+    import pandas as pd
+
+    from components.judge.train import LABELS_FILE
+    from components.rlaif.evaluate import JudgeCheck
+
+    if not (judge_dir / LABELS_FILE).is_file():
+        raise RLAIFError(f"{judge_dir} holds no judge labels ({LABELS_FILE} missing); run `lyra judge train`")
+    labels = pd.read_parquet(judge_dir / LABELS_FILE)
+    return JudgeCheck(judge_dir), dict(zip(labels["clip_id"].astype(str), labels[JudgeCheck.HEAD].astype(str)))
+
+
+def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None, judge_dir=None) -> dict:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from datasets import Dataset
     from trl import GRPOConfig
@@ -182,6 +210,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
     from components.rlaif.plots import plot_reward_and_kl
 
     model_dir, codec_dir, tokens, out = Path(model_dir), Path(codec_dir), Path(tokens), Path(out)
+    judge_dir = None if judge_dir is None else Path(judge_dir)
     if not (tokens / "meta.json").is_file():
         raise RLAIFError(f"{tokens} is not a token-shard folder (no meta.json); run `lyra tokens build` first")
     with stage_run(STAGE) as run:
@@ -190,14 +219,16 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
         policy = prepare_policy(model_dir)
         codec = codec_io.load_codec(codec_dir)
         codec_io.check_compatible(codec, policy.config)
-        train_prompts, held_prompts = prompt_tables(cfg, tokens)
+        judge, instrument_of = load_judge(judge_dir)
+        train_prompts, valid_prompts, test_prompts = prompt_tables(cfg, tokens, instrument_of)
         reward = build_reward(cfg, codec, tokens, cfg.seconds, log)
         vocab = CodeVocabulary(policy.config.num_codebooks, policy.config.codebook_size)
         root, resume = checkpoint_dir(out, run_fingerprint(cfg, model_dir, codec_dir, tokens))
         rollouts = cfg.prompts_per_step * cfg.num_generations
         log.info("GRPO: %d steps x %d prompts x %d rollouts of %.1f s (%d frames); beta %.3g; %d training prompts, "
-                 "%d held out%s", cfg.steps, cfg.prompts_per_step, cfg.num_generations, cfg.seconds,
-                 n_frames(policy, cfg.seconds), cfg.beta, len(train_prompts.captions), len(held_prompts.captions),
+                 "%d valid, %d test%s", cfg.steps, cfg.prompts_per_step, cfg.num_generations, cfg.seconds,
+                 n_frames(policy, cfg.seconds), cfg.beta, len(train_prompts.captions), len(valid_prompts.captions),
+                 len(test_prompts.captions),
                  f"; resuming from {Path(resume).name}" if resume else "")
         args = GRPOConfig(
             output_dir=str(root), use_cpu=not torch.cuda.is_available(), seed=cfg.seed, max_steps=cfg.steps,
@@ -213,7 +244,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
                                   args=args, train_dataset=dataset, processing_class=vocab.tokenizer(),
                                   rollout_func=LyraRollout(train_prompts, vocab, cfg.seed),
                                   prompt_table=train_prompts, vocab=vocab,
-                                  callbacks=[monitor_callback(held_prompts, reward, codec, cfg)] if cfg.monitor_every else None)
+                                  callbacks=[monitor_callback(valid_prompts, reward, codec, cfg, judge)] if cfg.monitor_every else None)
         trainer.train(resume_from_checkpoint=resume)
         history = history_of(trainer.state.log_history)
         policy = trainer.accelerator.unwrap_model(trainer.model).eval()
@@ -221,8 +252,9 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             log.info("step %d: reward %.4f, KL %.4f nats/code", step, dict(history["reward"])[step], kl)
 
         pretrained = prepare_policy(model_dir).eval()
-        metrics = evaluate(pretrained, policy, held_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
-                           n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max)
+        metrics = evaluate(pretrained, policy, test_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
+                           n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge)
+        metrics["eval_split"] = "test"
         metrics.update({
             "steps": cfg.steps, "beta": cfg.beta, "reward_model": cfg.reward, "resumed_from": Path(resume).name if resume else None,
             "train_reward_first": history["reward"][0][1] if history["reward"] else None,
@@ -232,19 +264,24 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             "improved": bool(metrics["reward_gain_ci_excludes_zero"]),
         })
         log.info("held-out reward %.4f -> %.4f (gain %.4f, 95%% CI [%.4f, %.4f]); KL %.3f nats/code (bound %.3f); "
-                 "best-of-%d at that KL %.4f; diversity %.3f -> %.3f; silent %.2f -> %.2f",
+                 "best-of-%d at that KL %.4f; diversity %.3f -> %.3f; silent %.2f -> %.2f; "
+                 "judge hears the instrument %.2f -> %.2f (n=%d, p(worse)=%.3g)",
                  metrics["reward_pretrained"], metrics["reward_post_trained"], metrics["reward_gain"],
                  *metrics["reward_gain_ci95"], metrics["kl_nats_per_code"], cfg.max_kl_per_code, metrics["best_of_n"],
                  metrics["reward_best_of_n"], metrics["diversity_pretrained"], metrics["diversity_post_trained"],
-                 metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"])
+                 metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"],
+                 metrics["judge_instrument_accuracy_pretrained"], metrics["judge_instrument_accuracy_post_trained"],
+                 metrics["judge_n"], metrics["judge_p_post_worse"])
         with atomic_dir(out) as staging:
             policy.save_pretrained(staging)
             atomic_write_json(staging / "rlaif.json", {"history": history, "metrics": metrics,
                                                        "config": cfg.model_dump(mode="json"),
                                                        "train_prompts": len(train_prompts.captions),
-                                                       "held_out_prompts": held_prompts.captions})
+                                                       "valid_prompts": valid_prompts.captions,
+                                                       "test_prompts": test_prompts.captions})
             plot_reward_and_kl(staging / "reward_kl.png", history, metrics)
-            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens},
+            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
+                                                        **({"judge": judge_dir} if judge_dir else {})},
                           params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
         shutil.rmtree(root, ignore_errors=True)
         run.add_image("reward_kl", out / "reward_kl.png")
@@ -259,7 +296,7 @@ def main(args) -> int:
 
     cfg = config_from_args("rlaif", RLAIFConfig, args)
     try:
-        run_rlaif(cfg, args.model, args.codec, args.tokens, args.out, args.metrics)
+        run_rlaif(cfg, args.model, args.codec, args.tokens, args.out, args.metrics, judge_dir=args.judge)
     except (RLAIFError, RewardError, FileNotFoundError, CodecMismatch) as exc:
         print(f"lyra rlaif train: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -53,12 +53,13 @@ def load_corpus(curated: Path, captions_dir: Path) -> tuple[pd.DataFrame, np.nda
     return merged, np.asarray(embeddings[order], dtype=np.float32)
 
 
-def plan_jobs(manifest: pd.DataFrame, curated: Path, codec_digest: str, clips_per_shard: int) -> list[ShardJob]:
+def plan_jobs(manifest: pd.DataFrame, curated: Path, codec_digest: str, clips_per_shard: int,
+              n_quantizers: int) -> list[ShardJob]:
     path_of = dict(zip(manifest["clip_id"], manifest["path"]))
     jobs = []
     for number, ids in enumerate(plan_shards(list(path_of), clips_per_shard)):
         paths = tuple(str(curated / path_of[c]) for c in ids)
-        key = shard_key(codec_digest, [(c, file_digest(p)) for c, p in zip(ids, paths)])
+        key = shard_key(codec_digest, [(c, file_digest(p)) for c, p in zip(ids, paths)], n_quantizers)
         jobs.append(ShardJob(number, key, tuple(ids), paths))
     return jobs
 
@@ -151,7 +152,8 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
     codec = load_codec(codec_dir)
     codec_digest = tree_digest(codec_dir / "model.safetensors", codec_dir / "config.json")
     manifest, embeddings = load_corpus(curated, captions_dir)
-    jobs = plan_jobs(manifest, curated, codec_digest, cfg.clips_per_shard)
+    n_quantizers = cfg.n_quantizers or codec.num_codebooks
+    jobs = plan_jobs(manifest, curated, codec_digest, cfg.clips_per_shard, n_quantizers)
     prev_meta, prev_index = previous_build(out) if cfg.reuse_unchanged_shards else ({}, None)
 
     rows: list[dict] = []
@@ -186,7 +188,6 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
             piece_id=str(r.piece_id), split=str(r.split), instrument=known_instrument(getattr(r, "instrument", None)),
         )
     index = finalize_index(staging, rows, by_id, codec.frame_rate)
-    n_quantizers = cfg.n_quantizers or codec.num_codebooks
     write_meta(
         staging, num_codebooks=n_quantizers, text_dim=int(embeddings.shape[-1]), codebook_size=codec.codebook_size,
         frame_rate=codec.frame_rate, sample_rate=codec.sample_rate, clips_per_shard=cfg.clips_per_shard,

@@ -60,9 +60,10 @@ def plan_shards(clip_ids: Sequence[str], clips_per_shard: int) -> list[list[str]
     return [ordered[i:i + clips_per_shard] for i in range(0, len(ordered), clips_per_shard)]
 
 
-def shard_key(codec_digest: str, clip_digests: Iterable[tuple[str, str]]) -> str:
-    """Content key of a shard: the codec version and the (clip_id, audio digest) pairs in it."""
-    h = hashlib.sha1(codec_digest.encode())
+def shard_key(codec_digest: str, clip_digests: Iterable[tuple[str, str]], n_quantizers: int) -> str:
+    """Content key of a shard: everything its codes depend on, i.e. the codec version, how many of
+    its codebooks are kept, and the (clip_id, audio digest) pairs in it."""
+    h = hashlib.sha1(f"{codec_digest}\nquantizers:{n_quantizers}".encode())
     for clip_id, digest in clip_digests:
         h.update(f"\n{clip_id}:{digest}".encode())
     return h.hexdigest()[:16]

@@ -226,16 +226,18 @@ def judge_hears_the_prompt() -> dg.AssetCheckResult:
 # --- RLAIF ------------------------------------------------------------------------------------
 
 def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_diversity_loss: float = 0.2,
-                         max_more_silent: float = 0.1) -> dict[str, bool]:
+                         max_more_silent: float = 0.1, judge_p: float = 0.05) -> dict[str, bool]:
     """The rules a post-trained model must pass, by name (from `lyra rlaif train` metrics):
     it improved on held-out prompts (bootstrap interval above `min_gain`; None: rule off), stayed
-    within the KL bound, and did not buy the gain with collapse (diversity) or silence (the usual
-    reward hacks)."""
+    within the KL bound, and did not buy the gain with collapse (diversity), silence (the usual
+    reward hacks) or a prompt the independent judge hears less often (when a judge took part)."""
+    judged = metrics.get("judge_n", 0) > 0
     return {
         **({} if min_gain is None else {"improved": bool(metrics["reward_gain_ci95"][0] > min_gain)}),
         "within_kl_bound": bool(metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"]),
         "diversity_kept": bool(metrics["diversity_post_trained"] >= (1 - max_diversity_loss) * metrics["diversity_pretrained"]),
         "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
+        **({"judge_not_worse": bool(metrics["judge_p_post_worse"] >= judge_p)} if judged else {}),
     }
 
 
@@ -246,13 +248,15 @@ def rlaif_gate() -> dg.AssetCheckResult:
 
     metrics = json.loads((DATA / "metrics" / "lyra_rlaif.json").read_text())
     cfg = _stage_config("lyra_rlaif")
-    decisions = rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent)
+    decisions = rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent,
+                                     cfg.gate_judge_p)
     failed = [name for name, ok in decisions.items() if not ok]
     keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_code", "max_kl_per_code", "best_of_n",
             "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
-            "silent_fraction_post_trained")
+            "silent_fraction_post_trained", "judge_instrument_accuracy_pretrained",
+            "judge_instrument_accuracy_post_trained", "judge_n", "judge_p_post_worse")
     return _result(not failed, f"passed: {', '.join(decisions)}" if not failed else f"failed: {', '.join(failed)}",
-                   {**{k: metrics[k] for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
+                   {**{k: metrics.get(k) for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
                     **{f"rule_{k}": v for k, v in decisions.items()}})
 
 

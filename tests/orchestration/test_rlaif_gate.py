@@ -25,3 +25,10 @@ def test_the_improvement_rule_can_be_switched_off():
     worse = {**GOOD, "reward_gain_ci95": [-0.05, -0.01]}
     assert "improved" not in rlaif_gate_decisions(worse, min_gain=None)
     assert not any(ok is False for ok in rlaif_gate_decisions(worse, min_gain=None).values())
+
+
+def test_a_prompt_the_judge_hears_less_often_is_refused():
+    judged = {**GOOD, "judge_n": 64, "judge_p_post_worse": 0.4}
+    assert failed(judged) == []
+    assert failed({**judged, "judge_p_post_worse": 0.01}) == ["judge_not_worse"]
+    assert "judge_not_worse" not in rlaif_gate_decisions({**GOOD, "judge_n": 0})      # no judge took part: no rule

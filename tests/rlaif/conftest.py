@@ -15,4 +15,15 @@ def tiny_model(path: Path, seed: int = 0) -> Path:
     return path
 
 
-from tests.lyra.conftest import sine_codec, synthetic_tokens  # noqa: E402,F401  (shared fixtures)
+import pytest  # noqa: E402
+
+from tests.lyra.conftest import judge_dir, sine_codec  # noqa: E402,F401  (shared fixtures)
+
+
+@pytest.fixture(scope="session")
+def synthetic_tokens(tmp_path_factory):
+    """The synthetic corpus with a test split too: RLAIF watches valid prompts and reports on test ones."""
+    from tests.lyra.synthetic import write_synthetic_tokens
+
+    root = tmp_path_factory.mktemp("tokens_with_test")
+    return root, write_synthetic_tokens(root, with_test=True)

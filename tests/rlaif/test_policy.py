@@ -110,3 +110,15 @@ def test_a_few_grpo_steps_change_the_policy_and_raise_the_reward(trainer):
     logs = [h for h in trainer.state.log_history if "reward" in h]
     assert len(logs) == 25 and all("kl" in h for h in logs)      # KL to the reference reported every step
     assert trainer.beta > 0 and trainer.ref_model is not None and logs[-1]["kl"] > 0
+
+
+def test_the_judge_comparison_pairs_outcomes_and_leaves_unknown_truths_out():
+    from components.rlaif.evaluate import judge_comparison
+
+    before = np.array([1, 1, 1, 1, 1, 1, 0, np.nan])
+    after = np.array([0, 0, 0, 0, 0, 0, 0, 1])
+    out = judge_comparison(before, after)
+    assert out["judge_n"] == 7
+    assert out["judge_instrument_accuracy_pretrained"] == 6 / 7 and out["judge_instrument_accuracy_post_trained"] == 0
+    assert out["judge_p_post_worse"] < 0.05                              # 6 of 6 discordant pairs went the worse way
+    assert judge_comparison(after, before)["judge_p_post_worse"] == 1.0

@@ -48,9 +48,9 @@ def inputs(synthetic_tokens, sine_codec, tmp_path):
             "--params", str(params)]
 
 
-def test_post_training_raises_the_held_out_reward_and_reports_kl(inputs, tmp_path):
+def test_post_training_raises_the_held_out_reward_and_reports_kl(inputs, judge_dir, tmp_path):
     out = tmp_path / "post"
-    assert lyra([*inputs, "--out", str(out), "--metrics", str(tmp_path / "m.json")]) == 0
+    assert lyra([*inputs, "--judge", str(judge_dir), "--out", str(out), "--metrics", str(tmp_path / "m.json")]) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["improved"] and metrics["reward_gain_ci95"][0] > 0            # held out, interval above zero
     assert metrics["reward_post_trained"] > metrics["reward_pretrained"]
@@ -59,7 +59,13 @@ def test_post_training_raises_the_held_out_reward_and_reports_kl(inputs, tmp_pat
     assert metrics["best_of_n"] >= 1 and "reward_best_of_n" in metrics
     for key in ("diversity_pretrained", "diversity_post_trained", "silent_fraction_post_trained"):
         assert np.isfinite(metrics[key])
+    # the independent judge took part: paired pre/post outcomes on every test sample, with a p-value
+    assert metrics["eval_split"] == "test" and metrics["judge_n"] == 6 * 2
+    for key in ("judge_instrument_accuracy_pretrained", "judge_instrument_accuracy_post_trained", "judge_p_post_worse"):
+        assert 0.0 <= metrics[key] <= 1.0
     record = json.loads((out / "rlaif.json").read_text())
+    assert record["test_prompts"] and not set(record["test_prompts"]) & set(record["valid_prompts"])
+    assert 0.0 <= record["history"]["held_out"][-1][1]["judge_instrument_accuracy"] <= 1.0
     assert [s for s, _ in record["history"]["kl"]] == list(range(1, 13))           # KL reported every step
     assert [s for s, _ in record["history"]["held_out"]] == [0, 5, 10, 12]         # independent measures over steps
     assert {"reward", "diversity", "silent_fraction", "rms_dbfs"} <= set(record["history"]["held_out"][-1][1])

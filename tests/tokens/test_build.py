@@ -89,3 +89,12 @@ def test_clip_without_caption_is_a_clear_error(inputs):
             "--captions", str(root / "captions"), "--out", str(root / "tokens")]
     assert lyra(args) == 2
     assert not (root / "tokens").exists()
+
+
+def test_keeping_fewer_codebooks_re_encodes_every_shard(inputs):
+    root, _ = inputs
+    build(root)
+    metrics = build(root, ["--set", "n_quantizers=2"])          # the codes change: no shard may be reused
+    assert metrics["shards_encoded"] == 3 and metrics["shards_reused"] == 0
+    ds = TokenDataset(root / "tokens", split=None)
+    assert ds.num_codebooks == 2 and all(clip.codes.shape[0] == 2 for clip in ds)

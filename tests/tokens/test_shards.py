@@ -55,10 +55,11 @@ def test_shards_are_memory_mapped_fixed_size_groups(dataset_dir):
 def test_shard_plan_and_keys_depend_only_on_content():
     ids = [f"c{i}" for i in range(7)]
     assert plan_shards(ids, 3) == plan_shards(list(reversed(ids)), 3) == [["c0", "c1", "c2"], ["c3", "c4", "c5"], ["c6"]]
-    key = shard_key("codec-a", [("c0", "d0"), ("c1", "d1")])
-    assert key == shard_key("codec-a", [("c0", "d0"), ("c1", "d1")])
-    assert key != shard_key("codec-b", [("c0", "d0"), ("c1", "d1")])
-    assert key != shard_key("codec-a", [("c0", "d0"), ("c1", "CHANGED")])
+    key = shard_key("codec-a", [("c0", "d0"), ("c1", "d1")], 4)
+    assert key == shard_key("codec-a", [("c0", "d0"), ("c1", "d1")], 4)
+    assert key != shard_key("codec-b", [("c0", "d0"), ("c1", "d1")], 4)
+    assert key != shard_key("codec-a", [("c0", "d0"), ("c1", "CHANGED")], 4)
+    assert key != shard_key("codec-a", [("c0", "d0"), ("c1", "d1")], 2)          # fewer codebooks kept: new codes
 
 
 def test_out_of_range_codes_are_refused(tmp_path):
