@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import sys
 from pathlib import Path
@@ -28,10 +29,9 @@ from typing import Iterable
 
 import yaml
 
-from components.config import PROFILES, load_params
+from components.config import BASE_PROFILE, PROFILES, load_params
 
 METRICS_DIR = "data/metrics"
-COMMON_CODE = ("components/common", "components/config.py")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,6 @@ class Stage:
     argv: tuple[str, ...]        # the `lyra` command, without the shared --metrics option
     deps: tuple[str, ...]        # data paths read (other stages' outputs or raw inputs)
     outs: tuple[str, ...]        # paths written, each a folder replaced atomically
-    code: tuple[str, ...]        # source that defines the stage (DVC deps, Dagster code_version)
     params: str                  # params.yaml section, looked up in every profile
     config: str = ""             # "module:Class" of the typed config that validates the params section
     pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
@@ -62,7 +61,8 @@ class Stage:
 
     @property
     def code_paths(self) -> tuple[str, ...]:
-        return (*self.code, *COMMON_CODE)
+        """The source files the stage's command imports (DVC deps, Dagster code_version): see code_deps.py."""
+        return stage_code_paths(self)
 
 
 STAGES: tuple[Stage, ...] = (
@@ -70,28 +70,28 @@ STAGES: tuple[Stage, ...] = (
         name="demo_corpus", group="corpus",
         description="Offline, licence-clean demo corpus: music21 scores rendered under several GM instruments.",
         argv=("corpus", "demo", "--out", "data/corpus"),
-        deps=(), outs=("data/corpus",), code=("components/corpus",), params="corpus",
+        deps=(), outs=("data/corpus",), params="corpus",
         config="components.corpus.config:CorpusConfig",
     ),
     Stage(
         name="curated_clips", group="curation",
         description="Decoded, mono, resampled, loudness-normalised, de-duplicated clips; rejects quarantined with a reason.",
         argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated"),
-        deps=("data/corpus",), outs=("data/curated",), code=("components/curation",), params="curation",
+        deps=("data/corpus",), outs=("data/curated",), params="curation",
         config="components.curation.config:CurationConfig",
     ),
     Stage(
         name="captions", group="captioning",
         description="Tags (tempo, key, metre, loudness, brightness, instrument) -> varied captions + sentence embeddings.",
         argv=("caption", "--curated", "data/curated", "--out", "data/captions"),
-        deps=("data/curated",), outs=("data/captions",), code=("components/captioning",), params="captions",
+        deps=("data/curated",), outs=("data/captions",), params="captions",
         config="components.captioning.config:CaptionConfig",
     ),
     Stage(
         name="omnicodec", group="omnicodec",
         description="Train the OmniCodec neural audio codec (SEANet + factorised RVQ + GAN losses) on curated clips.",
         argv=("codec", "train", "--curated", "data/curated", "--out", "data/models/omnicodec"),
-        deps=("data/curated",), outs=("data/models/omnicodec",), code=("components/omnicodec",), params="codec",
+        deps=("data/curated",), outs=("data/models/omnicodec",), params="codec",
         config="components.omnicodec.config:CodecConfig",
         pool="gpu", distributed=True,
     ),
@@ -99,7 +99,7 @@ STAGES: tuple[Stage, ...] = (
         name="omnicodec_eval", group="omnicodec",
         description="ViSQOL, mel distance, SI-SDR and codebook usage of OmniCodec on held-out pieces, per bitrate.",
         argv=("codec", "eval", "--model", "data/models/omnicodec", "--curated", "data/curated", "--out", "data/eval/omnicodec"),
-        deps=("data/models/omnicodec", "data/curated"), outs=("data/eval/omnicodec",), code=("components/omnicodec",),
+        deps=("data/models/omnicodec", "data/curated"), outs=("data/eval/omnicodec",),
         params="codec_eval", config="components.omnicodec.config:CodecEvalConfig",
     ),
     Stage(
@@ -108,8 +108,7 @@ STAGES: tuple[Stage, ...] = (
         argv=("tokens", "build", "--codec", "data/models/omnicodec", "--codec-eval", "data/eval/omnicodec",
               "--curated", "data/curated", "--captions", "data/captions", "--out", "data/tokens"),
         # reading the codec's evaluation puts the codec gate (a blocking check on it) before the shards
-        deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
-        code=("components/tokens", "components/omnicodec"), params="tokens",
+        deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",), params="tokens",
         config="components.tokens.config:TokensConfig",
         pool="gpu",                # encodes on the codec's device (cuda in the gpu / cluster profiles)
     ),
@@ -119,15 +118,14 @@ STAGES: tuple[Stage, ...] = (
                     "the independent judge of Lyra's conditioning.",
         argv=("judge", "train", "--tokens", "data/tokens", "--codec", "data/models/omnicodec", "--curated", "data/curated",
               "--out", "data/models/judge"),
-        deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",),
-        code=("components/judge", "components/lyra/codec.py", "components/tokens"), params="judge",
+        deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",), params="judge",
         config="components.judge.config:JudgeConfig",
     ),
     Stage(
         name="lyra_pretrain", group="lyra",
         description="Pretrain the Lyra text-to-music transformer (delay pattern, text + timing conditioning) with DeepSpeed.",
         argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
-        deps=("data/tokens",), outs=("data/models/lyra",), code=("components/lyra", "components/tokens"), params="lm",
+        deps=("data/tokens",), outs=("data/models/lyra",), params="lm",
         config="components.lyra.config:LMConfig", pool="gpu", distributed=True,
     ),
     Stage(
@@ -135,8 +133,7 @@ STAGES: tuple[Stage, ...] = (
         description="Music generated from held-out captions, decoded with OmniCodec, with conditioning metrics.",
         argv=("lm", "sample", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
               "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/samples/lyra"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",),
-        code=("components/lyra", "components/omnicodec", "components/judge"), params="generate",
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",), params="generate",
         config="components.lyra.config:GenerateConfig",
     ),
     Stage(
@@ -146,8 +143,7 @@ STAGES: tuple[Stage, ...] = (
               "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/models/lyra_rlaif"),
         # the reward model (rlaif.reward_model) is ORAQL: reading it puts its blocking gate before RLAIF
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
-        outs=("data/models/lyra_rlaif",),
-        code=("components/rlaif", "components/lyra", "components/judge"), params="rlaif", config="components.rlaif.config:RLAIFConfig",
+        outs=("data/models/lyra_rlaif",), params="rlaif", config="components.rlaif.config:RLAIFConfig",
         pool="gpu",
     ),
     Stage(
@@ -156,8 +152,7 @@ STAGES: tuple[Stage, ...] = (
                     "(+ human ratings), selected on valid, correlations on held-out pieces.",
         argv=("oraql", "train", "--curated", "data/curated", "--codec", "data/models/omnicodec",
               "--lyra", "data/models/lyra", "--tokens", "data/tokens", "--out", "data/models/oraql"),
-        deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",),
-        code=("components/oraql", "components/lyra", "components/omnicodec"), params="oraql",
+        deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",), params="oraql",
         config="components.oraql.config:OraqlConfig",
     ),
     Stage(
@@ -169,10 +164,23 @@ STAGES: tuple[Stage, ...] = (
               "--judge", "components.oraql.best_of_n:conditioning_judge", "--judge-model", "data/models/judge"),
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
         outs=("data/eval/lyra_best_of_n",),
-        code=("components/oraql", "components/lyra", "components/omnicodec", "components/judge"),
         params="best_of_n", config="components.oraql.config:BestOfNConfig",
     ),
 )
+
+
+@functools.lru_cache(maxsize=None)
+def stage_code_paths(stage: Stage) -> tuple[str, ...]:
+    from components.cli import build_command_parser
+    from components.common import code_deps
+
+    if not stage.argv:            # a stage that is not a `lyra` command (tests' stand-ins) has no tracked code
+        return ()
+    handler = build_command_parser(stage.argv[0]).parse_args(list(stage.argv[1:])).func
+    params = load_params()
+    configured = [(params.get(p) or {}).get(stage.params) for p in PROFILES]
+    roots = code_deps.handler_roots(handler.__module__, handler.__name__) | code_deps.referenced_modules([stage.argv, configured])
+    return tuple(code_deps.source_files(code_deps.closure(roots, opaque=[handler.__module__])))
 
 
 def stage_by_name(name: str) -> Stage:
@@ -197,7 +205,9 @@ def dvc_pipeline(params: dict | None = None) -> dict:
     params = load_params() if params is None else params
     doc: dict = {"stages": {}}
     for stage in STAGES:
-        param_keys = ["profile"] + [f"{p}.{stage.params}" for p in PROFILES if stage.params in (params.get(p) or {})]
+        # the active profile's values are the base profile's with its own block on top (config.py):
+        # a stage depends on those two blocks only, so editing another profile changes nothing here
+        param_keys = ["profile", f"{BASE_PROFILE}.{stage.params}", f"${{profile}}.{stage.params}"]
         doc["stages"][stage.name] = {
             "desc": stage.description,
             "cmd": " ".join(stage.command),

@@ -35,12 +35,29 @@ class DvcResource(dg.ConfigurableResource):
     # run workers are fresh pods whose dvc.lock is the image's, so the record of what was built
     # must live where the outputs do; it is restored before every status check
     lock_copy: str = ""
+    # the profile the stages run with (LYRA_PROFILE). dvc.yaml tracks `${profile}.<section>` as
+    # params.yaml names it, so the two must agree, or DVC would record one profile's params for
+    # outputs made with another's. Empty: not checked.
+    profile: str = ""
+
+    def _check_profile(self) -> None:
+        from components.config import BASE_PROFILE, load_params
+
+        params_file = Path(self.repo) / "params.yaml"
+        if not self.profile or not params_file.is_file():
+            return
+        recorded = load_params(params_file).get("profile") or BASE_PROFILE
+        if recorded != self.profile:
+            raise DvcError(f"{params_file.name} selects profile {recorded!r} but the stages run with {self.profile!r}: "
+                           f"DVC would record {recorded!r}'s params for {self.profile!r}'s outputs. Set `profile: "
+                           f"{self.profile}` in {params_file.name} (or `dvc exp run -S profile={self.profile}`).")
 
     def _dvc(self) -> str:
         local = Path(sys.executable).parent / "dvc"
         return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
 
     def _run(self, *args: str) -> str:
+        self._check_profile()
         # dvc holds a repository lock; parallel steps queue here instead of failing on it
         with FileLock(str(Path(self.repo) / ".dvc" / "tmp" / "lyra-orchestration.lock")):
             proc = subprocess.run([self._dvc(), *args], cwd=self.repo, capture_output=True, text=True)

@@ -11,7 +11,6 @@ of the stage's source; materializing it
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import dagster as dg

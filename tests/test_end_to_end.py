@@ -1,7 +1,9 @@
 """The whole lifecycle on a shrunken tiny profile, through Dagster, in a throwaway copy of the repo.
 
 Runs `lyra demo` twice: the first run must build every asset with its checks passing; the
-second, with nothing changed, must re-run no stage (DVC reports them all up to date).
+second, with nothing changed, must re-run no stage (DVC reports them all up to date) and leave
+dvc.lock byte-identical. Then DVC is asked what an edit would re-run: another profile's params,
+nothing; the sampling stage's module, the sampling stage and not Lyra's pretraining.
 """
 
 import json
@@ -70,6 +72,7 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
 
     first = run_demo(repo, env)
     assert first.returncode == 0, failure_report(first)
+    lock_after_first = (repo / "dvc.lock").read_bytes()
     for stage in STAGES:
         for out in stage.outs:
             assert (repo / out / "lineage.json").is_file(), f"{stage.name} wrote no lineage for {out}"
@@ -91,3 +94,17 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
     second = run_demo(repo, env)
     assert second.returncode == 0, failure_report(second)
     assert statuses(second.stdout) == {s.name: "reused" for s in STAGES}, second.stdout[-3000:]
+    assert (repo / "dvc.lock").read_bytes() == lock_after_first
+
+    # what would re-run after an edit (asked of DVC, nothing is run)
+    def stale() -> set[str]:
+        out = subprocess.run([str(Path(sys.executable).parent / "dvc"), "status", "--json"], cwd=repo, env=env,
+                             capture_output=True, text=True, check=True).stdout
+        return set(json.loads(out or "{}"))
+
+    params["cluster"]["lm"]["steps"] = params["cluster"]["lm"]["steps"] + 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stale() == set()                                     # another profile's block: nothing is stale
+    with open(repo / "components" / "lyra" / "sample.py", "a") as fh:
+        fh.write("\n# an edit to the sampling stage\n")
+    assert "lyra_samples" in stale() and "lyra_pretrain" not in stale()

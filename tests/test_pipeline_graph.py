@@ -66,3 +66,15 @@ def test_params_sections_validate_against_the_stage_config(stage, profile):
     from components.config import load_stage_config
 
     load_stage_config(stage.params, stage.config_class(), params_path=REPO / "params.yaml", profile=profile)
+
+
+def test_a_stage_tracks_only_the_active_profile_and_the_base_it_extends():
+    from components.config import PROFILES
+
+    doc = yaml.safe_load(render_dvc_yaml(yaml.safe_load((REPO / "params.yaml").read_text())))
+    for stage in STAGES:
+        assert doc["stages"][stage.name]["params"] == ["profile", f"tiny.{stage.params}", f"${{profile}}.{stage.params}"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for stage in STAGES:               # DVC resolves ${profile}.<section>: every profile must have the section
+        for profile in PROFILES:
+            assert stage.params in (params.get(profile) or {}), f"profile {profile} has no {stage.params} section"

@@ -240,7 +240,6 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
         atomic_write_json(staging / "agreement.json", {**report, "words": word_counts(tags)})
         plot = _try_plot(table, config, staging / "agreement.png", run)
         write_lineage(staging, stage=STAGE_NAME, inputs={"curated": curated}, params=config,
-                      code_paths=("components/captioning",),
                       extra={"text_encoder": encoder.describe(), "captioner": captioner.name,
                              "n_clips": len(rows), "embeddings_shape": list(embeddings.shape)})
     metrics["seconds_total"] = round(time.perf_counter() - t0, 2)

@@ -2,11 +2,15 @@
 
 Every stage writes `lineage.json` beside its outputs; the orchestrator attaches the same
 facts to the Dagster materialization and DVC records the data hashes in dvc.lock.
+
+lineage.json is part of a hashed output, so it holds only what the output is a function of:
+input digests, params, the code's content digest, the environment. No wall-clock time and no
+git commit (a commit elsewhere in the repository would change the output's hash): when and from
+which commit a version was made is the registry's record (components/registry), not the artifact's.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import platform
@@ -59,6 +63,17 @@ def code_version(*source_paths: str | os.PathLike) -> str:
     return tree_digest(*[REPO_ROOT / p for p in source_paths])[:12]
 
 
+def stage_code_version(stage: str) -> str | None:
+    """Digest of the source a pipeline stage's command imports: the files DVC and Dagster track for it
+    (components/common/code_deps.py). None for a name that is not a pipeline stage."""
+    from components.pipeline import stage_by_name   # the stage table sits above this module
+
+    try:
+        return code_version(*stage_by_name(stage).code_paths)
+    except KeyError:
+        return None
+
+
 def git_revision() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
@@ -84,19 +99,16 @@ def write_lineage(
     stage: str,
     inputs: Mapping[str, str | os.PathLike],
     params: Any = None,
-    code_paths: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Write `<out_dir>/lineage.json`: input digests, params, code version, git revision, environment."""
+    """Write `<out_dir>/lineage.json`: input digests, params, code version, environment (deterministic)."""
     import torch  # every stage has torch; its version matters for reproducing models
 
     record = {
         "stage": stage,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "inputs": {name: {"path": os.fspath(p), "digest": tree_digest(p)} for name, p in inputs.items()},
         "params": _plain(params),
-        "code_version": code_version(*code_paths) if code_paths else None,
-        "git_revision": git_revision(),
+        "code_version": stage_code_version(stage),
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()},
         **dict(extra or {}),
     }

@@ -50,8 +50,7 @@ def main(args) -> int:
             plot = plot_durations(build.tracks, staging / "durations_by_collection.png")
             import music21
 
-            write_lineage(staging, stage="demo_corpus", inputs={"soundfont": soundfont_path()}, params=config,
-                          code_paths=("components/corpus",), extra={"music21_version": music21.__version__})
+            write_lineage(staging, stage="demo_corpus", inputs={"soundfont": soundfont_path()}, params=config, extra={"music21_version": music21.__version__})
         run.log.info("%d tracks from %d pieces, %.1f min of audio in %.1f s (%.0fx realtime); %d scores skipped",
                      metrics["n_tracks"], metrics["n_pieces"], metrics["audio_seconds"] / 60,
                      metrics["build_seconds"], metrics["x_realtime"], metrics["skipped_scores"])

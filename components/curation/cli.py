@@ -53,8 +53,7 @@ def main(args) -> int:
                 result = curate_folder(args.input, staging, config, progress=run.progress, log=run.log)
                 metrics = curation_metrics(result, config)
                 plot = plot_summary(result, config, staging / "curation_summary.png")
-                write_lineage(staging, stage="curated_clips", inputs={"audio": args.input}, params=config,
-                              code_paths=("components/curation",))
+                write_lineage(staging, stage="curated_clips", inputs={"audio": args.input}, params=config)
         except CurationInputError as exc:
             print(f"lyra curate: {exc}", file=sys.stderr)
             return 2

@@ -29,7 +29,6 @@ from components.lyra import codec as codec_io
 from components.tokens.dataset import TokenDataset
 
 STAGE = "conditioning_judge"
-CODE_PATHS = ("components/judge",)
 LABELS_FILE = "clip_labels.parquet"
 
 
@@ -137,7 +136,7 @@ def run_judge_stage(cfg: JudgeConfig, tokens, codec_dir, curated, out, metrics_p
             from components.judge.plots import plot_confusions
             plot_confusions(staging / "confusion_test.png", confusion)
             write_lineage(staging, stage=STAGE, inputs={"tokens": tokens, "codec": codec_dir, "curated": curated},
-                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": {**metrics, **flat}})
+                          params=cfg, extra={"metrics": {**metrics, **flat}})
         run.add_image("confusion_test", out / "confusion_test.png")
         run.add_path("judge", out)
         run.finish({**metrics, **flat}, metrics_path)

@@ -43,7 +43,6 @@ from components.lyra.plots import plot_spectrograms
 from components.tokens.dataset import TokenClip, TokenDataset
 
 STAGE = "lyra_samples"
-CODE_PATHS = ("components/lyra", "components/omnicodec", "components/judge")
 SILENCE_DBFS = -60.0
 
 
@@ -202,7 +201,7 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
             })
             write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
                                                         "judge": judge_dir},
-                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+                          params=cfg, extra={"metrics": metrics})
         log.info("lengths (END free): %s", ", ".join(f"{k}: median {v['median_generated_s']:.1f} s" for k, v in lengths.items()))
         for image in ("spectrograms", "lengths"):
             if (out / f"{image}.png").is_file():

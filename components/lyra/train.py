@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from components.common.atomic import atomic_dir, atomic_write_json
 from components.common.distributed import (all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun,
                                            shutdown)
-from components.common.lineage import code_version, write_lineage
+from components.common.lineage import stage_code_version, write_lineage
 from components.common.reporting import stage_run
 from components.common.seeds import derive_seed
 from components.lyra.config import LMConfig
@@ -45,7 +45,6 @@ from components.lyra.plots import plot_loss_curve
 from components.tokens.dataset import TokenDataset
 
 STAGE = "lyra_pretrain"
-CODE_PATHS = ("components/lyra", "components/tokens")
 SELECTION_SPLIT = "valid"      # picks the checkpoint; `test` is scored once, at the end, and picks nothing
 
 
@@ -116,7 +115,7 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
     """What a checkpoint must match to be resumed: config, code, token data, world size."""
     h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(code_version(*CODE_PATHS).encode())
+    h.update(stage_code_version(STAGE).encode())
     for name in ("meta.json", "index.parquet"):
         h.update((tokens / name).read_bytes())
     h.update(f"world={world}".encode())
@@ -427,7 +426,7 @@ def write_output(out: Path, engine, ckpts: "Checkpoints", final_tag: str, chosen
         shutil.move(str(ckpts.root / final_tag), str(staging / "checkpoints" / final_tag))
         atomic_write_json(staging / "checkpoints" / "latest.json", {"tag": final_tag, "step": cfg.steps,
                                                                     "fingerprint": ckpts.fingerprint})
-        write_lineage(staging, stage=STAGE, inputs={"tokens": tokens}, params=cfg, code_paths=CODE_PATHS,
+        write_lineage(staging, stage=STAGE, inputs={"tokens": tokens}, params=cfg,
                       extra={"metrics": metrics})
     shutil.rmtree(ckpts.root, ignore_errors=True)
     run.add_image("loss_curve", out / "loss_curve.png")

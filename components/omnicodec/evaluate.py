@@ -41,7 +41,6 @@ from components.omnicodec.losses import MultiScaleMelLoss, si_sdr
 from components.omnicodec.model import build_codec, load_codec, read_model_config
 from components.omnicodec.quantizer import code_perplexity
 
-CODE_PATHS = ("components/omnicodec",)
 
 
 def code_entropies(codes: list[np.ndarray], codebook_size: int) -> tuple[list[float], list[float]]:
@@ -230,8 +229,7 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
         for i, deg in trained["examples"].items():
             write_wav(staging / "examples" / f"{clips[i].clip_id}_input.wav", audio[i], codec.sample_rate)
             write_wav(staging / "examples" / f"{clips[i].clip_id}_decoded.wav", np.clip(deg, -1, 1), codec.sample_rate)
-        write_lineage(staging, stage="omnicodec_eval", inputs={"model": model_dir, "curated": curated}, params=cfg,
-                      code_paths=CODE_PATHS, extra={"metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}})
+        write_lineage(staging, stage="omnicodec_eval", inputs={"model": model_dir, "curated": curated}, params=cfg, extra={"metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}})
     if ood:
         run.log.info("out of distribution (%d clips of unseen pieces and timbres) at %.2f kbps: ViSQOL %s, mel "
                      "distance %s, information gap %s", ood["n_clips"], metrics["bitrate_kbps"], fmt_value(ood["visqol"]),

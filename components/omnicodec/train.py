@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from components.common.atomic import atomic_dir
 from components.common.audio import write_wav
 from components.common.distributed import DistInfo, barrier, init_distributed
-from components.common.lineage import code_version, write_lineage
+from components.common.lineage import stage_code_version, write_lineage
 from components.common.seeds import torch_generator
 from components.omnicodec import checkpoint as ckpt
 from components.omnicodec import plots
@@ -50,7 +50,6 @@ from components.omnicodec.losses import (MultiScaleMelLoss, discriminator_loss, 
                                          generator_adversarial_loss)
 from components.omnicodec.model import OmniCodec, build_codec
 
-CODE_PATHS = ("components/omnicodec",)
 INIT_STEP_BASE = 1 << 40  # batch ids used for the codebook initialisation
 
 
@@ -257,7 +256,7 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
 
     codec = codec if codec is not None else build_codec(cfg.model, cfg.seed)
     trainer = CodecTrainer(cfg, codec, device=device, info=info, sample_rate=sr)
-    digest = ckpt.config_digest(cfg, code_version(*CODE_PATHS))
+    digest = ckpt.config_digest(cfg, stage_code_version("omnicodec"))
     resume_from = ckpt.prepare_work_dir(work_dir, digest, log) if info.is_main else None
     if info.is_distributed:
         holder = [resume_from]
@@ -355,7 +354,7 @@ def _write_model_folder(cfg, trainer: CodecTrainer, codec: OmniCodec, curated, o
             write_wav(staging / "examples" / f"{i}_input.wav", valid_crops[i, 0].numpy(), cfg.model.sample_rate)
             write_wav(staging / "examples" / f"{i}_reconstruction.wav", np.clip(recon[i, 0].numpy(), -1, 1),
                       cfg.model.sample_rate)
-        write_lineage(staging, stage="omnicodec", inputs={"curated": curated}, params=cfg, code_paths=CODE_PATHS,
+        write_lineage(staging, stage="omnicodec", inputs={"curated": curated}, params=cfg,
                       extra={"metrics": metrics})
     run.add_image("loss_curve", out / "loss_curve.png")
     run.add_image("spectrograms", out / "spectrograms.png")

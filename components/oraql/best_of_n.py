@@ -32,7 +32,6 @@ from components.common.reporting import stage_run
 from components.oraql.config import BestOfNConfig
 
 STAGE = "lyra_best_of_n"
-CODE_PATHS = ("components/oraql",)
 
 
 class Evaluator(Protocol):
@@ -205,7 +204,7 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             plot_curve(staging / "best_of_n.png", curve, judge_name)
             write_lineage(staging, stage=STAGE, inputs={"lyra": lyra_dir, "codec": codec_dir, "tokens": tokens,
                                                         "oraql": oraql_dir},
-                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+                          params=cfg, extra={"metrics": metrics})
         run.add_image("best_of_n_curve", out / "best_of_n.png")
         run.add_path("selections", out)
         run.finish(metrics, metrics_path)

@@ -28,14 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from components.common.atomic import atomic_dir, atomic_path, atomic_write_json
-from components.common.lineage import code_version, file_digest, write_lineage
+from components.common.lineage import stage_code_version, file_digest, write_lineage
 from components.common.reporting import stage_run
 from components.oraql import evaluate
 from components.oraql.config import OraqlConfig
 from components.oraql.model import HEADS, Oraql
 
 STAGE = "oraql"
-CODE_PATHS = ("components/oraql",)
 
 
 class OraqlError(RuntimeError):
@@ -201,7 +200,7 @@ def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: Tr
 # ------------------------------------------------------------------------------- the stage
 def input_fingerprint(cfg: OraqlConfig, paths: dict[str, Path | None]) -> str:
     h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(code_version(*CODE_PATHS).encode())
+    h.update(stage_code_version(STAGE).encode())
     for name, path in sorted(paths.items()):
         for f in (path,) if path is None or path.is_file() else sorted(p for p in path.glob("*") if p.is_file()
                                                                       and p.suffix in (".parquet", ".safetensors", ".json")):
@@ -375,7 +374,7 @@ def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, to
             plot_agreement(staging / "agreement.png", table[test_mask].reset_index(drop=True), cfg.held_out_type)
             write_lineage(staging, stage=STAGE, inputs={k: v for k, v in {"curated": curated, "codec": codec, "lyra": lyra,
                                                                            "tokens": tokens}.items() if v is not None},
-                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+                          params=cfg, extra={"metrics": metrics})
         shutil.rmtree(work, ignore_errors=True)
         log.info("ORAQL scores %.0f s of audio per second per core; stage %.1f s (items %.1f s, training %.1f s); "
                  "CPU %.1f s (items %.1f s, training %.1f s)", speed, metrics["stage_seconds"], build_s, train_s,

@@ -9,6 +9,8 @@ best-of-n from the pretrained model at the same KL (n <= 4); the monitor watches
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from components.config import StageConfig
@@ -20,6 +22,8 @@ class RLAIFConfig(StageConfig):
     #      factory(reward_model, device) -> score(audio list, sample_rate) -> list[float] (ORAQL's adapter)
     reward: str = "realism"
     reward_model: str | None = None        # the reward model's folder, handed to the factory
+    adherence_weight: float = Field(0.0, ge=0.0)   # + this x prompt adherence (adherence.py: what the text adds to
+    #                                                the frozen pretrained model's likelihood); 0: ORAQL alone
     realism_clips: int = 48                # real training clips the realism reward is fitted on
     # ---- prompts: distinct training captions, plus one prompt a line from this file (embedded with MiniLM)
     prompt_file: str | None = None
@@ -35,6 +39,7 @@ class RLAIFConfig(StageConfig):
     monitor_every: int = 20                # steps between the independent measures on held-out prompts (0 = off)
     monitor_prompts: int = 4               # ... on this many prompts, 2 samples each
     # ---- evaluation: the monitor on valid captions, the result on test captions; the gate
+    eval_split: Literal["valid", "test"] = "test"   # valid while choosing settings; test for the result
     eval_prompts: int = 16                 # prompts of each held-out split (valid for the monitor, test for the result)
     eval_samples: int = 4                  # per prompt and model; diversity needs >= 2
     max_kl_per_code: float = 0.1           # KL(post-trained || pretrained) per generated code above this = drifted

@@ -26,14 +26,13 @@ import numpy as np
 import torch
 
 from components.common.atomic import atomic_dir, atomic_write_json
-from components.common.lineage import code_version, file_digest, write_lineage
+from components.common.lineage import stage_code_version, file_digest, write_lineage
 from components.common.reporting import stage_run
 from components.rlaif.config import RLAIFConfig
 from components.rlaif.policy import CodeVocabulary, LyraGRPOTrainer, LyraRollout, PromptTable, n_frames
 from components.rlaif.rewards import AudioReward, RewardError, as_trl_reward, load_audio_scorer
 
 STAGE = "lyra_rlaif"
-CODE_PATHS = ("components/rlaif", "components/lyra")
 
 
 class RLAIFError(RuntimeError):
@@ -120,7 +119,7 @@ def build_reward(cfg: RLAIFConfig, codec, tokens: Path, seconds: float, log):
 def run_fingerprint(cfg: RLAIFConfig, model_dir: Path, codec_dir: Path, tokens: Path) -> str:
     """What a checkpoint must match to be resumed: config, code, pretrained model, codec, tokens."""
     h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(code_version(*CODE_PATHS).encode())
+    h.update(stage_code_version(STAGE).encode())
     for path in (model_dir / "model.safetensors", codec_dir / "config.json", tokens / "meta.json", tokens / "index.parquet"):
         h.update(file_digest(path).encode() if path.is_file() else b"-")
     return h.hexdigest()[:16]
@@ -236,11 +235,16 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             lr_scheduler_type="constant", warmup_steps=0, beta=cfg.beta, max_grad_norm=cfg.max_grad_norm,
             logging_steps=1, save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
             report_to=[], activation_checkpointing=False, bf16=False, disable_dropout=True, disable_tqdm=True,
-            dataloader_num_workers=0)
+            dataloader_num_workers=0, reward_weights=[1.0, cfg.adherence_weight] if cfg.adherence_weight else None)
         n_rows = cfg.steps * cfg.prompts_per_step
         order = np.random.default_rng(cfg.seed).permutation(np.resize(np.arange(len(train_prompts.captions)), n_rows))
         dataset = Dataset.from_dict({"prompt": [train_prompts.captions[i] for i in order]})
-        trainer = LyraGRPOTrainer(model=policy, reward_funcs=as_trl_reward(reward, cfg.reward.split(":")[-1]),
+        reward_funcs = [as_trl_reward(reward, cfg.reward.split(":")[-1])]
+        if cfg.adherence_weight:
+            from components.rlaif.adherence import PromptAdherence
+
+            reward_funcs.append(as_trl_reward(PromptAdherence(prepare_policy(model_dir), train_prompts), "prompt_adherence"))
+        trainer = LyraGRPOTrainer(model=policy, reward_funcs=reward_funcs,
                                   args=args, train_dataset=dataset, processing_class=vocab.tokenizer(),
                                   rollout_func=LyraRollout(train_prompts, vocab, cfg.seed),
                                   prompt_table=train_prompts, vocab=vocab,
@@ -252,11 +256,12 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             log.info("step %d: reward %.4f, KL %.4f nats/code", step, dict(history["reward"])[step], kl)
 
         pretrained = prepare_policy(model_dir).eval()
-        metrics = evaluate(pretrained, policy, test_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
+        eval_prompts = test_prompts if cfg.eval_split == "test" else valid_prompts
+        metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
                            n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge)
-        metrics["eval_split"] = "test"
+        metrics["eval_split"] = cfg.eval_split
         metrics.update({
-            "steps": cfg.steps, "beta": cfg.beta, "reward_model": cfg.reward, "resumed_from": Path(resume).name if resume else None,
+            "steps": cfg.steps, "beta": cfg.beta, "reward_model": cfg.reward, "adherence_weight": cfg.adherence_weight, "resumed_from": Path(resume).name if resume else None,
             "train_reward_first": history["reward"][0][1] if history["reward"] else None,
             "train_reward_last": history["reward"][-1][1] if history["reward"] else None,
             "train_kl_last": history["kl"][-1][1] if history["kl"] else None,
@@ -282,7 +287,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             plot_reward_and_kl(staging / "reward_kl.png", history, metrics)
             write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
                                                         **({"judge": judge_dir} if judge_dir else {})},
-                          params=cfg, code_paths=CODE_PATHS, extra={"metrics": metrics})
+                          params=cfg, extra={"metrics": metrics})
         shutil.rmtree(root, ignore_errors=True)
         run.add_image("reward_kl", out / "reward_kl.png")
         run.add_path("model", out)

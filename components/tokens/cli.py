@@ -55,8 +55,7 @@ def main(args) -> int:
                     if not outcome.passed:
                         raise TokenBuildError(f"{outcome.description}: FAILED {outcome.details}")
                 write_lineage(staging, stage="token_shards", params=cfg,
-                              inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions},
-                              code_paths=["components/tokens", "components/omnicodec"])
+                              inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions})
         except TokenBuildError as exc:
             run.log.error("%s", exc)
             return 2

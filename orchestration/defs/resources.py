@@ -21,7 +21,7 @@ PROFILE_DVC_REMOTE = {"tiny": "", "gpu": "", "cluster": "s3"}
 
 def resources_for(deployment: str, profile: str) -> dict:
     # on Kubernetes every run worker is a fresh pod: the lock lives on the data volume with the outputs
-    dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""),
+    dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""), profile=profile,
                       lock_copy="data/dvc.lock" if deployment == "k8s" else "")
     if deployment == "local":
         return {"launcher": LocalLauncher(profile=profile), "dvc": dvc}

@@ -83,7 +83,7 @@ def run_stage(tmp_path: Path, cluster: FakeCluster, mode: str) -> dg.ExecuteInPr
     script = tmp_path / "stage.py"
     script.write_text(SCRIPT)
     stage = Stage(name="flaky", group="test", description="test stage", argv=(), deps=(),
-                  outs=(str(cluster.data / "out"),), code=(), params="corpus")
+                  outs=(str(cluster.data / "out"),), params="corpus")
     launcher = ScriptK8sLauncher(argv=[str(script), mode], profile="cluster", kubeconfig_file=str(cluster.kubeconfig),
                                  poll_interval=0.1)
     instance = dg.DagsterInstance.ephemeral()

@@ -43,7 +43,7 @@ def run_stage(tmp_path: Path, mode: str) -> tuple[dg.ExecuteInProcessResult, int
     script, attempts, out = tmp_path / "stage.py", tmp_path / "attempts", tmp_path / "out"
     script.write_text(SCRIPT)
     stage = Stage(name="flaky", group="test", description="test stage", argv=(), deps=(), outs=(str(out),),
-                  code=(), params="corpus")
+                  params="corpus")
     launcher = ScriptLauncher(argv=[str(script), str(attempts), str(out), mode])
     result = dg.materialize([stage_asset(stage)], resources={"launcher": launcher, "dvc": DvcResource(enabled=False)},
                             raise_on_error=False)
