@@ -235,3 +235,11 @@ class Registry:
     def audit(self) -> list[dict]:
         path = self.records / "audit.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def resolve_model_argument(value: str, repo: str | os.PathLike = ".") -> str:
+    """A command's model argument: a folder as given, or "name@stage" / "name@vX.Y.Z" resolved in the
+    registry of `repo` to the stored weights of that version."""
+    if "@" not in value or Path(value).exists():
+        return value
+    return os.fspath(Registry(repo).resolve(value))
