@@ -15,6 +15,20 @@ lifecycle_job = dg.define_asset_job(
 )
 
 
+
+def _model_jobs() -> list:
+    """`<model>_to_registry`: one model's stages and its registry version, nothing else (e.g. the codec alone)."""
+    from orchestration.defs.assets.registry import registered_models, registry_key
+
+    return [dg.define_asset_job(f"{model}_to_registry", selection=dg.AssetSelection.assets(registry_key(model)).upstream(),
+                                executor_def=dg.in_process_executor,
+                                description=f"The stages {model} is built from, then its registry version")
+            for model in registered_models()]
+
+
+model_jobs = _model_jobs()
+
+
 class PromotionConfig(dg.Config):
     """The same request as `lyra promote MODEL VERSION --to STAGE --reason TEXT [--force --actor NAME]`."""
 
@@ -48,6 +62,6 @@ def promote_model(context: dg.OpExecutionContext, config: PromotionConfig, regis
     return decision.to_json()
 
 
-@dg.job(name="promote", description="Promote a model version (the Dagster side of `lyra promote`); decisions go to registry/audit.jsonl")
+@dg.job(name="promote", executor_def=dg.in_process_executor, description="Promote a model version (the Dagster side of `lyra promote`); decisions go to registry/audit.jsonl")
 def promote_job():
     promote_model()
