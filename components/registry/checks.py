@@ -80,13 +80,43 @@ BLOCKING_CHECKS: dict[str, Callable[[Path, str | None], Rules]] = {
 }
 
 
+# the numbers each check's rules read, shown with its verdict: (metrics file's stage, keys; "a.b" = nested)
+CHECK_NUMBERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "codec_gate": ("omnicodec_eval", ("mel_distance", "untrained.mel_distance", "visqol", "untrained.visqol",
+                                      "code_information_mel_gap")),
+    "lyra_beats_unigram": ("lyra_pretrain", ("val_loss", "unigram_val_loss", "val_vs_unigram")),
+    "judge_hears_the_prompt": ("lyra_samples", ("judge_instrument_accuracy_text", "judge_instrument_accuracy_no_text",
+                                                "judge_instrument_p_text_vs_no_text")),
+    "oraql_gate": ("oraql", ("spearman_clip", "untrained_spearman_clip", "pairwise_accuracy", "held_out_spearman",
+                             "untrained_held_out_spearman")),
+    "rlaif_gate": ("lyra_rlaif", ("reward_gain", "kl_nats_per_code", "max_kl_per_code", "diversity_pretrained",
+                                  "diversity_post_trained", "silent_fraction_post_trained")),
+}
+
+
+def _numbers(repo: Path, name: str) -> dict:
+    stage, keys = CHECK_NUMBERS.get(name, ("", ()))
+    try:
+        metrics = _metrics(repo, stage) if keys else {}
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for key in keys:
+        node = metrics
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, (int, float)):
+            out[key] = node
+    return out
+
+
 def evaluate(names: tuple[str, ...], repo: Path, profile: str | None) -> dict[str, dict]:
-    """{check: {"passed": bool, "rules": {rule: bool}}} for the named checks."""
+    """{check: {"passed": bool, "rules": {rule: bool}, "numbers": {metric: value}}} for the named checks."""
     out = {}
     for name in names:
         if name not in BLOCKING_CHECKS:
             raise KeyError(f"no evaluator for check {name!r} (known: {', '.join(BLOCKING_CHECKS)}); "
                            "add one to components/registry/checks.py")
         rules = {k: bool(v) for k, v in BLOCKING_CHECKS[name](repo, profile).items()}
-        out[name] = {"passed": all(rules.values()), "rules": rules}
+        out[name] = {"passed": all(rules.values()), "rules": rules, "numbers": _numbers(repo, name)}
     return out

@@ -69,8 +69,11 @@ def check_gates(entry: dict) -> list[Gate]:
     gates = []
     for check, result in entry.get("checks", {}).items():
         failed = [rule for rule, ok in result["rules"].items() if not ok]
-        gates.append(Gate(check, result["passed"], "rules passed: " + (", ".join(result["rules"]) or "none configured")
-                          if not failed else "rules failed: " + ", ".join(failed), result["rules"]))
+        numbers = result.get("numbers", {})
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in numbers.items())
+        detail = ("rules passed: " + (", ".join(result["rules"]) or "none configured")) if not failed \
+            else "rules failed: " + ", ".join(failed) + (f" ({shown})" if shown else "")
+        gates.append(Gate(check, result["passed"], detail, {"rules": result["rules"], **numbers}))
     return gates
 
 

@@ -132,8 +132,9 @@ def _page(registry, entry: dict, figures: list, clips: list) -> str:
     lineage = entry["lineage"]
     checks = "".join(
         f"<tr><td>{_esc(c)}</td><td class={'ok' if r['passed'] else 'bad'}>{'passed' if r['passed'] else 'FAILED'}</td>"
-        f"<td>{_esc(', '.join(f'{k}={v}' for k, v in r['rules'].items()) or 'no rule configured')}</td></tr>"
-        for c, r in entry["checks"].items()) or "<tr><td colspan=3>no blocking check configured</td></tr>"
+        f"<td>{_esc(', '.join(f'{k}={v}' for k, v in r['rules'].items()) or 'no rule configured')}</td>"
+        f"<td>{_esc(', '.join(f'{k} {_fmt(v)}' for k, v in r.get('numbers', {}).items()))}</td></tr>"
+        for c, r in entry["checks"].items()) or "<tr><td colspan=4>no blocking check configured</td></tr>"
     parents = "".join(f"<li>{_esc(p)} <a href='../../{_esc(p)}/{_esc(v['version'])}/index.html'>{_esc(v['version'])}</a>"
                       f" <code>{_esc(v['digest'][:12])}</code></li>" for p, v in lineage["parents"].items()) or "<li>none</li>"
     data = "".join(f"<tr><td>{_esc(k)}</td><td><code>{_esc(v)}</code></td></tr>"
@@ -151,7 +152,7 @@ def _page(registry, entry: dict, figures: list, clips: list) -> str:
 <h1>{_esc(entry['model'])} {_esc(entry['version'])}</h1>
 <p>registered {_esc(entry['registered_at'])} by {_esc(entry['registered_by'])} from stage <code>{_esc(lineage['stage'])}</code>
 at git <code>{_esc(lineage['git_revision'])}</code>; weights <code>{_esc(entry['artifact']['digest'])}</code></p>
-<h2>Blocking checks</h2><table><tr><th>check</th><th>verdict</th><th>rules</th></tr>{checks}</table>
+<h2>Blocking checks</h2><table><tr><th>check</th><th>verdict</th><th>rules</th><th>numbers</th></tr>{checks}</table>
 <h2>Metrics</h2>{metrics}
 <h2>Plots</h2>{figs}
 <h2>Audio examples</h2>{audio}

@@ -64,6 +64,7 @@ def test_a_version_that_failed_a_blocking_check_is_refused_by_that_check(project
     decision = promote(reg, "omnicodec", "v0.0.1", "staging", "looks fine")
     assert decision.outcome == "refused" and [g.name for g in decision.failed] == ["codec_gate"]
     assert "mel_distance_below_untrained" in decision.failed[0].detail
+    assert "mel_distance 2.5, untrained.mel_distance 2.1" in decision.failed[0].detail      # with its numbers
 
 
 def test_production_takes_only_versions_that_were_in_staging(project):
