@@ -56,10 +56,10 @@ def _spectrogram_png(wav: Path, png: Path) -> None:
     from components.common.mel import log_mel_spectrogram
 
     audio, sr = read_audio(wav)
-    mel = log_mel_spectrogram(torch.from_numpy(np.ascontiguousarray(to_mono(audio), dtype=np.float32)), sr,
-                              n_fft=1024, n_mels=80).numpy()
+    mono = np.ascontiguousarray(to_mono(audio), dtype=np.float32)
+    mel = log_mel_spectrogram(torch.from_numpy(mono), sr, n_fft=1024, n_mels=80).numpy()
     fig, ax = plt.subplots(figsize=(4.2, 1.8), dpi=90)
-    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, len(audio) / sr, 0, mel.shape[0]))
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, len(mono) / sr, 0, mel.shape[0]))
     ax.set_xlabel("s", fontsize=7)
     ax.set_ylabel("mel band", fontsize=7)
     ax.tick_params(labelsize=6)
@@ -137,7 +137,7 @@ def _page(registry, entry: dict, figures: list, clips: list) -> str:
         for c, r in entry["checks"].items()) or "<tr><td colspan=4>no blocking check configured</td></tr>"
     parents = "".join(f"<li>{_esc(p)} <a href='../../{_esc(p)}/{_esc(v['version'])}/index.html'>{_esc(v['version'])}</a>"
                       f" <code>{_esc(v['digest'][:12])}</code></li>" for p, v in lineage["parents"].items()) or "<li>none</li>"
-    data = "".join(f"<tr><td>{_esc(k)}</td><td><code>{_esc(v)}</code></td></tr>"
+    data = "".join(f"<tr><td>{kind[:-1]}</td><td>{_esc(k)}</td><td><code>{_esc(v)}</code></td></tr>"
                    for kind in ("deps", "outs") for k, v in lineage["data"][kind].items())
     files = "".join(f"<tr><td>{_esc(n)}</td><td>{m['bytes']:,}</td><td><code>{_esc(m['sha256'][:16])}</code></td></tr>"
                     for n, m in entry["artifact"]["files"].items())
@@ -160,7 +160,7 @@ at git <code>{_esc(lineage['git_revision'])}</code>; weights <code>{_esc(entry['
 <p>trained at git <code>{_esc(lineage['trained_at_git_revision'])}</code>, stage code version <code>{_esc(lineage['code_version'])}</code>;
 held-out set <code>{_esc(entry['held_out']['digest'])}</code></p>
 <h3>Parent models</h3><ul>{parents}</ul>
-<h3>Data versions (dvc.lock md5)</h3><table><tr><th>path</th><th>version</th></tr>{data}</table>
+<h3>Data versions (dvc.lock md5)</h3><table><tr><th>read / written</th><th>path</th><th>version</th></tr>{data}</table>
 <h3>Deployable files</h3><table><tr><th>file</th><th>bytes</th><th>sha256</th></tr>{files}</table>
 <details><summary>params</summary><pre>{_esc(json.dumps(lineage['params'], indent=1, default=str))}</pre></details>
 </body></html>
