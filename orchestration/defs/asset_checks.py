@@ -128,8 +128,35 @@ def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCh
     return None
 
 
+def _registered_codec(eval_set: str) -> dict | None:
+    """The codec production holds in the model registry (staging's if none), when it was scored on the same
+    clips and is not the codec being checked: the gate's memory that survives a fresh Dagster instance."""
+    import os
+
+    from components.registry.gitrecord import RegistryGitError
+    from components.registry.registry import Registry, RegistryError
+    from components.registry.store import ArtifactError, deployable_files, describe
+
+    try:
+        registry = Registry(REPO_ROOT, profile=os.environ.get("LYRA_PROFILE"))
+        spec = registry.spec("omnicodec")
+        current = describe(deployable_files(registry.model_folder("omnicodec"), spec.weights)).digest
+        for stage in ("production", "staging"):
+            version = registry.holder("omnicodec", stage)
+            if version is None:
+                continue
+            entry = registry.entry("omnicodec", version)
+            metrics = entry["metrics"].get("omnicodec_eval", {})
+            if entry["artifact"]["digest"] != current and _eval_set_digest(metrics) == eval_set:
+                return {"visqol": metrics.get("visqol"), "codec_digest": f"omnicodec@{version} ({stage})"}
+    except (RegistryError, RegistryGitError, ArtifactError, OSError, KeyError):
+        return None
+    return None
+
+
 @dg.asset_check(asset="omnicodec_eval", blocking=True,
-                description="promotion gate: beats the untrained codec, its codes carry the clip, and it does not regress on the last accepted version")
+                description="promotion gate: beats the untrained codec, its codes carry the clip, and it does not regress on the "
+                            "codec production holds in the registry (else the last accepted version in this instance)")
 def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     import json
 
@@ -141,7 +168,8 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
     eval_set = _eval_set_digest(metrics)
-    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest, eval_set)
+    previous = _registered_codec(eval_set) or _previous_accepted_codec(context.instance, context.check_specs[0].key,
+                                                                       digest, eval_set)
     gates = codec_gate_decisions(metrics, previous, _stage_config("omnicodec_eval").gate_min_information_gap)
     failed = [name for name, ok in gates.items() if not ok]
     return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {

@@ -82,3 +82,26 @@ def test_the_retraining_schedule_runs_the_lifecycle_job():
     registry_keys = {k for k in defs.resolve_job_def("lifecycle").asset_layer.asset_graph.get_all_asset_keys()
                      if k.path[0] == "registry"}
     assert {k.path[1] for k in registry_keys} == {"omnicodec", "lyra", "oraql", "lyra_rlaif"}
+
+
+def test_the_codec_gate_remembers_the_production_codec_through_the_registry(project, monkeypatch):
+    """A fresh Dagster instance has no gate history; the registry still knows what production holds."""
+    from components.registry.promote import promote
+    from orchestration.defs import asset_checks
+    from tests.registry.conftest import CODEC_EVAL
+
+    monkeypatch.setattr(asset_checks, "REPO_ROOT", project.root)
+    project.train_codec(seed=0, valid_mel_distance=0.9)
+    reg = project.registry()
+    reg.register("omnicodec")
+    for stage in ("staging", "production"):
+        promote(reg, "omnicodec", "v0.0.1", stage, "tests", actor="ci")
+    same_clips = asset_checks._eval_set_digest(CODEC_EVAL)
+    assert asset_checks._registered_codec(same_clips) is None        # the folder holds production's codec itself
+
+    project.train_codec(seed=1, valid_mel_distance=0.9)                # a new codec under test
+    previous = asset_checks._registered_codec(same_clips)
+    assert previous == {"visqol": CODEC_EVAL["visqol"], "codec_digest": "omnicodec@v0.0.1 (production)"}
+    assert asset_checks._registered_codec("other clips") is None
+    assert asset_checks.codec_gate_decisions({**CODEC_EVAL, "visqol": 3.0}, previous)[
+        "no_regression_on_previous_version"] is False
