@@ -140,6 +140,7 @@ class Registry:
             existing = self.find_by_digest(name, artifact.digest)
             if existing is not None:
                 return existing, False
+            self._check_parents_current(name, spec)
             parents = {p: self._parent_version(p, actor) for p in spec.parents}
             entry = self._describe(name, spec, artifact.to_json(), parents)
             versions = self.versions(name)
@@ -161,6 +162,25 @@ class Registry:
             gitrecord.assign_stage(self.repo, name, version, "candidate",
                                    json.dumps({"decision": "registered", "actor": actor}), actor)
             return entry, True
+
+    def _check_parents_current(self, name: str, spec: ModelSpec) -> None:
+        """The parent folders must still be the ones the model was built from (dvc.lock: the model stage's
+        dep md5 = the parent stage's out md5), or the recorded parent versions would be wrong."""
+        from components.pipeline import stage_by_name
+
+        lock = self._lock_stages()
+        deps = {d["path"]: d.get("md5") for d in lock.get(spec.stage, {}).get("deps", [])}
+        for parent in spec.parents:
+            parent_stage = self.spec(parent).stage
+            folder = stage_by_name(parent_stage).outs[0]
+            outs = {o["path"]: o.get("md5") for o in lock.get(parent_stage, {}).get("outs", [])}
+            if deps.get(folder) and outs.get(folder) and deps[folder] != outs[folder]:
+                raise RegistryError(f"{name}: built from a {folder} ({deps[folder]}) that has since been replaced "
+                                    f"({outs[folder]}); re-run stage {spec.stage} before registering it")
+
+    def _lock_stages(self) -> dict:
+        lock_file = self.repo / "dvc.lock"
+        return (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {}) if lock_file.is_file() else {}
 
     def _parent_version(self, parent: str, actor: str) -> dict:
         digest = describe(deployable_files(self.model_folder(parent), self.spec(parent).weights)).digest
@@ -211,8 +231,7 @@ class Registry:
         """Data deps and outs of the stages as dvc.lock records them (md5 of each path); code deps left out."""
         from components.pipeline import stage_by_name
 
-        lock_file = self.repo / "dvc.lock"
-        lock = (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {}) if lock_file.is_file() else {}
+        lock = self._lock_stages()
         deps, outs = {}, {}
         for name in stages:
             stage = stage_by_name(name)

@@ -92,3 +92,23 @@ def test_a_stored_artifact_that_changed_is_detected(project):
     (stored / "config.json").write_text("{}")
     with pytest.raises(ArtifactError, match="sha256 mismatch"):
         reg.resolve("omnicodec@v0.0.1")
+
+
+def test_a_model_whose_parent_was_replaced_since_is_refused(project):
+    """dvc.lock says Lyra read another codec than the one in data/models/omnicodec now: no wrong lineage."""
+    import yaml
+
+    project.train_codec(seed=0, valid_mel_distance=0.9)
+    project.train_lyra(seed=0)
+    lock = {"schema": "2.0", "stages": {
+        "lyra_pretrain": {"deps": [{"path": "data/tokens", "md5": "t1.dir"}], "outs": [{"path": "data/models/lyra", "md5": "l1.dir"}]},
+        "omnicodec": {"deps": [{"path": "data/curated", "md5": "c1.dir"}], "outs": [{"path": "data/models/omnicodec", "md5": "o2.dir"}]},
+        "oraql": {"deps": [{"path": "data/models/omnicodec", "md5": "o1.dir"}]},
+    }}
+    (project.root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    lyra, _ = project.registry().register("lyra")               # Lyra reads tokens, not the codec folder: fine
+    assert lyra["lineage"]["data"]["deps"]["data/tokens"] == "t1.dir"
+    project.root.joinpath("data", "models", "oraql").mkdir(parents=True)
+    (project.root / "data" / "models" / "oraql" / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(Exception, match="oraql: built from a data/models/omnicodec .o1.dir. that has since been replaced"):
+        project.registry().register("oraql")
