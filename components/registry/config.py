@@ -36,8 +36,8 @@ class Comparison(BaseModel):
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     stage: str = Field(description="pipeline stage whose first output folder is the model")
-    # deployable files, globbed in the model folder's top level only: checkpoints/ (optimizer state,
-    # resumable training) never match, so the registered artifact is what inference loads
+    # deployable files, globbed in the model folder ("*.safetensors" matches the top level only, so
+    # checkpoints/ with optimizer state never does): the registered artifact is what inference loads
     weights: tuple[str, ...] = ("*.safetensors", "config.json")
     evaluations: tuple[str, ...] = ()
     checks: tuple[str, ...] = ()

@@ -2,6 +2,7 @@
 
     <store>/artifacts/<sha256 of the file list>/model.safetensors
                                                /config.json
+                                               /adapter/adapter_model.safetensors   (patterns may reach sub-folders)
 
 The digest covers every file's name and sha256, so the same weights always land in the same
 folder and a folder, once written, is never rewritten: a retrained model is a new folder, and
@@ -10,7 +11,6 @@ whatever an older version points at stays as it was.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import shutil
 from dataclasses import dataclass
@@ -33,18 +33,19 @@ class Artifact:
         return {"digest": self.digest, "files": self.files}
 
 
-def deployable_files(model_dir: Path, patterns: tuple[str, ...]) -> list[Path]:
-    """Top-level files of `model_dir` matching any pattern (training state in sub-folders never does)."""
+def deployable_files(model_dir: Path, patterns: tuple[str, ...]) -> dict[str, Path]:
+    """{relative name: path} of the files matching any pattern, globbed from `model_dir` ("*.safetensors" is
+    the top level only, so training state in checkpoints/ never matches; "adapter/*" reaches a sub-folder)."""
     if not model_dir.is_dir():
         raise ArtifactError(f"{model_dir}: no such model folder")
-    files = sorted(p for p in model_dir.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, g) for g in patterns))
-    if not any(p.suffix == ".safetensors" for p in files):
+    files = {p.relative_to(model_dir).as_posix(): p for g in patterns for p in model_dir.glob(g) if p.is_file()}
+    if not any(name.endswith(".safetensors") for name in files):
         raise ArtifactError(f"{model_dir}: no weights (*.safetensors) among {', '.join(patterns)}")
-    return files
+    return dict(sorted(files.items()))
 
 
-def describe(files: list[Path]) -> Artifact:
-    listing = {p.name: {"sha256": file_digest(p, "sha256"), "bytes": p.stat().st_size} for p in files}
+def describe(files: dict[str, Path]) -> Artifact:
+    listing = {name: {"sha256": file_digest(p, "sha256"), "bytes": p.stat().st_size} for name, p in files.items()}
     h = hashlib.sha256()
     for name in sorted(listing):
         h.update(f"{name}\0{listing[name]['sha256']}\n".encode())
@@ -67,8 +68,9 @@ class ArtifactStore:
             self.verify(artifact)           # already stored: never overwritten, only checked
             return artifact
         with atomic_dir(target) as staging:
-            for f in files:
-                shutil.copy2(f, staging / f.name)
+            for name, f in files.items():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, staging / name)
         self.verify(artifact)
         return artifact
 

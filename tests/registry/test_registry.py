@@ -112,3 +112,17 @@ def test_a_model_whose_parent_was_replaced_since_is_refused(project):
     (project.root / "data" / "models" / "oraql" / "model.safetensors").write_bytes(b"x")
     with pytest.raises(Exception, match="oraql: built from a data/models/omnicodec .o1.dir. that has since been replaced"):
         project.registry().register("oraql")
+
+
+def test_patterns_may_reach_a_sub_folder_but_training_state_stays_out(tmp_path):
+    from components.registry.store import ArtifactStore
+
+    model = tmp_path / "lyra_influence"
+    (model / "adapter").mkdir(parents=True)
+    (model / "checkpoints").mkdir()
+    for name in ("model.safetensors", "config.json", "adapter/adapter_model.safetensors", "checkpoints/optim.safetensors"):
+        (model / name).write_bytes(name.encode())
+    store = ArtifactStore(tmp_path / "store")
+    artifact = store.put(model, ("*.safetensors", "config.json", "adapter/*"))
+    assert sorted(artifact.files) == ["adapter/adapter_model.safetensors", "config.json", "model.safetensors"]
+    assert (store.verify(artifact) / "adapter" / "adapter_model.safetensors").read_bytes() == b"adapter/adapter_model.safetensors"
