@@ -2,7 +2,7 @@
 version's materialization, follow the report link, run the promotion job and see it refused by a gate.
 
 Playwright drives Debian's Chromium (`make test-services` installs it; never `playwright install`).
-Screenshots land in test-artifacts/ui/ (CI keeps them). The profile is the end-to-end test's shrunken
+Screenshots stay in test-artifacts/ui/ after the run (git-ignored; LYRA_TEST_ARTIFACTS moves them). The profile is the end-to-end test's shrunken
 tiny profile with a shorter codec run. Measured on 2 cores shared with other jobs (load 4-9): 137-187 s,
 of which the corpus is ~33 s and the webserver's start ~10-40 s; 7 min at load 10 before the run page
 was left alone while the run works (Chromium re-rendering it took half a core).
