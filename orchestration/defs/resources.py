@@ -13,6 +13,7 @@ import dagster as dg
 
 from orchestration.dvc import DvcResource
 from orchestration.launchers import LocalLauncher
+from orchestration.registry import registry_resource
 
 
 # the DVC remote each profile's artifacts are pushed to as soon as a stage commits (.dvc/config)
@@ -23,13 +24,14 @@ def resources_for(deployment: str, profile: str) -> dict:
     # on Kubernetes every run worker is a fresh pod: the lock lives on the data volume with the outputs
     dvc = DvcResource(remote=PROFILE_DVC_REMOTE.get(profile, ""), profile=profile,
                       lock_copy="data/dvc.lock" if deployment == "k8s" else "")
+    registry = registry_resource(profile)
     if deployment == "local":
-        return {"launcher": LocalLauncher(profile=profile), "dvc": dvc}
+        return {"launcher": LocalLauncher(profile=profile), "dvc": dvc, "registry": registry}
     if deployment == "k8s":
         from orchestration.k8s.launcher import K8sLauncher  # kubernetes clients only where they are used
 
         return {"launcher": K8sLauncher(profile=profile, namespace=os.environ.get("LYRA_STAGE_NAMESPACE")),
-                "dvc": dvc}
+                "dvc": dvc, "registry": registry}
     raise ValueError(f"unknown LYRA_DEPLOYMENT {deployment!r}; expected 'local' or 'k8s'")
 
 

@@ -1,0 +1,122 @@
+"""The blocking checks a promotion requires, evaluated from the files the stages wrote.
+
+The same rule functions as the Dagster asset checks (orchestration/defs/asset_checks.py), with the
+same stage config, so a version is judged alike whether it was registered from a Dagster run or by
+hand. The result is stored in the version's entry: a later promotion reads the verdict recorded
+for that version rather than whatever files lie in data/ by then.
+
+    name -> evaluate(repo, profile) -> {rule: passed}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+Rules = dict[str, bool]
+
+
+def _metrics(repo: Path, stage: str) -> dict:
+    from components.pipeline import stage_by_name
+
+    path = repo / stage_by_name(stage).metrics_path
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics for stage {stage}; run it first")
+    return json.loads(path.read_text())
+
+
+def _config(repo: Path, stage: str, profile: str | None):
+    from components.config import load_stage_config
+    from components.pipeline import stage_by_name
+
+    s = stage_by_name(stage)
+    return load_stage_config(s.params, s.config_class(), params_path=repo / "params.yaml", profile=profile)
+
+
+def codec_gate(repo: Path, profile: str | None) -> Rules:
+    from components.omnicodec.gates import codec_gate_decisions
+
+    # the previous-version rule is the registry's no-regression gate (against the stage's holder)
+    cfg = _config(repo, "omnicodec_eval", profile)
+    return codec_gate_decisions(_metrics(repo, "omnicodec_eval"), None, cfg.gate_min_information_gap)
+
+
+def lyra_beats_unigram(repo: Path, profile: str | None) -> Rules:
+    from components.lyra.gates import pretrain_gate_decisions
+
+    return pretrain_gate_decisions(_metrics(repo, "lyra_pretrain"),
+                                   _config(repo, "lyra_pretrain", profile).gate_max_loss_vs_unigram)
+
+
+def judge_hears_the_prompt(repo: Path, profile: str | None) -> Rules:
+    from components.lyra.gates import samples_gate_decisions
+
+    cfg = _config(repo, "lyra_samples", profile)
+    return samples_gate_decisions(_metrics(repo, "lyra_samples"), cfg.gate_head, cfg.gate_alpha)
+
+
+def oraql_gate(repo: Path, profile: str | None) -> Rules:
+    from components.oraql.evaluate import gate_decisions
+
+    metrics = json.loads((repo / "data" / "models" / "oraql" / "evaluation.json").read_text())["metrics"]
+    return gate_decisions(metrics, _config(repo, "oraql", profile))
+
+
+def rlaif_gate(repo: Path, profile: str | None) -> Rules:
+    from components.rlaif.gates import rlaif_gate_decisions
+
+    cfg = _config(repo, "lyra_rlaif", profile)
+    return rlaif_gate_decisions(_metrics(repo, "lyra_rlaif"), cfg.gate_min_gain, cfg.gate_max_diversity_loss,
+                                cfg.gate_max_more_silent, cfg.gate_judge_p)
+
+
+BLOCKING_CHECKS: dict[str, Callable[[Path, str | None], Rules]] = {
+    "codec_gate": codec_gate,
+    "lyra_beats_unigram": lyra_beats_unigram,
+    "judge_hears_the_prompt": judge_hears_the_prompt,
+    "oraql_gate": oraql_gate,
+    "rlaif_gate": rlaif_gate,
+}
+
+
+# the numbers each check's rules read, shown with its verdict: (metrics file's stage, keys; "a.b" = nested)
+CHECK_NUMBERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "codec_gate": ("omnicodec_eval", ("mel_distance", "untrained.mel_distance", "visqol", "untrained.visqol",
+                                      "code_information_mel_gap")),
+    "lyra_beats_unigram": ("lyra_pretrain", ("val_loss", "unigram_val_loss", "val_vs_unigram")),
+    "judge_hears_the_prompt": ("lyra_samples", ("judge_instrument_accuracy_text", "judge_instrument_accuracy_no_text",
+                                                "judge_instrument_p_text_vs_no_text")),
+    "oraql_gate": ("oraql", ("spearman_clip", "untrained_spearman_clip", "pairwise_accuracy", "held_out_spearman",
+                             "untrained_held_out_spearman")),
+    "rlaif_gate": ("lyra_rlaif", ("reward_gain", "kl_nats_per_code", "max_kl_per_code", "diversity_pretrained",
+                                  "diversity_post_trained", "silent_fraction_post_trained")),
+}
+
+
+def _numbers(repo: Path, name: str) -> dict:
+    stage, keys = CHECK_NUMBERS.get(name, ("", ()))
+    try:
+        metrics = _metrics(repo, stage) if keys else {}
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for key in keys:
+        node = metrics
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, (int, float)):
+            out[key] = node
+    return out
+
+
+def evaluate(names: tuple[str, ...], repo: Path, profile: str | None) -> dict[str, dict]:
+    """{check: {"passed": bool, "rules": {rule: bool}, "numbers": {metric: value}}} for the named checks."""
+    out = {}
+    for name in names:
+        if name not in BLOCKING_CHECKS:
+            raise KeyError(f"no evaluator for check {name!r} (known: {', '.join(BLOCKING_CHECKS)}); "
+                           "add one to components/registry/checks.py")
+        rules = {k: bool(v) for k, v in BLOCKING_CHECKS[name](repo, profile).items()}
+        out[name] = {"passed": all(rules.values()), "rules": rules, "numbers": _numbers(repo, name)}
+    return out

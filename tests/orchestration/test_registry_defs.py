@@ -1,0 +1,107 @@
+"""The registry in Dagster: version assets, the promotion job, the retraining schedule and the raw-audio sensor."""
+
+import dagster as dg
+
+from orchestration.registry import RegistryResource
+from tests.registry.conftest import project  # noqa: F401  (fixture)
+
+
+def run_promotion(project, **config):
+    from orchestration.defs.jobs import promote_job
+
+    return promote_job.execute_in_process(
+        run_config={"ops": {"promote_model": {"config": config}}},
+        resources={"registry": RegistryResource(repo=str(project.root))},
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def test_the_promotion_job_promotes_and_refuses_like_the_cli(project):
+    project.train_codec(seed=0, valid_mel_distance=0.9)
+    project.registry().register("omnicodec")
+    ok = run_promotion(project, model="omnicodec", version="v0.0.1", to_stage="staging", reason="first", actor="ui-user")
+    assert ok.success and ok.output_for_node("promote_model")["outcome"] == "promoted"
+
+    project.train_codec(seed=1, valid_mel_distance=1.3)
+    project.registry().register("omnicodec")
+    refused = run_promotion(project, model="omnicodec", reason="newer is better?")        # latest -> staging
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "promotion refused by gate no_regression" in message and "1.3 vs holder 0.9" in message
+    assert project.registry().holder("omnicodec", "staging") == "v0.0.1"
+    assert project.registry().audit()[-1]["outcome"] == "refused"     # recorded outside the Dagster instance
+
+
+def test_a_registry_asset_registers_new_weights_once_and_links_its_report(project):
+    from orchestration.defs.assets.registry import registered_models, registry_asset
+
+    project.train_codec(seed=0, valid_mel_distance=0.9)
+    asset = registry_asset("omnicodec", registered_models()["omnicodec"], known=set())
+    resources = {"registry": RegistryResource(repo=str(project.root))}
+
+    def materialize():
+        result = dg.materialize([asset], resources=resources, instance=dg.DagsterInstance.ephemeral())
+        return result.asset_materializations_for_node(asset.op.name)[0].metadata
+
+    first = materialize()
+    assert first["version"].value == "v0.0.1" and first["registered"].value is True
+    report = first["report"].value
+    assert report.startswith("file://") and report.endswith("data/registry/reports/omnicodec/v0.0.1/index.html")
+    assert first["artifact_files"].value == ["config.json", "model.safetensors"]
+    again = materialize()                                     # nothing changed: no new version, no commit
+    assert again["version"].value == "v0.0.1" and again["registered"].value is False
+
+
+def test_the_raw_audio_sensor_fires_once_per_change_from_curation_down(tmp_path):
+    from orchestration.defs.sensors import raw_audio_sensor_for
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(b"RIFF....")
+    sensor = raw_audio_sensor_for(str(folder), name="test_raw_audio")
+
+    first = sensor.evaluate_tick(dg.build_sensor_context(cursor=None))
+    assert not first.run_requests and "watching 1 files" in first.skip_message
+    unchanged = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert not unchanged.run_requests
+
+    (folder / "new piece.flac").write_bytes(b"fLaC....")
+    landed = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    (request,) = landed.run_requests
+    keys = {k.to_user_string() for k in request.asset_selection}
+    assert "curated_clips" in keys and "demo_corpus" not in keys and "registry/lyra" in keys
+    assert request.run_key.startswith("raw-audio-") and request.tags["lyra/raw_audio_files"] == "2"
+    assert not sensor.evaluate_tick(dg.build_sensor_context(cursor=landed.cursor)).run_requests
+
+
+def test_the_retraining_schedule_runs_the_lifecycle_job():
+    from orchestration.definitions import defs
+
+    schedule = defs.resolve_schedule_def("retrain_weekly")
+    assert schedule.job_name == "lifecycle" and schedule.cron_schedule == "0 3 * * 1"
+    registry_keys = {k for k in defs.resolve_job_def("lifecycle").asset_layer.asset_graph.get_all_asset_keys()
+                     if k.path[0] == "registry"}
+    assert {k.path[1] for k in registry_keys} == {"omnicodec", "lyra", "oraql", "lyra_rlaif"}
+
+
+def test_the_codec_gate_remembers_the_production_codec_through_the_registry(project, monkeypatch):
+    """A fresh Dagster instance has no gate history; the registry still knows what production holds."""
+    from components.registry.promote import promote
+    from orchestration.defs import asset_checks
+    from tests.registry.conftest import CODEC_EVAL
+
+    monkeypatch.setattr(asset_checks, "REPO_ROOT", project.root)
+    project.train_codec(seed=0, valid_mel_distance=0.9)
+    reg = project.registry()
+    reg.register("omnicodec")
+    for stage in ("staging", "production"):
+        promote(reg, "omnicodec", "v0.0.1", stage, "tests", actor="ci")
+    same_clips = asset_checks._eval_set_digest(CODEC_EVAL)
+    assert asset_checks._registered_codec(same_clips) is None        # the folder holds production's codec itself
+
+    project.train_codec(seed=1, valid_mel_distance=0.9)                # a new codec under test
+    previous = asset_checks._registered_codec(same_clips)
+    assert previous == {"visqol": CODEC_EVAL["visqol"], "codec_digest": "omnicodec@v0.0.1 (production)"}
+    assert asset_checks._registered_codec("other clips") is None
+    assert asset_checks.codec_gate_decisions({**CODEC_EVAL, "visqol": 3.0}, previous)[
+        "no_regression_on_previous_version"] is False
