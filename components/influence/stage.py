@@ -29,6 +29,15 @@ from components.influence.train import CODE_PATHS, Checkpoints, InfluenceError, 
 STAGE = "lyra_influence"
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system): the stage's cost on a shared machine, where wall
+    time depends on what else runs."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def resolve_model(model: str | os.PathLike, fallback: str | os.PathLike | None) -> Path:
     """The post-trained Lyra where it exists, else the pretrained one."""
     model = Path(model)
@@ -174,6 +183,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
                           "evaluator_test_retrieval": retrieval_accuracy(evaluator, test_audio, cfg.seed),
                           "evaluator_chance": 1 / max(1, len(test_audio)), "evaluator_recordings": len(ev_recs),
                           "evaluator_seconds": time.perf_counter() - t0}
+        log.info("CPU so far: %.0f s (fine-tune and evaluator)", cpu_seconds())
         log.info("evaluator: valid retrieval %.2f, test retrieval %.2f (chance %.2f)",
                  evaluator_info["evaluator_valid_retrieval"], evaluator_info["evaluator_test_retrieval"],
                  evaluator_info["evaluator_chance"])
@@ -207,9 +217,10 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
             ood_result = ev.evaluate_references(model, codec, evaluator, ood_refs, seconds=cfg.seconds, params=params,
                                                 settings=[cfg.codebooks], seed=cfg.seed, n_boot=cfg.bootstrap, log=log)
         eval_seconds = time.perf_counter() - t0
+        log.info("CPU so far: %.0f s (evaluation done)", cpu_seconds())
 
         metrics = flat_metrics(cfg, test_result, ood_result, codec, history, evaluator_info, mel)
-        metrics.update({"train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        metrics.update({"train_seconds": train_seconds, "eval_seconds": eval_seconds, "cpu_seconds": cpu_seconds(),
                         "stage_seconds": time.perf_counter() - started, "model": os.fspath(model_dir)})
         examples = test_result.pop("examples")
         if ood_result is not None:
@@ -241,12 +252,12 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
                                                                                 if not isinstance(v, dict)}})
         shutil.rmtree(adapter_dir, ignore_errors=True)
         checkpoints.remove()
-        metrics["stage_seconds"] = time.perf_counter() - started
+        metrics["stage_seconds"], metrics["cpu_seconds"] = time.perf_counter() - started, cpu_seconds()
         log.info("Influence: I = %.2f %s (target %.2f), two-choice %.2f (target %.2f), p99 shared run %.2f s, "
-                 "flagged %.2f, spliced flagged %.2f; %.0f s", metrics["influence_index"],
+                 "flagged %.2f, spliced flagged %.2f; %.0f s (%.0f CPU s)", metrics["influence_index"],
                  [round(x, 2) for x in metrics["influence_ci95"]], cfg.target_influence, metrics["two_choice"],
                  cfg.target_two_choice, metrics["copy_run_p99_seconds"], metrics["flagged_generated"],
-                 metrics["flagged_spliced"], metrics["stage_seconds"])
+                 metrics["flagged_spliced"], metrics["stage_seconds"], metrics["cpu_seconds"])
         run.add_image("sweep", out / "sweep.png")
         run.add_image("training", out / "training.png")
         run.add_path("model", out)
