@@ -195,11 +195,17 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
         from components.judge.model import Judge
 
         judge = Judge.load(judge_dir) if judge_dir and Path(judge_dir).is_dir() else None
-        refs = ev.reference_set(test, cfg.eval_references, R, G, cfg.seed)
+        refs, reference_split = ev.reference_set(test, cfg.eval_references, R, G, cfg.seed), "test"
+        if refs is None:            # a tiny corpus with one test piece: valid joins it (and says so)
+            refs, reference_split = ev.reference_set(valid + test, cfg.eval_references, R, G, cfg.seed), "valid+test"
         if refs is None:
-            raise InfluenceError(f"{tokens}: the test split needs recordings of at least 2 pieces of "
+            raise InfluenceError(f"{tokens}: the held-out splits need recordings of at least 2 pieces of "
                                  f"{(R + G) / mc.frame_rate:.1f} s for the evaluation")
-        mel = ev.mel_null_threshold(valid, codec, G, cfg.mel_null_pairs, cfg.seed)
+        log.info("references: %d recordings of %d %s pieces", len(refs.recs), len({r.piece_id for r in refs.recs}),
+                 reference_split)
+        # the mel detector's null: different valid pieces (the evaluator's pool where valid has < 2 pieces)
+        null_pool = valid if len({r.piece_id for r in valid}) >= 2 else eval_pool
+        mel = ev.mel_null_threshold(null_pool, codec, G, cfg.mel_null_pairs, cfg.seed)
         train_all = recordings(tokens, "train")
         ngram = int(round(cfg.ngram_seconds * mc.frame_rate))
         table = set().union(*(ngram_hashes(r.codes[0], ngram) for r in train_all))
@@ -220,7 +226,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
         log.info("CPU so far: %.0f s (evaluation done)", cpu_seconds())
 
         metrics = flat_metrics(cfg, test_result, ood_result, codec, history, evaluator_info, mel)
-        metrics.update({"train_seconds": train_seconds, "eval_seconds": eval_seconds, "cpu_seconds": cpu_seconds(),
+        metrics.update({"reference_split": reference_split, "train_seconds": train_seconds, "eval_seconds": eval_seconds, "cpu_seconds": cpu_seconds(),
                         "stage_seconds": time.perf_counter() - started, "model": os.fspath(model_dir)})
         examples = test_result.pop("examples")
         if ood_result is not None:
