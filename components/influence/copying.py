@@ -4,9 +4,10 @@
                  song (longest common substring, in seconds): a copied phrase is a long shared run
     n-grams      1-second windows of codebook-0 tokens, hashed (crc32 of the bytes), shared with any
                  training recording: memorised training music
-    mel xcorr    the highest Pearson correlation of a 1-second log-mel patch of the generation with
-                 any patch of the reference song at any lag (0.25 s hops over the generation, every
-                 frame over the reference): a copy that a re-encoding moved off the token grid
+    mel xcorr    the highest correlation of a 1-second log-mel patch of the generation (each band
+                 centred in time) with any patch of the reference song at any lag (0.25 s hops over the
+                 generation, every frame over the reference): a copy that a re-encoding moved off the
+                 token grid
 
 A generation is flagged if any detector fires. Spliced controls paste `share` of the reference
 song (or of a training recording) into a generation: the detectors must flag them.
@@ -50,10 +51,13 @@ def mel_xcorr(audio: np.ndarray, reference: np.ndarray, sample_rate: int, window
     if g.shape[1] < w or r.shape[1] < w:
         return 0.0
     hop = max(1, w // 4)
-    gp = g.unfold(1, w, hop).permute(1, 0, 2).reshape(-1, g.shape[0] * w)       # [G, 64 w]
-    rp = r.unfold(1, w, 1).permute(1, 0, 2).reshape(-1, r.shape[0] * w)         # [L, 64 w]
-    gp = F.normalize(gp - gp.mean(1, keepdim=True), dim=1)
-    rp = F.normalize(rp - rp.mean(1, keepdim=True), dim=1)
+    # each band centred within its patch: the correlation sees what changes over time (notes, onsets),
+    # not the spectral envelope every piece for the same instrument shares (uncentred: 0.88 between
+    # unrelated tone sequences)
+    gp = g.clamp_min(-8.0).unfold(1, w, hop).permute(1, 0, 2)                   # [G, 64, w]
+    rp = r.clamp_min(-8.0).unfold(1, w, 1).permute(1, 0, 2)                     # [L, 64, w]
+    gp = F.normalize((gp - gp.mean(-1, keepdim=True)).flatten(1), dim=1)
+    rp = F.normalize((rp - rp.mean(-1, keepdim=True)).flatten(1), dim=1)
     return float((gp @ rp.T).max())
 
 

@@ -37,7 +37,7 @@ def read_reference(path: str | Path, sample_rate: int, seconds: float) -> np.nda
         decoded = probe_and_decode(path, max_file_s=rules.max_file_s, min_file_s=0.0, max_channels=rules.max_channels)
     except Rejected as exc:
         raise ReferenceAudioError(f"reference {path.name}: {exc.reason.replace('_', ' ')} ({exc.detail})") from None
-    audio = resample(to_mono(decoded.audio.T), decoded.sample_rate, sample_rate)
+    audio = resample(to_mono(decoded.audio), decoded.sample_rate, sample_rate)   # (channels, samples) -> mono
     if audio.size == 0 or not np.isfinite(audio).all() or float(np.max(frame_db(audio, sample_rate))) < rules.silence_dbfs:
         raise ReferenceAudioError(f"reference {path.name}: silent (no frame above {rules.silence_dbfs:g} dBFS)")
     trim = trim_silence(audio, sample_rate, top_db=rules.trim_top_db, pad_s=rules.trim_pad_s)
