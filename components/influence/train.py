@@ -183,8 +183,8 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         history["step"].append(step + 1)
-        history["loss"].append(float(out.loss))
-        history["aux"].append(float(aux))
+        history["loss"].append(out.loss.item())
+        history["aux"].append(aux.item())
         if (step + 1) % 20 == 0:
             log.info("step %d/%d  loss %.3f  aux %.3f", step + 1, cfg.steps, float(out.loss), float(aux))
         if checkpoints and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
