@@ -19,8 +19,9 @@ def _plt():
     return plt
 
 
-def plot_sweep(path: str | os.PathLike, settings: dict, targets: dict) -> Path:
-    """settings: n_codebooks -> {bits_per_second, influence{index, ci95}, two_choice, copying{generated}}."""
+def plot_sweep(path: str | os.PathLike, settings: dict, targets: dict, baseline: float | None = None) -> Path:
+    """settings: n_codebooks -> {bits_per_second, influence{index, ci95}, two_choice, copying{generated}};
+    baseline: the influence index of generations without the reference (same seeds)."""
     plt = _plt()
     qs = sorted(settings, key=int)
     bits = [settings[q]["bits_per_second"] for q in qs]
@@ -30,6 +31,8 @@ def plot_sweep(path: str | os.PathLike, settings: dict, targets: dict) -> Path:
     left.errorbar(bits, idx, yerr=[idx - ci[:, 0], ci[:, 1] - idx], fmt="o-", capsize=3, label="influence index I (test)")
     left.plot(bits, [settings[q]["two_choice"]["accuracy"] for q in qs], "s--", label="two-choice accuracy")
     left.axhline(targets["influence"], color="grey", ls=":", lw=1, label=f"target I >= {targets['influence']}")
+    if baseline is not None and np.isfinite(baseline):
+        left.axhline(baseline, color="red", ls="--", lw=1, label=f"I without the reference ({baseline:.2f})")
     left.axhline(targets["two_choice"], color="orange", ls=":", lw=1, label=f"target two-choice >= {targets['two_choice']}")
     for b, q in zip(bits, qs):
         left.annotate(f"{q} cb", (b, idx[qs.index(q)]), textcoords="offset points", xytext=(4, 4), fontsize=7)

@@ -250,7 +250,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
                                                            "config": cfg.model_dump(mode="json")})
             plot_sweep(staging / "sweep.png", test_result["settings"],
                        {"influence": cfg.target_influence, "two_choice": cfg.target_two_choice,
-                        "run": cfg.target_copy_run_p99_seconds})
+                        "run": cfg.target_copy_run_p99_seconds}, baseline=test_result["baseline_no_reference"]["index"])
             plot_training(staging / "training.png", history, evaluator.history)
             write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
                                                         "curated": curated / "manifest.parquet"},
