@@ -98,6 +98,20 @@ def influence_index(s_gen: np.ndarray, s_pos: np.ndarray, s_neg: np.ndarray, n_b
             "s_neg": float(s_neg.mean()), "n": int(len(s_gen))}
 
 
+def index_gain(s_gen: np.ndarray, s_base: np.ndarray, s_pos: np.ndarray, s_neg: np.ndarray, n_boot: int,
+               seed: int) -> dict:
+    """I(generations) - I(same seeds without the reference), bootstrapped over references (paired):
+    what the reference itself adds, beyond what any generation shares with the excerpts."""
+    rows = np.stack([s_gen, s_base, s_pos, s_neg], axis=1).astype(np.float64)
+
+    def gain(x):
+        d = x[:, 2].mean() - x[:, 3].mean()
+        return float((x[:, 0].mean() - x[:, 1].mean()) / d) if abs(d) > 1e-9 else float("nan")
+
+    lo, hi = bootstrap_interval(rows, lambda x: np.nan_to_num(gain(x), nan=0.0), n_resamples=n_boot, seed=seed)
+    return {"gain": gain(rows), "ci95": [lo, hi]}
+
+
 def two_choice(sim_gen_ref: np.ndarray, pieces: list[str]) -> dict:
     """sim_gen_ref[i, j] = S(gen_i, excerpt_j): share of (i, j), different pieces, with S(i, i) > S(i, j)."""
     wins = [bool(sim_gen_ref[i, i] > sim_gen_ref[i, j]) for i in range(len(pieces)) for j in range(len(pieces))
@@ -133,7 +147,12 @@ def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds:
         e_gen = emb(gen_audio[q])
         row = {"bits_per_second": model.condition.reference.bits_per_second(q),
                "influence": influence_index(np.sum(e_ref * e_gen, 1), s_pos, s_neg, n_boot, seed),
-               "two_choice": two_choice(e_gen @ e_ref.T, piece_ids)}
+               "gain_over_no_reference": index_gain(np.sum(e_ref * e_gen, 1), np.sum(e_ref * e_base, 1), s_pos, s_neg,
+                                                    n_boot, seed),
+               "two_choice": two_choice(e_gen @ e_ref.T, piece_ids),
+               "per_reference": {"recording": [r.name for r in refs.recs], "s_gen": np.sum(e_ref * e_gen, 1).tolist(),
+                                 "s_no_reference": np.sum(e_ref * e_base, 1).tolist(), "s_pos": s_pos.tolist(),
+                                 "s_neg": s_neg.tolist()}}
         if attr_anchor is not None:
             a_gen = agreement(gen_audio[q], truths, excerpt_audio, sr, judge)
             row["attributes"] = {name: {**influence_index(a_gen[name], attr_anchor["pos"][name],

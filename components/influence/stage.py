@@ -72,6 +72,8 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec, hist
         "influence_index": main["influence"]["index"], "influence_ci95": main["influence"]["ci95"],
         "s_gen": main["influence"]["s_gen"], "s_pos": main["influence"]["s_pos"], "s_neg": main["influence"]["s_neg"],
         "baseline_influence_index": test["baseline_no_reference"]["index"],
+        "influence_gain_over_no_reference": main["gain_over_no_reference"]["gain"],
+        "influence_gain_over_no_reference_ci95": main["gain_over_no_reference"]["ci95"],
         "baseline_influence_ci95": test["baseline_no_reference"]["ci95"],
         "two_choice": main["two_choice"]["accuracy"], "two_choice_ci95": main["two_choice"]["ci95"],
         "two_choice_pairs": main["two_choice"]["n_pairs"],
