@@ -62,7 +62,7 @@ class InfluenceConfig(StageConfig):
     target_copy_run_p99_seconds: float = 0.5
     target_max_flagged: float = 0.01
     target_min_spliced_flagged: float = 0.9
-    gate_min_influence: float | None = 0.0       # the influence index's interval must lie above this
+    gate_min_influence: float | None = 0.0       # the index's paired gain over no reference: its interval above this
     gate_min_two_choice: float | None = 0.5      # two-choice accuracy above chance
     gate_max_flagged: float | None = 0.05        # share of generations flagged as copies
     gate_min_spliced_flagged: float | None = 0.9 # the detectors must catch spliced copies

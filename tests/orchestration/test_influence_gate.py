@@ -2,7 +2,7 @@
 
 from orchestration.defs.asset_checks import influence_gate_decisions
 
-GOOD = {"influence_ci95": [0.2, 0.8], "two_choice": 0.85, "flagged_generated": 0.0, "flagged_spliced": 1.0}
+GOOD = {"influence_gain_over_no_reference_ci95": [0.2, 0.8], "two_choice": 0.85, "flagged_generated": 0.0, "flagged_spliced": 1.0}
 
 
 def failed(metrics, **rules) -> list[str]:
@@ -14,12 +14,12 @@ def test_a_good_model_passes():
 
 
 def test_each_rule_stops_the_model_it_is_for():
-    assert failed({**GOOD, "influence_ci95": [-0.1, 0.6]}) == ["influences"]       # no better than a random piece
+    assert failed({**GOOD, "influence_gain_over_no_reference_ci95": [-0.1, 0.6]}) == ["influences"]   # reference adds nothing
     assert failed({**GOOD, "two_choice": 0.5}) == ["two_choice"]                    # cannot tell its references apart
     assert failed({**GOOD, "flagged_generated": 0.2}) == ["not_copying"]            # copies its references
     assert failed({**GOOD, "flagged_spliced": 0.4}) == ["detectors_catch_copies"]   # detectors too blunt to trust
 
 
 def test_rules_can_be_switched_off():
-    bad = {"influence_ci95": [-1.0, 0.0], "two_choice": 0.0, "flagged_generated": 1.0, "flagged_spliced": 0.0}
+    bad = {"influence_gain_over_no_reference_ci95": [-1.0, 0.0], "two_choice": 0.0, "flagged_generated": 1.0, "flagged_spliced": 0.0}
     assert influence_gate_decisions(bad, None, None, None, None) == {}
