@@ -3,7 +3,8 @@
     shared run   the longest run of consecutive codebook-0 tokens a generation shares with the reference
                  song (longest common substring, in seconds): a copied phrase is a long shared run
     n-grams      1-second windows of codebook-0 tokens, hashed (crc32 of the bytes), shared with any
-                 training recording: memorised training music
+                 training recording: memorised training music (windows of < 4 distinct codes, such as
+                 silence, are skipped: unrelated recordings share those)
     mel xcorr    the highest correlation of a 1-second log-mel patch of the generation (each band
                  centred in time) with any patch of the reference song at any lag (0.25 s hops over the
                  generation, every frame over the reference): a copy that a re-encoding moved off the
@@ -35,9 +36,14 @@ def longest_shared_run(a: np.ndarray, b: np.ndarray) -> int:
     return best
 
 
+MIN_DISTINCT = 4      # an n-gram of fewer distinct codes (silence, a held note) is shared by unrelated music
+
+
 def ngram_hashes(tokens: np.ndarray, n: int) -> set[int]:
+    """crc32 of every length-n window with at least MIN_DISTINCT distinct codes."""
     t = np.ascontiguousarray(np.asarray(tokens, dtype=np.int16))
-    return {zlib.crc32(t[i:i + n].tobytes()) for i in range(len(t) - n + 1)}
+    return {zlib.crc32(t[i:i + n].tobytes()) for i in range(len(t) - n + 1)
+            if len(np.unique(t[i:i + n])) >= MIN_DISTINCT}
 
 
 def shared_ngrams(tokens: np.ndarray, table: set[int], n: int) -> int:

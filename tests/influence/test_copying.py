@@ -12,6 +12,12 @@ def test_longest_shared_run_is_the_longest_common_substring():
     assert longest_shared_run(np.array([1, 1]), np.array([2, 2])) == 0
 
 
+def test_silence_is_not_a_memorised_ngram():
+    silence = np.full(40, 7)
+    assert ngram_hashes(silence, 10) == set()
+    assert shared_ngrams(np.concatenate([silence, np.arange(20)]), ngram_hashes(np.full(100, 7), 10), 10) == 0
+
+
 def codes_to_audio(codes: np.ndarray) -> np.ndarray:
     """A stand-in decoder: each frame is 0.1 s of a tone pitched by codebook 0 (so copies sound like copies)."""
     hop = int(SR / FR)
