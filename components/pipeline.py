@@ -13,7 +13,7 @@ disagree with this table.
     demo_corpus -> curated_clips -> captions ----------------+
                          |                                   v
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
-                         |        +--------------------------^                   +-> lyra_rlaif
+                         |        +--------------------------^                   +-> lyra_rlaif -> lyra_influence
                          +-----------------------------------------------> oraql -> lyra_best_of_n
 """
 
@@ -145,6 +145,18 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
         outs=("data/models/lyra_rlaif",), params="rlaif", config="components.rlaif.config:RLAIFConfig",
         pool="gpu",
+    ),
+    Stage(
+        name="lyra_influence", group="influence",
+        description="Influence: LoRA fine-tune of the post-trained Lyra with a reference-song conditioner (5 Hz RVQ "
+                    "bottleneck); influence index, two-choice and copy detectors on held-out pieces, bottleneck sweep.",
+        argv=("influence", "train", "--model", "data/models/lyra_rlaif", "--codec", "data/models/omnicodec",
+              "--tokens", "data/tokens", "--curated", "data/curated", "--judge", "data/models/judge",
+              "--out", "data/models/lyra_influence"),
+        # reading lyra_rlaif puts RLAIF's blocking gate before Influence
+        deps=("data/models/lyra_rlaif", "data/models/omnicodec", "data/tokens", "data/curated", "data/models/judge"),
+        outs=("data/models/lyra_influence",),
+        params="influence", config="components.influence.config:InfluenceConfig", pool="gpu",
     ),
     Stage(
         name="oraql", group="oraql",

@@ -4,12 +4,16 @@ audiocraft's split (modules/conditioners.py): the batch's attribute values, one 
 attribute (the ConditioningProvider), and a fuser that says how each conditioner's output enters
 the model. Here:
 
-    Conditions(text [B, 384], seconds_start [B], seconds_total [B], dropped={"text": [B] bool})
-        --TextConditioner-->   prefix [B, n_text, d]   (the learned null text where dropped)
-                               step bias [B, d]        (zero where dropped; text_every_step only)
-        --TimingConditioner--> prefix [B, 3, d]        (seconds_start, seconds_total, remaining)
-        --fuse-->  prefix [ text_1 .. text_n | start | total | remaining ]   prepended to the codes
-                   step bias                                              summed into every code step
+    Conditions(text [B, 384], seconds_start [B], seconds_total [B], reference [B, K, R] codes or None,
+               dropped={"text": [B] bool, "reference": [B] bool})
+        --TextConditioner-->      prefix [B, n_text, d]   (the learned null text where dropped)
+                                  step bias [B, d]        (zero where dropped; text_every_step only)
+        --ReferenceConditioner--> prefix [B, n_ref, d]    (reference.py: a few seconds of a reference song
+                                  step bias [B, d]         through a ~5 Hz residual-VQ bottleneck; models
+                                                           without one have no reference tokens at all)
+        --TimingConditioner-->    prefix [B, 3, d]        (seconds_start, seconds_total, remaining)
+        --fuse-->  prefix [ text_1 .. text_n | ref_1 .. ref_m | start | total | remaining ]  prepended
+                   step bias                                          summed into every code step
 
 Training, sampling and scoring pass one `Conditions` through; a new condition (a reference song)
 is a field here, a conditioner in the provider and a line in the fuser, not a new positional
@@ -27,7 +31,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-DROPPABLE = ("text",)       # timing is never dropped: a piece always has a requested length
+DROPPABLE = ("text", "reference")   # timing is never dropped: a piece always has a requested length
 
 
 @dataclasses.dataclass
@@ -38,6 +42,7 @@ class Conditions:
     seconds_start: torch.Tensor                 # [B] where (the first frame of) the window sits in its piece
     seconds_total: torch.Tensor                 # [B] the piece's length
     dropped: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)   # name -> [B] bool
+    reference: torch.Tensor | None = None       # [B, K, R] codec codes of a reference excerpt (None: no reference)
 
     def __post_init__(self):
         unknown = set(self.dropped) - set(DROPPABLE)
@@ -63,7 +68,15 @@ class Conditions:
 
     def _map(self, fn) -> "Conditions":
         return Conditions(text=fn(self.text), seconds_start=fn(self.seconds_start), seconds_total=fn(self.seconds_total),
-                          dropped={k: fn(v) for k, v in self.dropped.items()})
+                          dropped={k: fn(v) for k, v in self.dropped.items()},
+                          reference=None if self.reference is None else fn(self.reference))
+
+    def with_reference(self, reference: torch.Tensor) -> "Conditions":
+        """A copy conditioned on reference codes [B, K, R] (one excerpt per row)."""
+        reference = torch.as_tensor(reference, dtype=torch.long, device=self.text.device)
+        if reference.dim() != 3 or reference.shape[0] != self.batch_size:
+            raise ValueError(f"reference codes must be [B={self.batch_size}, K, R], got {tuple(reference.shape)}")
+        return dataclasses.replace(self, reference=reference)
 
     def to(self, device) -> "Conditions":
         return self._map(lambda t: t.to(device))
@@ -78,6 +91,9 @@ class Conditions:
     @staticmethod
     def cat(parts: list["Conditions"]) -> "Conditions":
         names = set().union(*(p.dropped for p in parts))
+        with_reference = [p.reference is not None for p in parts]
+        if any(with_reference) and not all(with_reference):
+            raise ValueError("cannot concatenate conditions with and without a reference (drop it instead)")
 
         def dropped(p, name):
             return p.dropped.get(name, torch.zeros(p.batch_size, dtype=torch.bool, device=p.text.device))
@@ -85,7 +101,8 @@ class Conditions:
         return Conditions(text=torch.cat([p.text for p in parts]),
                           seconds_start=torch.cat([p.seconds_start for p in parts]),
                           seconds_total=torch.cat([p.seconds_total for p in parts]),
-                          dropped={n: torch.cat([dropped(p, n) for p in parts]) for n in sorted(names)})
+                          dropped={n: torch.cat([dropped(p, n) for p in parts]) for n in sorted(names)},
+                          reference=torch.cat([p.reference for p in parts]) if all(with_reference) else None)
 
     def with_start(self, seconds_start: torch.Tensor) -> "Conditions":
         return dataclasses.replace(self, seconds_start=seconds_start)
@@ -105,7 +122,13 @@ class Conditions:
         return out
 
     def is_unconditional(self) -> bool:
-        return all(name in self.dropped and bool(self.dropped[name].all()) for name in DROPPABLE)
+        return all(not self.has(name) for name in DROPPABLE)
+
+    def has(self, name: str) -> bool:
+        """Is condition `name` present (given and not dropped) in any row?"""
+        if name == "reference" and self.reference is None:
+            return False
+        return not (name in self.dropped and bool(self.dropped[name].all()))
 
     def dropped_rows(self, name: str) -> torch.Tensor | None:
         return self.dropped.get(name)
@@ -211,20 +234,31 @@ class Fused:
 class ConditioningProvider(nn.Module):
     """Runs every conditioner and fuses their outputs: prefix tokens in a fixed order, step biases summed."""
 
-    PREPEND = ("text", "timing")        # the order of the prefix
+    PREPEND = ("text", "reference", "timing")        # the order of the prefix (absent conditioners skipped)
 
     def __init__(self, config):
         super().__init__()
         self.text = TextConditioner(config)
         self.timing = TimingConditioner(config)
+        if getattr(config, "reference_tokens", 0):           # only models fine-tuned with a reference have one
+            from components.lyra.reference import ReferenceConditioner
+
+            self.reference = ReferenceConditioner(config)
+        else:
+            self.reference = None
+
+    def present(self) -> list[str]:
+        return [name for name in self.PREPEND if getattr(self, name, None) is not None]
 
     @property
     def n_prefix(self) -> int:
-        return sum(getattr(self, name).n_tokens for name in self.PREPEND)
+        return sum(getattr(self, name).n_tokens for name in self.present())
 
     def forward(self, conditions: Conditions, dtype: torch.dtype) -> Fused:
+        if self.reference is None and conditions.has("reference"):
+            raise ValueError("this model has no reference conditioner: fine-tune one with `lyra influence train`")
         prefix, bias = [], None
-        for name in self.PREPEND:
+        for name in self.present():
             tokens, step = getattr(self, name)(conditions)
             prefix.append(tokens)
             if step is not None:

@@ -105,6 +105,7 @@ class GenerateConfig(StageConfig):
     top_k: int = 250                # MusicGen's default; 0 = off
     top_p: float = 0.0              # nucleus sampling; 0 = off (applied after top-k)
     cfg: float = 3.0                # classifier-free guidance scale; 1 = conditional only (no uncond pass)
+    cfg_reference: float = 3.0      # the reference song's own guidance scale (Influence models, --reference)
     seed: int = 0
     allow_end: bool = True          # the model may end a piece before `seconds` (END token, learned
     #                                 from piece endings and the timing conditioning)...

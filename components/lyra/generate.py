@@ -1,7 +1,11 @@
-"""`lyra generate "prompt" --seconds 20 --out x.wav`: music from a text prompt.
+"""`lyra generate "prompt" --seconds 20 --out x.wav`: music from a text prompt (and/or a reference song).
 
     prompt --MiniLM--> 384-d embedding --Lyra (KV cache, CFG, top-k/top-p)--> codes [K, frames]
            --OmniCodec decoder--> x.wav         + x.json: everything needed to make it again
+
+    --reference song.wav ["prompt"]: an Influence model (`lyra influence train`) reads a few seconds of the
+    song (components/influence/reference_audio.py: any format the curation stage reads) through its
+    bottleneck; text and reference have their own guidance scales (--cfg, --cfg-reference).
 
 The same seed, model, codec and settings give the same audio on the same kind of machine.
 """
@@ -28,6 +32,7 @@ from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Generated, Sampler, SamplingParams
 
 DEFAULT_MODEL = "data/models/lyra"
+DEFAULT_INFLUENCE_MODEL = "data/models/lyra_influence"
 DEFAULT_CODEC = "data/models/omnicodec"
 
 
@@ -50,12 +55,14 @@ def load_model(model_dir: str | os.PathLike, device=None, precision: str = "fp32
 
 def sampling_params(cfg: GenerateConfig) -> SamplingParams:
     return SamplingParams(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, cfg=cfg.cfg,
+                          cfg_reference=cfg.cfg_reference,
                           allow_end=cfg.allow_end, end_not_before=cfg.end_not_before,
                           continuation_overlap=cfg.continuation_overlap, decode_weights=cfg.decode_weights)
 
 
 def generate_codes(model: LyraForMusicGeneration, text_embeddings: np.ndarray, seconds: float, params: SamplingParams,
-                   seed: int, *, unconditional: bool = False) -> tuple[Generated, float]:
+                   seed: int, *, unconditional: bool = False, reference: torch.Tensor | None = None,
+                   without_text: bool = False) -> tuple[Generated, float]:
     """Codes for B prompts of `seconds` each (fewer if the model ends a piece); also the wall time."""
     if seconds <= 0:
         raise GenerationError(f"--seconds must be positive, got {seconds}")
@@ -64,6 +71,10 @@ def generate_codes(model: LyraForMusicGeneration, text_embeddings: np.ndarray, s
     device = next(model.parameters()).device
     n_frames = max(1, int(round(seconds * model.config.frame_rate)))
     conditions = Conditions.build(text_embeddings, seconds_total=float(seconds))
+    if reference is not None:              # [1, K, R] (or [B, K, R]) codes of a reference excerpt
+        conditions = conditions.with_reference(reference.expand(conditions.batch_size, -1, -1))
+    if without_text:
+        conditions = conditions.drop("text")
     if unconditional:
         conditions = conditions.unconditional()
     generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -78,8 +89,11 @@ def model_identity(model_dir: Path) -> dict:
     return {"path": os.fspath(model_dir), "digests": {f: file_digest(model_dir / f) for f in files}}
 
 
-def reproduce_command(prompt: str, cfg: GenerateConfig, seconds: float, model: str, codec: str, out: str) -> str:
-    argv = ["lyra", "generate", prompt, "--seconds", f"{seconds:g}", "--seed", str(cfg.seed),
+def reproduce_command(prompt: str | None, cfg: GenerateConfig, seconds: float, model: str, codec: str, out: str,
+                      reference: str | None = None) -> str:
+    head = ([prompt] if prompt else []) + (["--reference", reference, "--cfg-reference", f"{cfg.cfg_reference:g}"]
+                                           if reference else [])
+    argv = ["lyra", "generate", *head, "--seconds", f"{seconds:g}", "--seed", str(cfg.seed),
             "--temperature", f"{cfg.temperature:g}", "--top-k", str(cfg.top_k), "--top-p", f"{cfg.top_p:g}",
             "--cfg", f"{cfg.cfg:g}", "--model", model, "--codec", codec, "--out", out,
             "--set", f"allow_end={str(cfg.allow_end).lower()}", "--set", f"end_not_before={cfg.end_not_before:g}",
@@ -92,7 +106,11 @@ def reproduce_command(prompt: str, cfg: GenerateConfig, seconds: float, model: s
 def configure(parser: argparse.ArgumentParser) -> None:
     from components.config import add_config_arguments
 
-    parser.add_argument("prompt", help="what to play, e.g. \"Baroque chorale for string ensemble in D minor\"")
+    parser.add_argument("prompt", nargs="?", default=None,
+                        help="what to play, e.g. \"Baroque chorale for string ensemble in D minor\" (optional with --reference)")
+    parser.add_argument("--reference", default=None, metavar="SONG",
+                        help="a reference song (wav/flac/ogg/mp3, any rate and channels): new music sharing its character")
+    parser.add_argument("--cfg-reference", type=float, default=None, help="the reference's guidance scale (1 = off)")
     parser.add_argument("--seconds", type=float, default=None, help="length of the piece (default: generate.seconds)")
     parser.add_argument("--out", required=True, help="the .wav to write; a .json with the same name records how")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: generate.seed)")
@@ -100,8 +118,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest codes (0 = off)")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (0 = off)")
     parser.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (1 = off)")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help="trained Lyra model folder, or a registry reference: lyra@production, lyra@v0.0.3")
+    parser.add_argument("--model", default=None,
+                        help=f"trained Lyra model folder (default: {DEFAULT_MODEL}; {DEFAULT_INFLUENCE_MODEL} with "
+                             "--reference), or a registry reference: lyra@production, lyra@v0.0.3")
     parser.add_argument("--codec", default=DEFAULT_CODEC,
                         help="OmniCodec model folder that decodes the codes, or omnicodec@production")
     parser.add_argument("--best-of", type=int, default=1, metavar="N",
@@ -118,7 +137,7 @@ def resolve_config(args) -> GenerateConfig:
 
     cfg = config_from_args("generate", GenerateConfig, args)
     overrides = {"seconds": args.seconds, "seed": args.seed, "temperature": args.temperature, "top_k": args.top_k,
-                 "top_p": args.top_p, "cfg": args.cfg}
+                 "top_p": args.top_p, "cfg": args.cfg, "cfg_reference": getattr(args, "cfg_reference", None)}
     return GenerateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -127,11 +146,13 @@ def main(args) -> int:
     from components.lyra import codec as codec_io
     from components.lyra.text import encode_prompts
 
+    from components.influence.reference_audio import ReferenceAudioError, reference_codes
     from components.registry.gitrecord import RegistryGitError
     from components.registry.registry import RegistryError, resolve_model_argument
     from components.registry.store import ArtifactError
 
     cfg = resolve_config(args)
+    args.model = args.model or (DEFAULT_INFLUENCE_MODEL if args.reference else DEFAULT_MODEL)
     refs = {"model": args.model, "codec": args.codec, "oraql": args.oraql}
     try:      # "lyra@production" -> the stored weights of the version production holds
         args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
@@ -142,19 +163,30 @@ def main(args) -> int:
     if out.suffix.lower() != ".wav":
         print(f"lyra generate: --out must name a .wav file, got {out}", file=sys.stderr)
         return 2
+    if args.prompt is None and args.reference is None:
+        print("lyra generate: give a prompt, a --reference song, or both", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.model, precision=cfg.precision)
         codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
         codec_io.check_compatible(codec, model.config)
-        embedding = np.repeat(encode_prompts([args.prompt]), max(1, args.best_of), axis=0)   # candidates: one batch
-        generated, seconds_taken = generate_codes(model, embedding, cfg.seconds, sampling_params(cfg), cfg.seed)
+        reference = None
+        if args.reference is not None:
+            if not model.config.reference_tokens:
+                raise GenerationError(f"{args.model} has no reference conditioner; use an Influence model "
+                                      f"(`lyra influence train`, e.g. {DEFAULT_INFLUENCE_MODEL})")
+            reference = reference_codes(args.reference, codec, model.config.reference_frames, model.config.frame_rate)
+        text = encode_prompts([args.prompt]) if args.prompt else np.zeros((1, model.config.text_dim), np.float32)
+        embedding = np.repeat(text, max(1, args.best_of), axis=0)   # candidates: one batch
+        generated, seconds_taken = generate_codes(model, embedding, cfg.seconds, sampling_params(cfg), cfg.seed,
+                                                  reference=reference, without_text=args.prompt is None)
         audios = codec_io.decode_pieces(codec, generated.codes, generated.lengths)
         best_of = None
         if args.best_of > 1:
             from components.oraql.best_of_n import pick_best
 
             best_of = pick_best(audios, codec.sample_rate, args.oraql)
-    except (GenerationError, FileNotFoundError, codec_io.CodecMismatch) as exc:
+    except (GenerationError, ReferenceAudioError, FileNotFoundError, codec_io.CodecMismatch) as exc:
         print(f"lyra generate: {exc}", file=sys.stderr)
         return 2
     chosen = best_of["chosen"] if best_of else 0
@@ -163,6 +195,9 @@ def main(args) -> int:
     frames = int(generated.lengths[chosen])
     record = {
         "prompt": args.prompt,
+        "reference": None if args.reference is None else {"path": os.fspath(args.reference),
+                                                          "digest": file_digest(args.reference),
+                                                          "excerpt_seconds": model.config.reference_frames / model.config.frame_rate},
         "seconds_requested": cfg.seconds,
         "seconds_generated": frames / model.config.frame_rate,
         "frames": frames,
@@ -181,7 +216,8 @@ def main(args) -> int:
         "git_revision": git_revision(),
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "device": str(next(model.parameters()).device), "threads": torch.get_num_threads()},
-        "reproduce": reproduce_command(args.prompt, cfg, cfg.seconds, args.model, args.codec, os.fspath(out))
+        "reproduce": reproduce_command(args.prompt, cfg, cfg.seconds, args.model, args.codec, os.fspath(out),
+                                       None if args.reference is None else os.fspath(args.reference))
         + (f" --best-of {args.best_of} --oraql {shlex.quote(args.oraql)}" if best_of else ""),
         "best_of": best_of,                  # every candidate's ORAQL scores and which one was kept
     }

@@ -62,6 +62,15 @@ class LyraConfig(PreTrainedConfig):
     dropout: float = 0.0
     rope_theta: float = 10_000.0
     n_timing_freqs: int = 16        # sinusoids per timing number
+    # ---- the reference conditioner (reference.py); reference_tokens = 0: none (a text-to-music model)
+    reference_tokens: int = 0       # prefix tokens of a reference excerpt (= reference_frames / reference_stride)
+    reference_frames: int = 150     # codec frames of the excerpt (150 / 50 Hz = 3 s)
+    reference_stride: int = 10      # frames per bottleneck token (50 Hz / 10 = 5 Hz)
+    reference_latent_dim: int = 64  # the codec latent the codes are looked up in (frozen copy of the codec's RVQ)
+    reference_width: int = 64       # the encoder's width
+    reference_codebooks: int = 3    # residual VQ stages of the bottleneck
+    reference_codebook_size: int = 64
+    reference_codebook_dim: int = 8
 
     @property
     def auto_map(self) -> dict:
@@ -87,7 +96,7 @@ class LyraConfig(PreTrainedConfig):
 
     @property
     def prefix_len(self) -> int:
-        return self.n_text_tokens + 3
+        return self.n_text_tokens + self.reference_tokens + 3
 
     @property
     def window_steps(self) -> int:

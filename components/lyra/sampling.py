@@ -36,7 +36,8 @@ class SamplingParams:
     temperature: float = 1.0        # 0 = greedy
     top_k: int = 250                # 0 = off
     top_p: float = 0.0              # 0 = off
-    cfg: float = 3.0                # 1 = no unconditional pass
+    cfg: float = 3.0                # 1 = no unconditional pass (the text's scale when a reference is given too)
+    cfg_reference: float = 3.0      # the reference's own guidance scale (models with a reference conditioner)
     allow_end: bool = True          # may a piece end (END token) before the requested length?
     end_not_before: float = 0.0     # ...but only once this share of the requested frames exists
     continuation_overlap: float = 0.5
@@ -88,15 +89,42 @@ def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch
     return torch.gather(indices, -1, choice).squeeze(-1)
 
 
-def guide(logits: torch.Tensor, B: int, scale: float, end: int | None) -> torch.Tensor:
-    """Classifier-free guidance of [2B, K, V+1] logits (conditional rows first) -> [B, K, V+1].
+def guidance_branches(conditions: Conditions, params: SamplingParams) -> tuple[list[Conditions], list[float]]:
+    """The batches one guided step runs, conditional first, and the scale of each difference.
+
+    Conditions are dropped one at a time, text first, then the reference (MusicGen-Style's double
+    guidance, one scale per condition):
+
+        text + reference:  [full, reference only, none]   guided = none + s_ref (ref - none) + s_text (full - ref)
+        one of them:       [full, none]                    guided = none + s (full - none)
+        neither / cfg 1:   [full]                          no guidance
+    """
+    scale = {"text": params.cfg, "reference": params.cfg_reference}
+    branches, scales = [conditions], []
+    for name in ("text", "reference"):
+        if conditions.has(name) and scale[name] != 1.0:
+            branches.append(branches[-1].drop(name))
+            scales.append(scale[name])
+    return branches, scales
+
+
+def guide(logits: torch.Tensor, B: int, scale, end: int | None) -> torch.Tensor:
+    """Classifier-free guidance of [n B, K, V+1] logits (n batches of B rows, conditional first, see
+    `guidance_branches`) -> [B, K, V+1]; `scale` is one number (n = 2) or the n - 1 scales.
 
     Guidance sharpens *what* is played; *when* the piece ends stays the conditional model's call
     (timing is in both halves, and amplifying their small END differences ends pieces early): the
     END logit is set so that P(END) equals the conditional P(END) exactly.
     """
-    cond, uncond = logits[:B], logits[B:]
-    guided = torch.lerp(uncond, cond, scale)                     # uncond + scale * (cond - uncond)
+    scales = [scale] if isinstance(scale, (int, float)) else list(scale)
+    parts = [logits[i * B:(i + 1) * B] for i in range(len(scales) + 1)]
+    cond = parts[0]
+    if len(scales) == 1:
+        guided = torch.lerp(parts[1], cond, scales[0])           # uncond + scale * (cond - uncond)
+    else:
+        guided = parts[-1].clone()
+        for i, s in enumerate(scales):
+            guided += s * (parts[i] - parts[i + 1])
     if end is not None:
         c0, g0 = cond[:, 0], guided[:, 0]
         g0[:, end] = c0[:, end] - torch.logsumexp(c0[:, :end], -1) + torch.logsumexp(g0[:, :end], -1)
@@ -162,8 +190,10 @@ class Sampler:
             raise ValueError("log-probs of drawn codes are recorded for exact sampling only "
                              "(temperature 1, top_k 0, top_p 0, cfg 1, model weights)")
         B, K = conditions.batch_size, cfg.num_codebooks
-        guided = params.cfg != 1.0 and not conditions.is_unconditional()
         conditions = conditions.to(self.device)
+        branches, scales = guidance_branches(conditions, params)
+        if record_log_probs and len(branches) > 1:
+            raise ValueError("log-probs of drawn codes are recorded without guidance only (cfg_reference 1 too)")
         n_prompt = 0 if prompt is None else prompt.shape[-1]
         frames = torch.zeros(B, K, max(n_frames, n_prompt), dtype=torch.long, device=self.device)
         if prompt is not None:
@@ -172,23 +202,23 @@ class Sampler:
         never = EndRule.NEVER
         ended_at = torch.full((B,), never, dtype=torch.long, device=self.device)   # frame index of END
         window = cfg.window_frames
-        cache = KVCache(cfg, 2 * B if guided else B, cfg.max_positions, device=self.device, dtype=self.dtype)
+        cache = KVCache(cfg, len(branches) * B, cfg.max_positions, device=self.device, dtype=self.dtype)
         end_rule = EndRule(cfg, params, n_frames, self.device)
         steps = 0
         for first, keep, new in windows(n_frames, n_prompt, window, int(window * params.continuation_overlap)):
             start = (conditions.seconds_start.double() + first / cfg.frame_rate).float()
             cache.reset()
             part = slice(first, first + keep + new)
-            steps += self._window(cache, frames[:, :, part], keep, conditions.with_start(start), ended_at, first,
-                                  generator, guided, end_rule, None if log_probs is None else log_probs[:, :, part])
+            steps += self._window(cache, frames[:, :, part], keep, [b.with_start(start) for b in branches], ended_at,
+                                  first, generator, scales, end_rule, None if log_probs is None else log_probs[:, :, part])
             if params.allow_end and bool((ended_at < never).all()):
                 break
         lengths = ended_at.clamp(max=n_frames)
         return Generated(codes=frames[:, :, :n_frames], lengths=lengths, steps=steps,
                          log_probs=None if log_probs is None else log_probs[:, :, :n_frames])
 
-    def _window(self, cache, window_frames, n_known, conditions: Conditions, ended_at, first, generator,
-                guided: bool, end_rule: EndRule, log_probs) -> int:
+    def _window(self, cache, window_frames, n_known, branches: list[Conditions], ended_at, first, generator,
+                scales: list[float], end_rule: EndRule, log_probs) -> int:
         """Fill window_frames[:, :, n_known:] ([B, K, n]) in place (and log_probs, if given); returns
         the decoder steps taken."""
         cfg, params = self.config, self.params
@@ -202,16 +232,18 @@ class Sampler:
         # prefill: prefix, then BOS and the known steps (inputs = delayed columns shifted right by one)
         inputs = torch.cat([torch.full((B, K, 1), special, dtype=torch.long, device=self.device),
                             delayed[:, :, :n_known]], dim=-1)
-        if guided:
-            inputs, conditions = torch.cat([inputs, inputs]), Conditions.cat([conditions, conditions.unconditional()])
-        logits = self.model(inputs, conditions, cache=cache).logits[:, :, -1]
+        n_branches = len(branches)
+        if n_branches > 1:
+            inputs = inputs.repeat(n_branches, 1, 1)
+        logits = self.model(inputs, Conditions.cat(branches) if n_branches > 1 else branches[0],
+                            cache=cache).logits[:, :, -1]
         codebook = torch.arange(K, device=self.device)
         guide_end = end if params.allow_end else None
         any_ended = bool((ended_at < first + n_known).any())
         steps = 0
         for s in range(n_known, n + K - 1):
-            if guided:
-                logits = guide(logits, B, params.cfg, guide_end)
+            if n_branches > 1:
+                logits = guide(logits, B, scales, guide_end)
             logits = logits.float() + end_rule.bias(first + s)
             tokens = sample_tokens(logits, params, generator)
             k_known = s - n_known + 1              # codebooks >= this are known (prompt, or before frame 0)
@@ -237,7 +269,7 @@ class Sampler:
             steps += 1
             if s == n + K - 2:
                 break
-            logits = self.decoder.step(torch.cat([tokens, tokens]) if guided else tokens, cache)
+            logits = self.decoder.step(tokens.repeat(n_branches, 1) if n_branches > 1 else tokens, cache)
         window_frames[:, :, n_known:] = revert_delay_pattern(delayed)[:, :, n_known:]
         if log_probs is not None:
             log_probs[:, :, n_known:] = revert_delay_pattern(drawn_log_probs)[:, :, n_known:]
