@@ -81,7 +81,7 @@ def test_the_retraining_schedule_runs_the_lifecycle_job():
     assert schedule.job_name == "lifecycle" and schedule.cron_schedule == "0 3 * * 1"
     registry_keys = {k for k in defs.resolve_job_def("lifecycle").asset_layer.asset_graph.get_all_asset_keys()
                      if k.path[0] == "registry"}
-    assert {k.path[1] for k in registry_keys} == {"omnicodec", "lyra", "oraql", "lyra_rlaif"}
+    assert {k.path[1] for k in registry_keys} == {"omnicodec", "lyra", "oraql", "lyra_rlaif", "lyra_influence"}
 
 
 def test_the_codec_gate_remembers_the_production_codec_through_the_registry(project, monkeypatch):
