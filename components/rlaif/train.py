@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +202,8 @@ def load_judge(judge_dir: Path | None):
 
 def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None, judge_dir=None) -> dict:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    # TRL 1.16 calls a transformers property renamed in 5.x once per step: one line of noise per step in the log
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     from datasets import Dataset
     from trl import GRPOConfig
 
