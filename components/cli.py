@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("components.lyra.generate", "generate music from a text prompt with a trained Lyra model"),
     "oraql": ("components.oraql.cli", "train / evaluate ORAQL, the music-quality model; best-of-n generation"),
     "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
+    "scaling": ("components.scaling.cli", "scaling laws: sweep small Lyra runs, fit L(N, D), recommend a size for a FLOP budget"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),

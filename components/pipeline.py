@@ -15,6 +15,8 @@ disagree with this table.
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
                          |        +--------------------------^                   +-> lyra_rlaif
                          +-----------------------------------------------> oraql -> lyra_best_of_n
+
+    token_shards -> lyra_scaling    (job `scaling`, on request: `lyra demo --job scaling`, `dvc repro lyra_scaling`)
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Stage:
     config: str = ""             # "module:Class" of the typed config that validates the params section
     pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
     distributed: bool = False    # trains with torchrun/DeepSpeed (nproc from the params section)
+    extra_params: tuple[str, ...] = ()   # further params sections the stage reads (DVC tracks them too)
+    job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
 
     def config_class(self):
         module, _, name = self.config.partition(":")
@@ -172,7 +176,21 @@ STAGES: tuple[Stage, ...] = (
         code=("components/oraql", "components/lyra", "components/omnicodec", "components/judge"),
         params="best_of_n", config="components.oraql.config:BestOfNConfig",
     ),
+    Stage(
+        name="lyra_scaling", group="scaling",
+        description="Scaling laws: a sweep of small Lyra runs over sizes and token budgets, a fitted L(N, D) checked "
+                    "on a held-out larger run, the compute-optimal size per FLOP budget and per number of codebooks.",
+        argv=("scaling", "sweep", "--tokens", "data/tokens", "--out", "data/eval/scaling"),
+        deps=("data/tokens",), outs=("data/eval/scaling",),
+        code=("components/scaling", "components/lyra", "components/tokens"), params="scaling",
+        config="components.scaling.config:ScalingConfig", extra_params=("lm",),
+        pool="gpu", job="scaling",   # not in the lifecycle: minutes of extra training, run when sizing a model
+    ),
 )
+
+
+def job_stages(job: str) -> list[Stage]:
+    return [s for s in STAGES if s.job == job]
 
 
 def stage_by_name(name: str) -> Stage:
@@ -197,7 +215,8 @@ def dvc_pipeline(params: dict | None = None) -> dict:
     params = load_params() if params is None else params
     doc: dict = {"stages": {}}
     for stage in STAGES:
-        param_keys = ["profile"] + [f"{p}.{stage.params}" for p in PROFILES if stage.params in (params.get(p) or {})]
+        param_keys = ["profile"] + [f"{p}.{section}" for section in (stage.params, *stage.extra_params)
+                                    for p in PROFILES if section in (params.get(p) or {})]
         doc["stages"][stage.name] = {
             "desc": stage.description,
             "cmd": " ".join(stage.command),
