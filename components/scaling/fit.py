@@ -45,10 +45,20 @@ def _unpack(theta: np.ndarray) -> ScalingLaw:
     return ScalingLaw(E=float(np.exp(e)), A=float(np.exp(a)), alpha=float(alpha), B=float(np.exp(b)), beta=float(beta))
 
 
-def _residuals(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray) -> np.ndarray:
+def _terms(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np.ndarray:
     e, a, alpha, b, beta = theta
-    terms = np.stack([np.full_like(logN, e), a - alpha * logN, b - beta * logD])
-    return logsumexp(terms, axis=0) - logL
+    return np.stack([np.full_like(logN, e), a - alpha * logN, b - beta * logD])     # [3, runs]: log E, log A/N^a, log B/D^b
+
+
+def _residuals(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray) -> np.ndarray:
+    return logsumexp(_terms(theta, logN, logD), axis=0) - logL
+
+
+def _jacobian(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray) -> np.ndarray:
+    """d residual / d (e, a, alpha, b, beta): each term's share of the loss times its own derivative."""
+    terms = _terms(theta, logN, logD)
+    w = np.exp(terms - logsumexp(terms, axis=0))                                   # [3, runs] softmax
+    return np.stack([w[0], w[1], -w[1] * logN, w[2], -w[2] * logD], axis=1)
 
 
 _BOUNDS = ([-5.0, -10.0, 0.0, -10.0, 0.0], [5.0, 40.0, 2.0, 40.0, 2.0])
@@ -90,8 +100,8 @@ def fit_scaling_law(N: Sequence[float], D: Sequence[float], L: Sequence[float],
     starts = list(starts) if starts is not None else initial_guesses(N, D, L)
     best, best_cost = None, np.inf
     for x0 in starts:
-        res = least_squares(_residuals, np.asarray(x0, dtype=float), args=args, loss="huber",
-                            f_scale=HUBER_DELTA, bounds=_BOUNDS, method="trf", max_nfev=2000)
+        res = least_squares(_residuals, np.asarray(x0, dtype=float), jac=_jacobian, args=args, loss="huber",
+                            f_scale=HUBER_DELTA, bounds=_BOUNDS, method="trf", max_nfev=1000)
         if res.cost < best_cost:
             best, best_cost = res.x, res.cost
     return _unpack(best)
