@@ -15,6 +15,8 @@ disagree with this table.
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
                          |        +--------------------------^                   +-> lyra_rlaif -> lyra_influence
                          +-----------------------------------------------> oraql -> lyra_best_of_n
+
+    token_shards -> lyra_scaling    (job `scaling`, on request: `lyra demo --job scaling`, `dvc repro lyra_scaling`)
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Stage:
     config: str = ""             # "module:Class" of the typed config that validates the params section
     pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
     distributed: bool = False    # trains with torchrun/DeepSpeed (nproc from the params section)
+    extra_params: tuple[str, ...] = ()   # further params sections the stage reads (DVC tracks them too)
+    job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
+    runs: tuple[str, ...] = ()   # stages whose command this one starts in subprocesses (their code is its code too)
 
     def config_class(self):
         module, _, name = self.config.partition(":")
@@ -178,6 +183,15 @@ STAGES: tuple[Stage, ...] = (
         outs=("data/eval/lyra_best_of_n",),
         params="best_of_n", config="components.oraql.config:BestOfNConfig",
     ),
+    Stage(
+        name="lyra_scaling", group="scaling",
+        description="Scaling laws: a sweep of small Lyra runs over sizes and token budgets, a fitted L(N, D) checked "
+                    "on a held-out larger run, the compute-optimal size per FLOP budget and per number of codebooks.",
+        argv=("scaling", "sweep", "--tokens", "data/tokens", "--out", "data/eval/scaling"),
+        deps=("data/tokens",), outs=("data/eval/scaling",), params="scaling", runs=("lyra_pretrain",),
+        config="components.scaling.config:ScalingConfig", extra_params=("lm",),
+        pool="gpu", job="scaling",   # not in the lifecycle: minutes of extra training, run when sizing a model
+    ),
 )
 
 
@@ -192,7 +206,12 @@ def stage_code_paths(stage: Stage) -> tuple[str, ...]:
     params = load_params()
     configured = [(params.get(p) or {}).get(stage.params) for p in PROFILES]
     roots = code_deps.handler_roots(handler.__module__, handler.__name__) | code_deps.referenced_modules([stage.argv, configured])
-    return tuple(code_deps.source_files(code_deps.closure(roots, opaque=[handler.__module__])))
+    own = code_deps.source_files(code_deps.closure(roots, opaque=[handler.__module__]))
+    return tuple(sorted(set(own).union(*(stage_code_paths(stage_by_name(name)) for name in stage.runs))))
+
+
+def job_stages(job: str) -> list[Stage]:
+    return [s for s in STAGES if s.job == job]
 
 
 def stage_by_name(name: str) -> Stage:
@@ -219,7 +238,8 @@ def dvc_pipeline(params: dict | None = None) -> dict:
     for stage in STAGES:
         # the active profile's values are the base profile's with its own block on top (config.py):
         # a stage depends on those two blocks only, so editing another profile changes nothing here
-        param_keys = ["profile", f"{BASE_PROFILE}.{stage.params}", f"${{profile}}.{stage.params}"]
+        param_keys = ["profile"] + [key for section in (stage.params, *stage.extra_params)
+                                    for key in (f"{BASE_PROFILE}.{section}", f"${{profile}}.{section}")]
         doc["stages"][stage.name] = {
             "desc": stage.description,
             "cmd": " ".join(stage.command),

@@ -28,7 +28,10 @@ def _prepare_environment(profile: str | None) -> None:
 
 def configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=None, help="params profile (default: params.yaml's `profile`, i.e. tiny)")
-    parser.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'curated_clips+' or 'omnicodec*'")
+    parser.add_argument("--job", default="lifecycle", choices=("lifecycle", "scaling"),
+                        help="lifecycle: every stage; scaling: the scaling-law sweep (needs the token shards)")
+    parser.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'curated_clips+' or 'omnicodec*' "
+                        "(only the job's own assets run)")
     parser.add_argument("--force", action="store_true", help="re-run stages even when DVC reports them unchanged")
     parser.add_argument("--no-push", action="store_true", help="do not push data to the DVC remote afterwards")
     parser.set_defaults(func=run_demo)
@@ -45,11 +48,16 @@ def run_demo(args) -> int:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.defs.jobs import job_selection
     from orchestration.dvc import DvcResource
 
     started = time.monotonic()
-    job = defs.resolve_job_def("lifecycle")
-    selected = sorted(dg.AssetSelection.from_string(args.select).resolve(defs.resolve_asset_graph()))
+    job = defs.resolve_job_def(args.job)
+    selection = dg.AssetSelection.from_string(args.select) & job_selection(args.job)
+    selected = sorted(selection.resolve(defs.resolve_asset_graph()))
+    if not selected:
+        print(f"--select {args.select!r} names no asset of the {args.job} job", file=sys.stderr)
+        return 2
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if args.force:
         run_config["ops"] = {k.to_python_identifier(): {"config": {"force": True}} for k in selected}

@@ -76,7 +76,8 @@ def test_a_stage_tracks_only_the_active_profile_and_the_base_it_extends():
 
     doc = yaml.safe_load(render_dvc_yaml(yaml.safe_load((REPO / "params.yaml").read_text())))
     for stage in STAGES:
-        assert doc["stages"][stage.name]["params"] == ["profile", f"tiny.{stage.params}", f"${{profile}}.{stage.params}"]
+        assert doc["stages"][stage.name]["params"] == ["profile"] + [
+            key for section in (stage.params, *stage.extra_params) for key in (f"tiny.{section}", f"${{profile}}.{section}")]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for stage in STAGES:               # DVC resolves ${profile}.<section>: every profile must have the section
         for profile in PROFILES:

@@ -347,3 +347,24 @@ def oraql_targets() -> dg.AssetCheckResult:
         metadata={**_oraql_metadata(metrics, rules), "targets": {"spearman_clip": cfg.target_spearman_clip,
                   "spearman_system": cfg.target_spearman_system, "pairwise": cfg.target_pairwise,
                   "held_out": cfg.target_held_out_spearman}})
+
+
+# --- scaling laws ---------------------------------------------------------------------------
+
+@dg.asset_check(asset="lyra_scaling",
+                description="the fitted L(N, D) predicts the held-out larger run (never fitted) within scaling.holdout_max_error, "
+                            "and has a compute-optimal interior (A, B, alpha, beta > 0)")
+def scaling_law_predicts_the_held_out_run() -> dg.AssetCheckResult:
+    import json
+
+    fit = json.loads((DATA / "eval" / "scaling" / "fit.json").read_text())
+    holdout, law = fit["holdout"], fit["law"]
+    interior = min(law["A"], law["B"], law["alpha"], law["beta"]) > 0
+    passed = holdout["relative_error"] <= holdout["max_error"] and interior
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=(
+        f"held-out run {holdout['name']}: predicted {holdout['predicted_loss']:.3f}, measured "
+        f"{holdout['measured_loss']:.3f} ({100 * holdout['relative_error']:.1f} % off; limit {100 * holdout['max_error']:.0f} %)"),
+        metadata={"relative_error": holdout["relative_error"], "max_error": holdout["max_error"],
+                  "baseline_relative_error (best sweep run's loss)": holdout["baseline_relative_error"],
+                  "alpha": law["alpha"], "beta": law["beta"], "interior_optimum": interior,
+                  **{f"{p}_interval": str([round(v, 3) for v in fit["intervals"][p]]) for p in ("alpha", "beta")}})

@@ -1,18 +1,37 @@
-"""Jobs: the whole lifecycle in dependency order, and promotion of a registered model version."""
+"""Jobs: one per `job` of components/pipeline.py's stages, and promotion of a registered model version.
+
+    lifecycle  every stage from the demo corpus to Influence (`lyra demo`, the schedule, the sensors),
+               then every model's registry version
+    scaling    the scaling-law sweep (`lyra demo --job scaling`): minutes of extra training that a
+               team runs when sizing a model, not on every data change; it reads the token shards
+               the lifecycle built and does not rebuild them
+    promote    `lyra promote` from Dagster; <model>_to_registry: one model's slice of the lifecycle
+"""
 
 import dagster as dg
 
+from components.pipeline import job_stages
 from orchestration.registry import RegistryResource
+
+REGISTRY_GROUP = "registry"
+JOB_DESCRIPTIONS = {
+    "lifecycle": "Every stage from the demo corpus to Influence, skipping stages DVC reports unchanged, "
+                 "then every model's registry version.",
+    "scaling": "Scaling laws: sweep small Lyra runs, fit L(N, D), recommend a size per FLOP budget (reuses unchanged runs).",
+}
+
+
+def job_selection(job: str) -> dg.AssetSelection:
+    selection = dg.AssetSelection.assets(*[s.name for s in job_stages(job)])
+    return selection | dg.AssetSelection.groups(REGISTRY_GROUP) if job == "lifecycle" else selection
+
 
 # Stages are separate processes already, so running steps in-process (one after the other)
 # costs nothing in parallelism on a laptop and saves a Python start-up per step.
-lifecycle_job = dg.define_asset_job(
-    "lifecycle",
-    selection=dg.AssetSelection.all(),
-    executor_def=dg.in_process_executor,
-    description="Every stage from the demo corpus to Lyra samples, skipping stages DVC reports unchanged, "
-                "then every model's registry version.",
-)
+lifecycle_job = dg.define_asset_job("lifecycle", selection=job_selection("lifecycle"),
+                                    executor_def=dg.in_process_executor, description=JOB_DESCRIPTIONS["lifecycle"])
+scaling_job = dg.define_asset_job("scaling", selection=job_selection("scaling"),
+                                  executor_def=dg.in_process_executor, description=JOB_DESCRIPTIONS["scaling"])
 
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from components.pipeline import job_stages
 from orchestration.defs.jobs import lifecycle_job
 from orchestration.dvc import DvcResource
 from orchestration.launchers import REPO_ROOT
@@ -29,7 +30,8 @@ RAW_AUDIO = "data/corpus/audio"
 
 @dg.sensor(job=lifecycle_job, minimum_interval_seconds=300, default_status=AUTOMATION)
 def stale_data_sensor(context: dg.SensorEvaluationContext, dvc: DvcResource):
-    stale = dvc.stale_stages()
+    lifecycle = {s.name for s in job_stages("lifecycle")}     # the scaling sweep is run on request only
+    stale = {name: why for name, why in dvc.stale_stages().items() if name in lifecycle}
     if not stale:
         return dg.SkipReason("every stage is up to date (dvc status)")
     fingerprint = hashlib.sha1(json.dumps(stale, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -52,14 +54,15 @@ def raw_audio_fingerprint(folder: Path) -> tuple[str, int]:
 
 def from_curation_down() -> list[dg.AssetKey]:
     """curated_clips, every stage that reads it (transitively), and every registry version asset."""
-    from components.pipeline import STAGES, upstream
+    from components.pipeline import upstream
     from orchestration.defs.assets.registry import registered_models, registry_key
 
+    lifecycle = job_stages("lifecycle")    # in dependency order; the scaling sweep is run on request only
     chosen: set[str] = {"curated_clips"}
-    for stage in STAGES:                   # the table is in dependency order
+    for stage in lifecycle:
         if any(u.name in chosen for u in upstream(stage)):
             chosen.add(stage.name)
-    return [dg.AssetKey(s.name) for s in STAGES if s.name in chosen] + [registry_key(m) for m in registered_models()]
+    return [dg.AssetKey(s.name) for s in lifecycle if s.name in chosen] + [registry_key(m) for m in registered_models()]
 
 
 def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor") -> dg.SensorDefinition:
