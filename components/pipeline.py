@@ -13,7 +13,8 @@ disagree with this table.
     demo_corpus -> curated_clips -> captions ----------------+
                          |                                   v
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
-                         |        +--------------------------^                   +-> lyra_rlaif -> lyra_influence
+                         |        +--------------------------^                   +-> lyra_rlaif
+                         |                                                            +-> lyra_influence
                          +-----------------------------------------------> oraql -> lyra_best_of_n
 
     token_shards -> lyra_scaling    (job `scaling`, on request: `lyra demo --job scaling`, `dvc repro lyra_scaling`)
@@ -155,11 +156,13 @@ STAGES: tuple[Stage, ...] = (
         name="lyra_influence", group="influence",
         description="Influence: LoRA fine-tune of the post-trained Lyra with a reference-song conditioner (5 Hz RVQ "
                     "bottleneck); influence index, two-choice and copy detectors on held-out pieces, bottleneck sweep.",
-        argv=("influence", "train", "--model", "data/models/lyra_rlaif", "--codec", "data/models/omnicodec",
+        # from the pretrained Lyra: on the tiny profile RLAIF's gain does not hold on test prompts and its gate
+        # refuses the post-trained model, which must not be built upon (`lyra influence train --model
+        # data/models/lyra_rlaif` starts from an accepted post-trained model)
+        argv=("influence", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
               "--tokens", "data/tokens", "--curated", "data/curated", "--judge", "data/models/judge",
               "--out", "data/models/lyra_influence"),
-        # reading lyra_rlaif puts RLAIF's blocking gate before Influence
-        deps=("data/models/lyra_rlaif", "data/models/omnicodec", "data/tokens", "data/curated", "data/models/judge"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/curated", "data/models/judge"),
         outs=("data/models/lyra_influence",),
         params="influence", config="components.influence.config:InfluenceConfig", pool="gpu",
     ),

@@ -10,7 +10,8 @@ from components.config import add_config_arguments
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     train = sub.add_parser("train", help="fine-tune Lyra with a reference conditioner (LoRA), evaluate on held-out pieces")
-    train.add_argument("--model", required=True, help="post-trained Lyra folder to start from (lyra_rlaif)")
+    train.add_argument("--model", required=True, help="Lyra folder to start from: the post-trained one (lyra_rlaif) once its gate accepts it, "
+                            "else the pretrained one")
     train.add_argument("--fallback-model", default="data/models/lyra",
                        help="the pretrained Lyra, used where --model holds no model")
     train.add_argument("--codec", required=True, help="OmniCodec folder (its codes are the reference features)")
