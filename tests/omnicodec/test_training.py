@@ -69,7 +69,7 @@ def test_changed_code_does_not_resume_stale_checkpoints(curated, tmp_path, monke
     from components.omnicodec import train as codec_train
 
     _run(small_train_config(), curated, tmp_path / "m", stop_after=4)
-    monkeypatch.setattr(codec_train, "code_version", lambda *paths: "edited-source")   # as if a file changed
+    monkeypatch.setattr(codec_train, "stage_code_version", lambda stage: "edited-source")   # as if a file changed
     result = _run(small_train_config(steps=4), curated, tmp_path / "m")
     assert result.finished
     history = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)["history"]
