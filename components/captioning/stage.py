@@ -97,14 +97,15 @@ def _analyse_one(job: tuple[str, float | None, dict]) -> AudioFeatures | str:
 
 def analyse_clips(curated: Path, rows: list[dict], config: CaptionConfig, run) -> list[AudioFeatures]:
     jobs = [(os.fspath(curated / str(r["path"])), _loudness(r), _analysis_options(config)) for r in rows]
-    if config.workers > 1:
-        # librosa compiles (or loads) its numba kernels once here; forked workers inherit them instead
-        # of all writing the same numba cache files at once (see components/common/mel.py)
-        import librosa  # noqa: F401
-
+    if config.workers > 1 and len(jobs) > 1:
+        # The first clip is analysed here, before forking: librosa's numba kernels (beat tracking's
+        # gufunc among them) compile lazily on first call, and workers compiling and writing the same
+        # numba cache files at once crashed a fresh environment (a segfault in beat_track). Forked
+        # workers inherit the compiled kernels instead.
+        results = [_analyse_one(jobs[0])]
         with concurrent.futures.ProcessPoolExecutor(config.workers) as pool:
-            results = list(run.progress(pool.map(_analyse_one, jobs, chunksize=4), desc="analysing", total=len(jobs),
-                                        unit="clip"))
+            results += list(run.progress(pool.map(_analyse_one, jobs[1:], chunksize=4), desc="analysing",
+                                         total=len(jobs) - 1, unit="clip"))
     else:
         results = [_analyse_one(j) for j in run.progress(jobs, desc="analysing", unit="clip")]
     failed = [(r["clip_id"], res) for r, res in zip(rows, results) if isinstance(res, str)]
