@@ -10,6 +10,8 @@ Bottleneck: 15 tokens for a 3 s excerpt (5 Hz), 3 codebooks of 64 codes -> 30 bi
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from components.config import StageConfig
@@ -31,6 +33,7 @@ class InfluenceConfig(StageConfig):
     batch: int = 8
     lr: float = 2e-3
     warmup_steps: int = 20
+    target_frames: int | None = None        # target window length in fine-tuning (None: the model's window_frames)
     text_dropout: float = 0.5               # per-condition dropout: text and reference dropped independently
     reference_dropout: float = 0.15
     aux_weight: float = 0.1                 # bottleneck commitment + residual-fit loss
@@ -49,7 +52,8 @@ class InfluenceConfig(StageConfig):
     evaluator_crop_seconds: float = 2.0
     evaluator_dim: int = 64
     # ---- evaluation on held-out pieces
-    eval_references: int = 8               # test recordings used as references
+    eval_split: Literal["valid", "test"] = "test"   # valid while choosing settings; test for the result
+    eval_references: int = 8               # held-out recordings (of eval_split) used as references
     ood_references: int = 4                # references from outside the corpus (the ood split)
     splice_share: float = 0.1              # spliced controls: this share of the reference song pasted in
     max_copy_run_seconds: float = 0.5      # a shared codebook-0 run this long flags a copy
@@ -73,6 +77,8 @@ class InfluenceConfig(StageConfig):
             raise ValueError("reference_seconds * token_rate_hz must give at least one bottleneck token")
         if not 0.0 < self.fine_tune_share < 1.0:
             raise ValueError("fine_tune_share must be in (0, 1): the evaluator needs pieces of its own")
+        if self.target_frames is not None and self.target_frames < 1:
+            raise ValueError("target_frames must be >= 1 (or None for the model's window)")
         if self.eval_references < 2:
             raise ValueError("eval_references must be >= 2 (the two-choice test pairs references)")
         return self

@@ -86,6 +86,11 @@ def lr_at(step: int, cfg: InfluenceConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def target_frames(cfg: InfluenceConfig, model_config) -> int:
+    """Length of the target windows fine-tuning trains on (at most the model's window)."""
+    return min(cfg.target_frames or model_config.window_frames, model_config.window_frames)
+
+
 # ----------------------------------------------------------------------------------- checkpoints
 def run_fingerprint(cfg: InfluenceConfig, model_dir: Path, codec_dir: Path, tokens: Path) -> str:
     h = hashlib.sha1(cfg.model_dump_json().encode())
@@ -120,25 +125,43 @@ class Checkpoints:
 
 # ----------------------------------------------------------------------------------- training
 @torch.no_grad()
-def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches: int = 4) -> dict:
-    """Held-out next-code loss of target windows with and without their recording's reference
-    (nats per code): what the reference tells the model about the rest of the recording."""
+def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches: int = 4, early_steps: int = 32) -> dict:
+    """Held-out next-code loss of target windows (the model's full window) with and without their
+    recording's reference (nats per code): what the reference tells the model about the rest of the
+    recording; `gain_early` the same over the window's first `early_steps` delayed steps, where the
+    window's own context has not yet revealed the recording."""
+    nan = float("nan")
     if not recs:
-        return {"loss_with_reference": float("nan"), "loss_without_reference": float("nan"), "gain": float("nan")}
+        return {"loss_with_reference": nan, "loss_without_reference": nan, "gain": nan, "gain_early": nan}
     was = model.training
     model.eval()
     mc = model.config
-    with_ref, without = [], []
+
+    def per_step(batch, conditions) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(codes=batch.inputs, conditions=conditions).logits              # [B, K, S, V+1]
+        ce = torch.nn.functional.cross_entropy(logits.float().permute(0, 3, 1, 2), batch.labels, ignore_index=-100,
+                                               reduction="none")                       # [B, K, S]
+        return ce, batch.labels != -100
+
+    sums = np.zeros((2, 2))           # [with, without] x [all, early] loss sums
+    counts = np.zeros(2)
     for b in range(n_batches):
         batch = pair_batch(recs, 10_000 + b, cfg.batch, reference_frames=mc.reference_frames,
                            window_frames=mc.window_frames, frame_rate=mc.frame_rate, special=mc.special_id,
                            text_dropout=1.0, reference_dropout=0.0, seed=cfg.seed + 1)
-        with_ref.append(float(model(codes=batch.inputs, conditions=batch.conditions, labels=batch.labels).loss))
-        dropped = batch.conditions.drop("reference")
-        without.append(float(model(codes=batch.inputs, conditions=dropped, labels=batch.labels).loss))
+        early = torch.zeros_like(batch.labels, dtype=torch.bool)
+        early[:, :, :early_steps] = True
+        for row, conditions in enumerate((batch.conditions, batch.conditions.drop("reference"))):
+            ce, mask = per_step(batch, conditions)
+            sums[row, 0] += float(ce[mask].sum())
+            sums[row, 1] += float(ce[mask & early].sum())
+            if row == 0:
+                counts += [float(mask.sum()), float((mask & early).sum())]
     model.train(was)
-    a, b = float(np.mean(with_ref)), float(np.mean(without))
-    return {"loss_with_reference": a, "loss_without_reference": b, "gain": b - a}
+    loss = sums / counts[None]
+    return {"loss_with_reference": float(loss[0, 0]), "loss_without_reference": float(loss[1, 0]),
+            "gain": float(loss[1, 0] - loss[0, 0]), "gain_early": float(loss[1, 1] - loss[0, 1]),
+            "early_steps": early_steps}
 
 
 def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[Recording], cfg: InfluenceConfig,
@@ -171,7 +194,7 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        batch = pair_batch(recs, step, cfg.batch, reference_frames=mc.reference_frames, window_frames=mc.window_frames,
+        batch = pair_batch(recs, step, cfg.batch, reference_frames=mc.reference_frames, window_frames=target_frames(cfg, mc),
                            frame_rate=mc.frame_rate, special=mc.special_id, text_dropout=cfg.text_dropout,
                            reference_dropout=cfg.reference_dropout, seed=cfg.seed)
         out = peft_model(codes=batch.inputs, conditions=batch.conditions, labels=batch.labels)
