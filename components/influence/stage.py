@@ -77,6 +77,12 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec, hist
         "baseline_influence_ci95": test["baseline_no_reference"]["ci95"],
         "two_choice": main["two_choice"]["accuracy"], "two_choice_ci95": main["two_choice"]["ci95"],
         "two_choice_pairs": main["two_choice"]["n_pairs"],
+        **({"two_choice_instrument": main["two_choice_instrument"]["accuracy"],
+            "two_choice_instrument_ci95": main["two_choice_instrument"]["ci95"],
+            "two_choice_instrument_pairs": main["two_choice_instrument"]["n_pairs"]}
+           if main.get("two_choice_instrument") else {}),
+        **({"baseline_two_choice_instrument": test["baseline_two_choice_instrument"]["accuracy"]}
+           if test.get("baseline_two_choice_instrument") else {}),
         "copy_run_p99_seconds": cop["generated"]["run_seconds_p99"],
         "copy_run_max_seconds": cop["generated"]["run_seconds_max"],
         "flagged_generated": cop["generated"]["flagged"], "flagged_generated_ci95": cop["generated"]["flagged_ci95"],
