@@ -91,6 +91,8 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec, hist
         "mel_threshold": mel["threshold"],
         "reference_gain_before": history["gain_before"]["gain"], "reference_gain_after": history["gain_after"]["gain"],
         "reference_gain_early_after": history["gain_after"].get("gain_early"),
+        "reference_gain_after_ci95": history["gain_after"].get("gain_ci95"),
+        "reference_gain_windows": history["gain_after"].get("n_windows"),
         "loss_first": float(np.mean(history["loss"][:10])) if history["loss"] else None,
         "loss_last": float(np.mean(history["loss"][-10:])) if history["loss"] else None,
         **evaluator_info,

@@ -1,7 +1,9 @@
 """Fine-tuning Lyra with a reference conditioner: PEFT LoRA on the attention + the conditioner.
 
     post-trained Lyra (frozen) + LoRA(qkv, proj) + ReferenceConditioner (new, trained)
-    loss = CE(target window | text?, reference?, timing) + aux_weight * (bottleneck commitment + fit)
+    loss = CE(target window | text?, reference?, timing)
+           + aux_weight * (commitment_weight * bottleneck commitment + residual fit)
+           every dead_code_interval steps: bottleneck codes unused since the last check move onto latents
            text and reference dropped independently (text_dropout, reference_dropout): one network is
            the full, the reference-only and the unconditional model that double guidance mixes
 
@@ -43,7 +45,7 @@ def reference_geometry(cfg: InfluenceConfig, frame_rate: float) -> dict:
     frames = int(round(cfg.reference_seconds * frame_rate)) // stride * stride
     return {"reference_frames": frames, "reference_stride": stride, "reference_tokens": frames // stride,
             "reference_width": cfg.width, "reference_codebooks": cfg.codebooks,
-            "reference_codebook_size": cfg.codebook_size}
+            "reference_codebook_size": cfg.codebook_size, "reference_quantizer": cfg.quantizer}
 
 
 def attach_reference(model: LyraForMusicGeneration, cfg: InfluenceConfig, codec) -> ReferenceConditioner:
@@ -125,7 +127,8 @@ class Checkpoints:
 
 # ----------------------------------------------------------------------------------- training
 @torch.no_grad()
-def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches: int = 4, early_steps: int = 32) -> dict:
+def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches: int = 8, batch: int = 8,
+                   early_steps: int = 32) -> dict:
     """Held-out next-code loss of target windows (the model's full window) with and without their
     recording's reference (nats per code): what the reference tells the model about the rest of the
     recording; `gain_early` the same over the window's first `early_steps` delayed steps, where the
@@ -145,23 +148,28 @@ def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches
 
     sums = np.zeros((2, 2))           # [with, without] x [all, early] loss sums
     counts = np.zeros(2)
+    per_window = [[], []]             # per window: mean loss with, without
     for b in range(n_batches):
-        batch = pair_batch(recs, 10_000 + b, cfg.batch, reference_frames=mc.reference_frames,
+        pairs = pair_batch(recs, 10_000 + b, batch, reference_frames=mc.reference_frames,
                            window_frames=mc.window_frames, frame_rate=mc.frame_rate, special=mc.special_id,
                            text_dropout=1.0, reference_dropout=0.0, seed=cfg.seed + 1)
-        early = torch.zeros_like(batch.labels, dtype=torch.bool)
+        early = torch.zeros_like(pairs.labels, dtype=torch.bool)
         early[:, :, :early_steps] = True
-        for row, conditions in enumerate((batch.conditions, batch.conditions.drop("reference"))):
-            ce, mask = per_step(batch, conditions)
+        for row, conditions in enumerate((pairs.conditions, pairs.conditions.drop("reference"))):
+            ce, mask = per_step(pairs, conditions)
             sums[row, 0] += float(ce[mask].sum())
             sums[row, 1] += float(ce[mask & early].sum())
+            per_window[row] += ((ce * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2))).tolist()
             if row == 0:
                 counts += [float(mask.sum()), float((mask & early).sum())]
     model.train(was)
     loss = sums / counts[None]
+    diff = np.asarray(per_window[1]) - np.asarray(per_window[0])
+    half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else nan
     return {"loss_with_reference": float(loss[0, 0]), "loss_without_reference": float(loss[1, 0]),
             "gain": float(loss[1, 0] - loss[0, 0]), "gain_early": float(loss[1, 1] - loss[0, 1]),
-            "early_steps": early_steps}
+            "gain_ci95": [float(diff.mean()) - half, float(diff.mean()) + half],   # normal, over windows
+            "n_windows": int(len(diff)), "early_steps": early_steps}
 
 
 def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[Recording], cfg: InfluenceConfig,
@@ -174,7 +182,7 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     mc = model.config
-    history: dict = {"step": [], "loss": [], "aux": []}
+    history: dict = {"step": [], "loss": [], "aux": [], "code_perplexity_step": [], "code_perplexity": []}
     start = 0
     saved = checkpoints.load() if checkpoints else None
     if saved is not None:
@@ -198,12 +206,17 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
                            frame_rate=mc.frame_rate, special=mc.special_id, text_dropout=cfg.text_dropout,
                            reference_dropout=cfg.reference_dropout, seed=cfg.seed)
         out = peft_model(codes=batch.inputs, conditions=batch.conditions, labels=batch.labels)
-        aux = reference.aux_loss
+        aux = cfg.commitment_weight * reference.commitment_loss + reference.fit_loss
         loss = out.loss + cfg.aux_weight * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if cfg.dead_code_interval and (step + 1) % cfg.dead_code_interval == 0 and hasattr(reference.quantizer,
+                                                                                           "replace_dead_codes"):
+            report = reference.quantizer.replace_dead_codes(1.0, torch.Generator().manual_seed(cfg.seed * 100_003 + step))
+            history["code_perplexity_step"].append(step + 1)
+            history["code_perplexity"].append([round(report[k][1], 2) for k in sorted(report)])
         history["step"].append(step + 1)
         history["loss"].append(out.loss.item())
         history["aux"].append(aux.item())
