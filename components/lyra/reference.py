@@ -9,8 +9,12 @@ bits), too few bits to carry the notes, enough for instrumentation, tempo, key a
       --Linear + LayerNorm-->                               [B, R, c]
       --Conv1d(k=s1, stride=s1), GELU, Conv1d(k=s2, stride=s2)-->   [B, n, c]   n = R / (s1 s2) (50 Hz -> 5 Hz)
       --TransformerEncoder layer-->                         [B, n, c]
-      --RVQ: n_q stages of V codes (omnicodec's quantizer: factorised, EMA k-means, quantizer dropout)-->
-                                                            z_q [B, n, c], codes [B, n_q, n]
+      --residual quantizer: n_q stages of V codes, quantizer dropout-->   z_q [B, n, c], codes [B, n_q, n]
+          "fsq" (Influence's default): residual finite scalar quantisation, fixed grids (64 = 4 x 4 x 4)
+          "rvq": omnicodec's quantizer (factorised, EMA k-means); it collapsed to one code per codebook
+                 within 20 fine-tuning steps (the commitment loss pulled the encoder onto one code while
+                 the zero-initialised outputs gave it no other gradient), so every reference gave the
+                 same prefix
       --Linear-->  prefix [B, n, d]        mean over n --Linear--> step bias [B, d]
 
     bits per second = n_q * log2(V) * frame_rate / (s1 s2)        e.g. 3 * 6 bits * 5 Hz = 90 bit/s
