@@ -120,6 +120,23 @@ def two_choice(sim_gen_ref: np.ndarray, pieces: list[str]) -> dict:
     return {"accuracy": k / n if n else float("nan"), "ci95": list(wilson_interval(k, n)), "n_pairs": n}
 
 
+def instrument_two_choice(judge, gen_audio: list[np.ndarray], instruments: list[str | None]) -> dict | None:
+    """The two-choice test by the conditioning judge (an independent model trained on real decoded
+    music): for references a, b of different instruments, does the judge find gen_a likelier played
+    by a's instrument than by b's? None without a judge or with fewer than 2 instruments."""
+    if judge is None or "instrument" not in judge.classes:
+        return None
+    names = judge.classes["instrument"]
+    idx = [names.index(x) if x in names else None for x in instruments]
+    lp = judge.log_probs("instrument", judge.features(gen_audio))             # [n, classes]
+    wins = [bool(lp[i, idx[i]] > lp[i, idx[j]]) for i in range(len(idx)) for j in range(len(idx))
+            if idx[i] is not None and idx[j] is not None and idx[i] != idx[j]]
+    if not wins:
+        return None
+    k, n = int(sum(wins)), len(wins)
+    return {"accuracy": k / n, "ci95": list(wilson_interval(k, n)), "n_pairs": n}
+
+
 def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds: float, params: SamplingParams,
                         settings: list[int], seed: int, n_boot: int, judge=None, truths: list[dict] | None = None,
                         copy_ctx: dict | None = None, log=None) -> dict:
@@ -138,6 +155,7 @@ def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds:
     piece_ids = [r.piece_id for r in refs.recs]
     result: dict = {"n_references": n, "n_pieces": len(set(piece_ids)),
                     "baseline_no_reference": influence_index(np.sum(e_ref * e_base, 1), s_pos, s_neg, n_boot, seed),
+                    "baseline_two_choice_instrument": instrument_two_choice(judge, base_audio, [r.instrument for r in refs.recs]),
                     "settings": {}}
     attr_anchor = None
     if truths is not None:
@@ -150,6 +168,7 @@ def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds:
                "gain_over_no_reference": index_gain(np.sum(e_ref * e_gen, 1), np.sum(e_ref * e_base, 1), s_pos, s_neg,
                                                     n_boot, seed),
                "two_choice": two_choice(e_gen @ e_ref.T, piece_ids),
+               "two_choice_instrument": instrument_two_choice(judge, gen_audio[q], [r.instrument for r in refs.recs]),
                "per_reference": {"recording": [r.name for r in refs.recs], "s_gen": np.sum(e_ref * e_gen, 1).tolist(),
                                  "s_no_reference": np.sum(e_ref * e_base, 1).tolist(), "s_pos": s_pos.tolist(),
                                  "s_neg": s_neg.tolist()}}
@@ -162,9 +181,10 @@ def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds:
             row["copying"] = copy_readings(gens[q], gen_audio[q], refs, codec, copy_ctx, seed)
         result["settings"][str(q)] = row
         if log:
-            log.info("bottleneck %d codebooks (%.0f bit/s): I = %.2f %s, two-choice %.2f", q, row["bits_per_second"],
-                     row["influence"]["index"], [round(x, 2) for x in row["influence"]["ci95"]],
-                     row["two_choice"]["accuracy"])
+            log.info("bottleneck %d codebooks (%.0f bit/s): I = %.2f %s, two-choice %.2f, instrument two-choice %s", q,
+                     row["bits_per_second"], row["influence"]["index"], [round(x, 2) for x in row["influence"]["ci95"]],
+                     row["two_choice"]["accuracy"], None if row["two_choice_instrument"] is None
+                     else round(row["two_choice_instrument"]["accuracy"], 2))
     result["examples"] = {"excerpt": excerpt_audio[:2], "generation": gen_audio[settings[-1]][:2]}
     return result
 

@@ -77,6 +77,12 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec, hist
         "baseline_influence_ci95": test["baseline_no_reference"]["ci95"],
         "two_choice": main["two_choice"]["accuracy"], "two_choice_ci95": main["two_choice"]["ci95"],
         "two_choice_pairs": main["two_choice"]["n_pairs"],
+        **({"two_choice_instrument": main["two_choice_instrument"]["accuracy"],
+            "two_choice_instrument_ci95": main["two_choice_instrument"]["ci95"],
+            "two_choice_instrument_pairs": main["two_choice_instrument"]["n_pairs"]}
+           if main.get("two_choice_instrument") else {}),
+        **({"baseline_two_choice_instrument": test["baseline_two_choice_instrument"]["accuracy"]}
+           if test.get("baseline_two_choice_instrument") else {}),
         "copy_run_p99_seconds": cop["generated"]["run_seconds_p99"],
         "copy_run_max_seconds": cop["generated"]["run_seconds_max"],
         "flagged_generated": cop["generated"]["flagged"], "flagged_generated_ci95": cop["generated"]["flagged_ci95"],
@@ -84,6 +90,9 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec, hist
         "flagged_spliced_training": cop["spliced_training"]["flagged"],
         "mel_threshold": mel["threshold"],
         "reference_gain_before": history["gain_before"]["gain"], "reference_gain_after": history["gain_after"]["gain"],
+        "reference_gain_early_after": history["gain_after"].get("gain_early"),
+        "reference_gain_after_ci95": history["gain_after"].get("gain_ci95"),
+        "reference_gain_windows": history["gain_after"].get("n_windows"),
         "loss_first": float(np.mean(history["loss"][:10])) if history["loss"] else None,
         "loss_last": float(np.mean(history["loss"][-10:])) if history["loss"] else None,
         **evaluator_info,
@@ -164,8 +173,9 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
         if stop_after is not None and stop_after < cfg.steps:
             return {"stopped_after": stop_after}
         train_seconds = time.perf_counter() - t0
-        log.info("reference gain on valid pairs: %.3f -> %.3f nats/code", history["gain_before"]["gain"],
-                 history["gain_after"]["gain"])
+        log.info("reference gain on valid pairs: %.3f -> %.3f nats/code (first %d steps: %.3f)",
+                 history["gain_before"]["gain"], history["gain_after"]["gain"], history["gain_after"].get("early_steps", 0),
+                 history["gain_after"].get("gain_early", float("nan")))
         adapter_dir = out.parent / f".{out.name}.adapter"
         peft_model.save_pretrained(adapter_dir)
         model = peft_model.merge_and_unload()
@@ -197,11 +207,14 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
         from components.judge.model import Judge
 
         judge = Judge.load(judge_dir) if judge_dir and Path(judge_dir).is_dir() else None
-        refs, reference_split = ev.reference_set(test, cfg.eval_references, R, G, cfg.seed), "test"
-        if refs is None:            # a tiny corpus with one test piece: valid joins it (and says so)
-            refs, reference_split = ev.reference_set(valid + test, cfg.eval_references, R, G, cfg.seed), "valid+test"
+        if cfg.eval_split == "valid":   # choosing settings: valid references only (test stays unseen)
+            refs, reference_split = ev.reference_set(valid, cfg.eval_references, R, G, cfg.seed), "valid"
+        else:
+            refs, reference_split = ev.reference_set(test, cfg.eval_references, R, G, cfg.seed), "test"
+            if refs is None:        # a tiny corpus with one test piece: valid joins it (and says so)
+                refs, reference_split = ev.reference_set(valid + test, cfg.eval_references, R, G, cfg.seed), "valid+test"
         if refs is None:
-            raise InfluenceError(f"{tokens}: the held-out splits need recordings of at least 2 pieces of "
+            raise InfluenceError(f"{tokens}: the {cfg.eval_split} split needs recordings of at least 2 pieces of "
                                  f"{(R + G) / mc.frame_rate:.1f} s for the evaluation")
         log.info("references: %d recordings of %d %s pieces", len(refs.recs), len({r.piece_id for r in refs.recs}),
                  reference_split)
@@ -221,14 +234,14 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
                                              truths=truths_of(curated, refs.recs), copy_ctx=copy_ctx, log=log)
         ood_result = None
         ood_refs = ev.reference_set(recordings(tokens, "ood"), cfg.ood_references, R, G, cfg.seed)
-        if ood_refs is not None and cfg.ood_references >= 2:
+        if ood_refs is not None and cfg.ood_references >= 2 and cfg.eval_split == "test":   # reported results only
             ood_result = ev.evaluate_references(model, codec, evaluator, ood_refs, seconds=cfg.seconds, params=params,
                                                 settings=[cfg.codebooks], seed=cfg.seed, n_boot=cfg.bootstrap, log=log)
         eval_seconds = time.perf_counter() - t0
         log.info("CPU so far: %.0f s (evaluation done)", cpu_seconds())
 
         metrics = flat_metrics(cfg, test_result, ood_result, codec, history, evaluator_info, mel)
-        metrics.update({"reference_split": reference_split, "train_seconds": train_seconds, "eval_seconds": eval_seconds, "cpu_seconds": cpu_seconds(),
+        metrics.update({"eval_split": cfg.eval_split, "reference_split": reference_split, "train_seconds": train_seconds, "eval_seconds": eval_seconds, "cpu_seconds": cpu_seconds(),
                         "stage_seconds": time.perf_counter() - started, "model": os.fspath(model_dir)})
         examples = test_result.pop("examples")
         if ood_result is not None:

@@ -1,7 +1,9 @@
 """Fine-tuning Lyra with a reference conditioner: PEFT LoRA on the attention + the conditioner.
 
     post-trained Lyra (frozen) + LoRA(qkv, proj) + ReferenceConditioner (new, trained)
-    loss = CE(target window | text?, reference?, timing) + aux_weight * (bottleneck commitment + fit)
+    loss = CE(target window | text?, reference?, timing)
+           + aux_weight * (commitment_weight * bottleneck commitment + residual fit)
+           every dead_code_interval steps: bottleneck codes unused since the last check move onto latents
            text and reference dropped independently (text_dropout, reference_dropout): one network is
            the full, the reference-only and the unconditional model that double guidance mixes
 
@@ -43,7 +45,7 @@ def reference_geometry(cfg: InfluenceConfig, frame_rate: float) -> dict:
     frames = int(round(cfg.reference_seconds * frame_rate)) // stride * stride
     return {"reference_frames": frames, "reference_stride": stride, "reference_tokens": frames // stride,
             "reference_width": cfg.width, "reference_codebooks": cfg.codebooks,
-            "reference_codebook_size": cfg.codebook_size}
+            "reference_codebook_size": cfg.codebook_size, "reference_quantizer": cfg.quantizer}
 
 
 def attach_reference(model: LyraForMusicGeneration, cfg: InfluenceConfig, codec) -> ReferenceConditioner:
@@ -86,6 +88,11 @@ def lr_at(step: int, cfg: InfluenceConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def target_frames(cfg: InfluenceConfig, model_config) -> int:
+    """Length of the target windows fine-tuning trains on (at most the model's window)."""
+    return min(cfg.target_frames or model_config.window_frames, model_config.window_frames)
+
+
 # ----------------------------------------------------------------------------------- checkpoints
 def run_fingerprint(cfg: InfluenceConfig, model_dir: Path, codec_dir: Path, tokens: Path) -> str:
     h = hashlib.sha1(cfg.model_dump_json().encode())
@@ -120,25 +127,49 @@ class Checkpoints:
 
 # ----------------------------------------------------------------------------------- training
 @torch.no_grad()
-def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches: int = 4) -> dict:
-    """Held-out next-code loss of target windows with and without their recording's reference
-    (nats per code): what the reference tells the model about the rest of the recording."""
+def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches: int = 8, batch: int = 8,
+                   early_steps: int = 32) -> dict:
+    """Held-out next-code loss of target windows (the model's full window) with and without their
+    recording's reference (nats per code): what the reference tells the model about the rest of the
+    recording; `gain_early` the same over the window's first `early_steps` delayed steps, where the
+    window's own context has not yet revealed the recording."""
+    nan = float("nan")
     if not recs:
-        return {"loss_with_reference": float("nan"), "loss_without_reference": float("nan"), "gain": float("nan")}
+        return {"loss_with_reference": nan, "loss_without_reference": nan, "gain": nan, "gain_early": nan}
     was = model.training
     model.eval()
     mc = model.config
-    with_ref, without = [], []
+
+    def per_step(batch, conditions) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(codes=batch.inputs, conditions=conditions).logits              # [B, K, S, V+1]
+        ce = torch.nn.functional.cross_entropy(logits.float().permute(0, 3, 1, 2), batch.labels, ignore_index=-100,
+                                               reduction="none")                       # [B, K, S]
+        return ce, batch.labels != -100
+
+    sums = np.zeros((2, 2))           # [with, without] x [all, early] loss sums
+    counts = np.zeros(2)
+    per_window = [[], []]             # per window: mean loss with, without
     for b in range(n_batches):
-        batch = pair_batch(recs, 10_000 + b, cfg.batch, reference_frames=mc.reference_frames,
+        pairs = pair_batch(recs, 10_000 + b, batch, reference_frames=mc.reference_frames,
                            window_frames=mc.window_frames, frame_rate=mc.frame_rate, special=mc.special_id,
                            text_dropout=1.0, reference_dropout=0.0, seed=cfg.seed + 1)
-        with_ref.append(float(model(codes=batch.inputs, conditions=batch.conditions, labels=batch.labels).loss))
-        dropped = batch.conditions.drop("reference")
-        without.append(float(model(codes=batch.inputs, conditions=dropped, labels=batch.labels).loss))
+        early = torch.zeros_like(pairs.labels, dtype=torch.bool)
+        early[:, :, :early_steps] = True
+        for row, conditions in enumerate((pairs.conditions, pairs.conditions.drop("reference"))):
+            ce, mask = per_step(pairs, conditions)
+            sums[row, 0] += float(ce[mask].sum())
+            sums[row, 1] += float(ce[mask & early].sum())
+            per_window[row] += ((ce * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2))).tolist()
+            if row == 0:
+                counts += [float(mask.sum()), float((mask & early).sum())]
     model.train(was)
-    a, b = float(np.mean(with_ref)), float(np.mean(without))
-    return {"loss_with_reference": a, "loss_without_reference": b, "gain": b - a}
+    loss = sums / counts[None]
+    diff = np.asarray(per_window[1]) - np.asarray(per_window[0])
+    half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else nan
+    return {"loss_with_reference": float(loss[0, 0]), "loss_without_reference": float(loss[1, 0]),
+            "gain": float(loss[1, 0] - loss[0, 0]), "gain_early": float(loss[1, 1] - loss[0, 1]),
+            "gain_ci95": [float(diff.mean()) - half, float(diff.mean()) + half],   # normal, over windows
+            "n_windows": int(len(diff)), "early_steps": early_steps}
 
 
 def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[Recording], cfg: InfluenceConfig,
@@ -151,7 +182,7 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     mc = model.config
-    history: dict = {"step": [], "loss": [], "aux": []}
+    history: dict = {"step": [], "loss": [], "aux": [], "code_perplexity_step": [], "code_perplexity": []}
     start = 0
     saved = checkpoints.load() if checkpoints else None
     if saved is not None:
@@ -171,16 +202,21 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        batch = pair_batch(recs, step, cfg.batch, reference_frames=mc.reference_frames, window_frames=mc.window_frames,
+        batch = pair_batch(recs, step, cfg.batch, reference_frames=mc.reference_frames, window_frames=target_frames(cfg, mc),
                            frame_rate=mc.frame_rate, special=mc.special_id, text_dropout=cfg.text_dropout,
                            reference_dropout=cfg.reference_dropout, seed=cfg.seed)
         out = peft_model(codes=batch.inputs, conditions=batch.conditions, labels=batch.labels)
-        aux = reference.aux_loss
+        aux = cfg.commitment_weight * reference.commitment_loss + reference.fit_loss
         loss = out.loss + cfg.aux_weight * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if cfg.dead_code_interval and (step + 1) % cfg.dead_code_interval == 0 and hasattr(reference.quantizer,
+                                                                                           "replace_dead_codes"):
+            report = reference.quantizer.replace_dead_codes(1.0, torch.Generator().manual_seed(cfg.seed * 100_003 + step))
+            history["code_perplexity_step"].append(step + 1)
+            history["code_perplexity"].append([round(report[k][1], 2) for k in sorted(report)])
         history["step"].append(step + 1)
         history["loss"].append(out.loss.item())
         history["aux"].append(aux.item())

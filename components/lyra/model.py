@@ -71,6 +71,8 @@ class LyraConfig(PreTrainedConfig):
     reference_codebooks: int = 3    # residual VQ stages of the bottleneck
     reference_codebook_size: int = 64
     reference_codebook_dim: int = 8
+    reference_quantizer: str = "rvq"  # "rvq" (EMA k-means residual VQ, OmniCodec's) or "fsq" (residual finite
+    #                                   scalar quantisation: fixed grids, no codebook to collapse)
 
     @property
     def auto_map(self) -> dict:

@@ -9,8 +9,12 @@ bits), too few bits to carry the notes, enough for instrumentation, tempo, key a
       --Linear + LayerNorm-->                               [B, R, c]
       --Conv1d(k=s1, stride=s1), GELU, Conv1d(k=s2, stride=s2)-->   [B, n, c]   n = R / (s1 s2) (50 Hz -> 5 Hz)
       --TransformerEncoder layer-->                         [B, n, c]
-      --RVQ: n_q stages of V codes (omnicodec's quantizer: factorised, EMA k-means, quantizer dropout)-->
-                                                            z_q [B, n, c], codes [B, n_q, n]
+      --residual quantizer: n_q stages of V codes, quantizer dropout-->   z_q [B, n, c], codes [B, n_q, n]
+          "fsq" (Influence's default): residual finite scalar quantisation, fixed grids (64 = 4 x 4 x 4)
+          "rvq": omnicodec's quantizer (factorised, EMA k-means); it collapsed to one code per codebook
+                 within 20 fine-tuning steps (the commitment loss pulled the encoder onto one code while
+                 the zero-initialised outputs gave it no other gradient), so every reference gave the
+                 same prefix
       --Linear-->  prefix [B, n, d]        mean over n --Linear--> step bias [B, d]
 
     bits per second = n_q * log2(V) * frame_rate / (s1 s2)        e.g. 3 * 6 bits * 5 Hz = 90 bit/s
@@ -22,6 +26,7 @@ conditioner usable at 1, 2 or 3 codebooks (`n_quantizers`), the bottleneck sweep
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -29,6 +34,78 @@ import torch.nn as nn
 from einops import rearrange
 
 from components.omnicodec.quantizer import ResidualVectorQuantizer
+
+
+def fsq_levels(codebook_size: int) -> list[int]:
+    """Levels per dimension of a finite scalar quantizer with `codebook_size` codes: 4s, and a 2 for an
+    odd power of two (64 -> [4, 4, 4], 8 -> [4, 2])."""
+    bits = int(round(math.log2(codebook_size)))
+    if 2 ** bits != codebook_size or bits < 1:
+        raise ValueError(f"an FSQ bottleneck needs a power-of-two codebook size, got {codebook_size}")
+    return [4] * (bits // 2) + [2] * (bits % 2)
+
+
+@dataclasses.dataclass
+class FSQOutput:
+    z_q: torch.Tensor              # [B, c, n]
+    codes: torch.Tensor            # [B, n_q, n]
+    commitment_loss: torch.Tensor  # 0: a fixed grid needs no commitment
+    fit_loss: torch.Tensor         # relative error of the quantized latent vs the encoder's (a diagnostic)
+
+
+class ResidualFSQ(nn.Module):
+    """Residual finite scalar quantisation (Mentzer et al. 2023, "FSQ"; residual as in RVQ): stage k
+    projects the residual to len(levels) dims, bounds each to [0, L-1] (sigmoid), rounds it
+    (straight-through) and projects the grid point back; the next stage quantizes what is left.
+
+    Codes are grid indices, so every one of the codebook_size codes exists by construction: there is
+    no codebook to collapse onto one entry (the EMA k-means RVQ did, within 20 fine-tuning steps).
+    Quantizer dropout as in RVQ: in training each item keeps its first n ~ U{1..n_q} stages with
+    probability `quantizer_dropout`."""
+
+    def __init__(self, latent_dim: int, num_codebooks: int, codebook_size: int, quantizer_dropout: float):
+        super().__init__()
+        self.levels = fsq_levels(codebook_size)
+        self.codebook_size, self.num_codebooks, self.quantizer_dropout = codebook_size, num_codebooks, quantizer_dropout
+        d = len(self.levels)
+        self.inp = nn.ModuleList(nn.Linear(latent_dim, d) for _ in range(num_codebooks))
+        self.out = nn.ModuleList(nn.Linear(d, latent_dim) for _ in range(num_codebooks))
+        # constants, kept out of the state dict and buffers (from_pretrained leaves non-persistent buffers
+        # uninitialised: NaN codes after loading, measured)
+        self.scale = [float(L - 1) for L in self.levels]
+        self.base = [math.prod(self.levels[:i]) for i in range(d)]
+
+    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[..., d] -> (grid point in [-1, 1] with straight-through gradients [..., d], code [...])."""
+        scale = torch.tensor(self.scale, device=x.device, dtype=x.dtype)
+        base = torch.tensor(self.base, device=x.device)
+        u = torch.sigmoid(x) * scale
+        q = u + (u.round() - u).detach()
+        return q / scale * 2 - 1, (u.round().long() * base).sum(-1)
+
+    def forward(self, z: torch.Tensor, n_quantizers: int | None = None) -> FSQOutput:
+        """z [B, c, n] -> FSQOutput; n_quantizers None in training: quantizer dropout."""
+        B = z.shape[0]
+        if n_quantizers is None:
+            keep_n = torch.full((B,), self.num_codebooks, dtype=torch.long, device=z.device)
+            if self.training and self.quantizer_dropout > 0:
+                drop = torch.rand(B, device=z.device) < self.quantizer_dropout
+                keep_n = torch.where(drop, torch.randint(1, self.num_codebooks + 1, (B,), device=z.device), keep_n)
+        else:
+            if not 1 <= int(n_quantizers) <= self.num_codebooks:
+                raise ValueError(f"n_quantizers must be in 1..{self.num_codebooks}, got {n_quantizers}")
+            keep_n = torch.full((B,), int(n_quantizers), dtype=torch.long, device=z.device)
+        n_max = self.num_codebooks if self.training else int(keep_n.max())
+        x = rearrange(z, "b c n -> b n c")
+        residual, z_q, codes = x, torch.zeros_like(x), []
+        for k in range(n_max):
+            grid, code = self.quantize(self.inp[k](residual))
+            part = self.out[k](grid)
+            z_q = z_q + part * (keep_n > k).to(x.dtype)[:, None, None]
+            residual = residual - part
+            codes.append(code)
+        fit = (x.detach() - z_q.detach()).pow(2).mean() / x.detach().pow(2).mean().clamp_min(1e-12)
+        return FSQOutput(rearrange(z_q, "b n c -> b c n"), torch.stack(codes, dim=1), z.new_zeros(()), fit)
 
 
 def strides(total: int) -> tuple[int, int]:
@@ -58,9 +135,15 @@ class ReferenceConditioner(nn.Module):
         self.encoder = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(c, nhead=4, dim_feedforward=2 * c, dropout=0.0, batch_first=True),
             num_layers=1, enable_nested_tensor=False)
-        self.quantizer = ResidualVectorQuantizer(latent_dim=c, num_codebooks=config.reference_codebooks,
-                                                 codebook_size=config.reference_codebook_size,
-                                                 codebook_dim=config.reference_codebook_dim, quantizer_dropout=0.5)
+        kind = getattr(config, "reference_quantizer", "rvq")
+        if kind == "fsq":
+            self.quantizer = ResidualFSQ(c, config.reference_codebooks, config.reference_codebook_size, quantizer_dropout=0.5)
+        elif kind == "rvq":
+            self.quantizer = ResidualVectorQuantizer(latent_dim=c, num_codebooks=config.reference_codebooks,
+                                                     codebook_size=config.reference_codebook_size,
+                                                     codebook_dim=config.reference_codebook_dim, quantizer_dropout=0.5)
+        else:
+            raise ValueError(f"reference_quantizer must be rvq or fsq, got {kind!r}")
         self.out = nn.Linear(c, d)
         self.step = nn.Linear(c, d)
         self.null = nn.Parameter(torch.zeros(self.n_tokens, d))
@@ -69,6 +152,8 @@ class ReferenceConditioner(nn.Module):
         nn.init.zeros_(self.step.weight), nn.init.zeros_(self.step.bias)
         self.n_quantizers = config.reference_codebooks       # used at inference (the sweep lowers it)
         self.aux_loss = torch.zeros(())                      # commitment + residual fit of the last training pass
+        self.commitment_loss = torch.zeros(())               # ... its two parts (fine-tuning weighs them apart)
+        self.fit_loss = torch.zeros(())
 
     # ------------------------------------------------------------------ setup and accounting
     @torch.no_grad()
@@ -109,11 +194,13 @@ class ReferenceConditioner(nn.Module):
         Training (module in train mode, n_quantizers None): quantizer dropout and EMA k-means updates;
         the first call initialises the codebooks by k-means on the batch."""
         z = self.pre_quantizer(codes).float()
-        if self.training and not bool(self.quantizer.initialized):
+        if self.training and hasattr(self.quantizer, "initialize_from_data") and not bool(self.quantizer.initialized):
             self.quantizer.initialize_from_data(z.detach())
         n = None if (self.training and n_quantizers is None) else (n_quantizers or self.n_quantizers)
         q = self.quantizer(z, n_quantizers=n)
-        self.aux_loss = q.commitment_loss + (q.fit_loss if q.fit_loss is not None else 0.0)
+        self.commitment_loss = q.commitment_loss
+        self.fit_loss = q.fit_loss if q.fit_loss is not None else torch.zeros_like(q.commitment_loss)
+        self.aux_loss = self.commitment_loss + self.fit_loss
         return rearrange(q.z_q, "b c n -> b n c"), q.codes
 
     def forward(self, c) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -123,6 +210,7 @@ class ReferenceConditioner(nn.Module):
         null = self.null.to(dtype)[None].expand(B, -1, -1)
         if c.reference is None:
             self.aux_loss = torch.zeros((), device=null.device)
+            self.commitment_loss, self.fit_loss = self.aux_loss, self.aux_loss
             return null, torch.zeros(B, null.shape[-1], device=null.device, dtype=dtype)
         z_q, _ = self.encode(c.reference)
         z_q = z_q.to(dtype)

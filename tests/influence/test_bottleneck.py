@@ -14,9 +14,10 @@ def _conditions(B, model, reference=None):
     return c if reference is None else c.with_reference(reference)
 
 
-def test_bottleneck_shape_and_bits_per_second(tiny_codec):
+@pytest.mark.parametrize("quantizer", ["rvq", "fsq"])
+def test_bottleneck_shape_and_bits_per_second(tiny_codec, quantizer):
     model = tiny_lyra()
-    cfg = influence_config()
+    cfg = influence_config(quantizer=quantizer)
     ref = attach_reference(model, cfg, tiny_codec)
     # 2 s at 10 Hz = 20 frames, stride 5 -> 4 tokens at 2 Hz; 3 codebooks of 8 codes = 3 bits each
     assert (ref.frames, ref.stride, ref.n_tokens) == (20, 5, 4)
@@ -34,6 +35,25 @@ def test_bottleneck_shape_and_bits_per_second(tiny_codec):
     assert torch.equal(c1, c2) and torch.allclose(z1, z2)
     with pytest.raises(ValueError, match="reference codes must be"):
         ref.encode(torch.randint(0, V, (1, K, 19)))
+
+
+def test_fsq_codes_are_grid_indices_and_every_code_is_reachable():
+    from components.lyra.reference import ResidualFSQ, fsq_levels
+
+    assert fsq_levels(64) == [4, 4, 4] and fsq_levels(8) == [4, 2]
+    with pytest.raises(ValueError):
+        fsq_levels(48)
+    q = ResidualFSQ(16, num_codebooks=2, codebook_size=8, quantizer_dropout=0.0).eval()
+    torch.manual_seed(0)
+    out = q(torch.randn(64, 16, 50) * 3, n_quantizers=2)
+    assert out.codes.shape == (64, 2, 50) and int(out.codes.min()) >= 0 and int(out.codes.max()) < 8
+    assert len(torch.unique(out.codes[:, 0])) == 8                # no codebook to collapse: all 8 codes in use
+    one = q(torch.randn(3, 16, 5), n_quantizers=1)
+    assert one.codes.shape == (3, 1, 5)
+    x = torch.randn(2, 16, 5, requires_grad=True)
+    q.train()
+    q(x).z_q.sum().backward()                                    # straight-through: the encoder gets a gradient
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
 def test_reference_tokens_join_the_prefix_and_dropping_gives_the_null(tiny_codec):
@@ -82,3 +102,21 @@ def test_double_guidance_has_one_scale_per_condition():
     # reference only (text dropped): reference guidance alone
     branches, scales = guidance_branches(c.drop("text"), SamplingParams(cfg=3.0, cfg_reference=4.0))
     assert len(branches) == 2 and scales == [4.0]
+
+
+@pytest.mark.parametrize("quantizer", ["rvq", "fsq"])
+def test_a_saved_conditioner_encodes_as_it_did_before_saving(tiny_codec, tmp_path, quantizer):
+    from components.lyra.model import LyraForMusicGeneration
+
+    model = tiny_lyra()
+    ref = attach_reference(model, influence_config(quantizer=quantizer), tiny_codec)
+    codes = torch.randint(0, V, (6, K, 20))
+    ref.train()
+    ref.encode(codes)                                     # the RVQ's data initialisation
+    model.eval()
+    z, c = ref.encode(codes, n_quantizers=3)
+    model.save_pretrained(tmp_path / "m")
+    loaded = LyraForMusicGeneration.from_pretrained(tmp_path / "m", dtype=torch.float32).eval()
+    assert loaded.config.reference_quantizer == quantizer
+    z2, c2 = loaded.condition.reference.encode(codes, n_quantizers=3)
+    assert torch.equal(c, c2) and torch.allclose(z, z2, atol=1e-6)

@@ -1,0 +1,65 @@
+"""Evaluation helpers: the settings split, the judge's instrument two-choice test, short target windows."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from components.influence.evaluate import instrument_two_choice, two_choice
+from components.influence.train import attach_reference, fine_tune, target_frames
+from tests.influence.conftest import influence_config, synthetic_recordings, tiny_lyra
+
+
+def test_eval_split_defaults_to_test_and_accepts_only_held_out_splits():
+    assert influence_config().eval_split == "test"
+    assert influence_config(eval_split="valid").eval_split == "valid"
+    with pytest.raises(ValueError):
+        influence_config(eval_split="train")
+
+
+class FakeJudge:
+    """Hears instrument `plays[i]` in piece i (a piece is its index as a 1-sample array)."""
+
+    classes = {"instrument": ["piano", "flute", "organ"]}
+
+    def __init__(self, plays):
+        self.plays = plays
+
+    def features(self, pieces):
+        return [int(p[0]) for p in pieces]
+
+    def log_probs(self, head, features):
+        out = np.full((len(features), 3), np.log(0.1))
+        for i, f in enumerate(features):
+            out[i, self.classes["instrument"].index(self.plays[f])] = np.log(0.8)
+        return out
+
+
+def test_instrument_two_choice_counts_pairs_of_different_instruments():
+    pieces = [np.array([i], np.float32) for i in range(3)]
+    refs = ["piano", "flute", "piano"]
+    # every generation plays its reference's instrument: every pair of different instruments is won
+    won = instrument_two_choice(FakeJudge(refs), pieces, refs)
+    assert (won["accuracy"], won["n_pairs"]) == (1.0, 4) and won["ci95"][0] > 0.4
+    # generations that ignore the reference (all organ): no pair is won
+    assert instrument_two_choice(FakeJudge(["organ"] * 3), pieces, refs)["accuracy"] == 0.0
+    assert instrument_two_choice(None, pieces, refs) is None
+    assert instrument_two_choice(FakeJudge(refs), pieces, ["piano"] * 3) is None      # one instrument: no pairs
+
+
+def test_generations_that_ignore_the_reference_score_chance_in_two_choice():
+    # identical generations: S(gen, ref_j) is the same row for every i -> exactly half the pairs are won
+    sims = np.tile(np.array([0.3, 0.1, 0.7, 0.5]), (4, 1))
+    assert two_choice(sims, ["a", "b", "c", "d"])["accuracy"] == 0.5
+
+
+def test_fine_tuning_trains_on_target_windows_of_target_frames(tiny_codec):
+    model = tiny_lyra()
+    cfg = influence_config(steps=3, target_frames=6, checkpoint_every=0)
+    attach_reference(model, cfg, tiny_codec)
+    assert target_frames(cfg, model.config) == 6
+    assert target_frames(influence_config(), model.config) == model.config.window_frames
+    assert target_frames(influence_config(target_frames=10_000), model.config) == model.config.window_frames
+    recs = synthetic_recordings()
+    _, history = fine_tune(model, recs, recs[:3], cfg, None, logging.getLogger("test"))
+    assert len(history["loss"]) == 3 and np.isfinite(history["gain_after"]["gain_early"])
