@@ -114,10 +114,21 @@ def index_gain(s_gen: np.ndarray, s_base: np.ndarray, s_pos: np.ndarray, s_neg: 
 
 def two_choice(sim_gen_ref: np.ndarray, pieces: list[str]) -> dict:
     """sim_gen_ref[i, j] = S(gen_i, excerpt_j): share of (i, j), different pieces, with S(i, i) > S(i, j)."""
-    wins = [bool(sim_gen_ref[i, i] > sim_gen_ref[i, j]) for i in range(len(pieces)) for j in range(len(pieces))
-            if pieces[i] != pieces[j]]
-    k, n = int(sum(wins)), len(wins)
-    return {"accuracy": k / n if n else float("nan"), "ci95": list(wilson_interval(k, n)), "n_pairs": n}
+    wins = [[bool(sim_gen_ref[i, i] > sim_gen_ref[i, j]) for j in range(len(pieces)) if pieces[i] != pieces[j]]
+            for i in range(len(pieces))]
+    return pair_accuracy(wins)
+
+
+def pair_accuracy(wins: list[list[bool]], n_boot: int = 1000, seed: int = 0) -> dict:
+    """wins[i] = the outcomes of generation i against every other reference -> accuracy over all pairs,
+    with a 95 % interval that resamples generations, not pairs: the pairs of one generation share it,
+    so an interval over n pairs as if independent would be too narrow (n generations is the sample)."""
+    counts = np.array([[sum(w), len(w)] for w in wins if w], dtype=float).reshape(-1, 2)     # [gens, (wins, pairs)]
+    if not len(counts):
+        return {"accuracy": float("nan"), "ci95": [float("nan"), float("nan")], "n_pairs": 0, "n_generations": 0}
+    lo, hi = bootstrap_interval(counts, lambda c: c[:, 0].sum() / c[:, 1].sum(), n_resamples=n_boot, seed=seed)
+    return {"accuracy": float(counts[:, 0].sum() / counts[:, 1].sum()), "ci95": [lo, hi],
+            "n_pairs": int(counts[:, 1].sum()), "n_generations": len(counts)}
 
 
 def instrument_two_choice(judge, gen_audio: list[np.ndarray], instruments: list[str | None]) -> dict | None:
@@ -129,12 +140,11 @@ def instrument_two_choice(judge, gen_audio: list[np.ndarray], instruments: list[
     names = judge.classes["instrument"]
     idx = [names.index(x) if x in names else None for x in instruments]
     lp = judge.log_probs("instrument", judge.features(gen_audio))             # [n, classes]
-    wins = [bool(lp[i, idx[i]] > lp[i, idx[j]]) for i in range(len(idx)) for j in range(len(idx))
-            if idx[i] is not None and idx[j] is not None and idx[i] != idx[j]]
-    if not wins:
+    wins = [[bool(lp[i, idx[i]] > lp[i, idx[j]]) for j in range(len(idx)) if idx[j] is not None and idx[i] != idx[j]]
+            for i in range(len(idx)) if idx[i] is not None]
+    if not any(wins):
         return None
-    k, n = int(sum(wins)), len(wins)
-    return {"accuracy": k / n, "ci95": list(wilson_interval(k, n)), "n_pairs": n}
+    return pair_accuracy(wins)
 
 
 def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds: float, params: SamplingParams,

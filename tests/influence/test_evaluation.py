@@ -63,3 +63,17 @@ def test_fine_tuning_trains_on_target_windows_of_target_frames(tiny_codec):
     recs = synthetic_recordings()
     _, history = fine_tune(model, recs, recs[:3], cfg, None, logging.getLogger("test"))
     assert len(history["loss"]) == 3 and np.isfinite(history["gain_after"]["gain_early"])
+
+
+def test_two_choice_interval_resamples_generations_not_pairs():
+    from components.common.stats import wilson_interval
+    from components.influence.evaluate import pair_accuracy
+
+    # 8 generations, each against 7 others: 4 always win, 4 always lose. The 56 pairs are not 56
+    # independent trials: the interval must be wider than a binomial one over 56 pairs.
+    wins = [[True] * 7] * 4 + [[False] * 7] * 4
+    out = pair_accuracy(wins)
+    assert out["accuracy"] == 0.5 and out["n_pairs"] == 56 and out["n_generations"] == 8
+    lo, hi = out["ci95"]
+    wlo, whi = wilson_interval(28, 56)
+    assert hi - lo > 1.5 * (whi - wlo)
