@@ -1,9 +1,10 @@
 """The `rlaif` params section: post-training Lyra with GRPO (TRL) against a reward model.
 
-Defaults are the `tiny` profile (2 CPU cores; the stage may add 2.5 min to the demo):
-    80 steps * 2 prompts * 8 rollouts of 2 s (100 frames at 50 Hz, one 128-frame window) = 1280 rollouts
-    (groups of 4 were too noisy to learn the realism reward: 240 rollouts moved KL, not the reward)
-Evaluation: 16 test prompts * 4 samples from the pretrained and from the post-trained model, plus
+Defaults fit 2 CPU cores (the stage may add 2.5 min to the demo); params.yaml's tiny profile sets:
+    40 steps * 4 prompts * 8 rollouts of 2 s (100 frames at 50 Hz, one 128-frame window) = 1280 rollouts
+    (groups of 4 were too noisy to learn the realism reward: 240 rollouts moved KL, not the reward;
+    4 prompts a step beat 2 a step at the same number of rollouts, on valid prompts)
+Evaluation: 24 test prompts * 8 samples from the pretrained and from the post-trained model, plus
 best-of-n from the pretrained model at the same KL (n <= 4); the monitor watches valid prompts.
 """
 
@@ -35,6 +36,10 @@ class RLAIFConfig(StageConfig):
     lr: float = 1e-4
     beta: float = Field(0.04, gt=0.0)      # KL penalty to the pretrained model (TRL's default is 0: none)
     max_grad_norm: float = 1.0
+    num_iterations: int = Field(1, ge=1)   # optimizer steps per batch of rollouts (GRPO's mu; > 1 reuses each
+    #                                        rollout with TRL's clipped importance ratio)
+    scale_rewards: Literal["group", "batch", "none"] = "group"   # advantages divided by the group's reward std
+    #                                        ("group", TRL's default), the batch's, or not at all
     checkpoint_every: int = 10             # steps between resumable checkpoints
     monitor_every: int = 20                # steps between the independent measures on held-out prompts (0 = off)
     monitor_prompts: int = 4               # ... on this many prompts, 2 samples each

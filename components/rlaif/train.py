@@ -236,6 +236,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
             output_dir=str(root), use_cpu=not torch.cuda.is_available(), seed=cfg.seed, max_steps=cfg.steps,
             per_device_train_batch_size=rollouts, num_generations=cfg.num_generations, learning_rate=cfg.lr,
             lr_scheduler_type="constant", warmup_steps=0, beta=cfg.beta, max_grad_norm=cfg.max_grad_norm,
+            num_iterations=cfg.num_iterations, scale_rewards=cfg.scale_rewards,
             logging_steps=1, save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
             report_to=[], activation_checkpointing=False, bf16=False, disable_dropout=True, disable_tqdm=True,
             dataloader_num_workers=0, reward_weights=[1.0, cfg.adherence_weight] if cfg.adherence_weight else None)
