@@ -69,6 +69,9 @@ class InfluenceConfig(StageConfig):
     evaluator_recordings: int = 24         # training recordings decoded for it (first 10 s clip each)
     evaluator_crop_seconds: float = 2.0
     evaluator_dim: int = 64
+    evaluator_members: int = Field(3, ge=1)  # encoders from different seeds; S is their mean cosine (one
+    #                                          encoder's two-choice moved 0.66 <-> 0.88 between runs that
+    #                                          differed only in float rounding)
     # ---- evaluation on held-out pieces
     eval_split: Literal["valid", "test"] = "test"   # valid while choosing settings; test for the result
     eval_references: int = 8               # held-out recordings (of eval_split) used as references
@@ -76,7 +79,7 @@ class InfluenceConfig(StageConfig):
     splice_share: float = 0.1              # spliced controls: this share of the reference song pasted in
     max_copy_run_seconds: float = 0.5      # a shared codebook-0 run this long flags a copy
     ngram_seconds: float = 1.0             # hashed n-grams shared with the training set
-    mel_null_pairs: int = 64               # different-piece valid pairs that set the mel detector's threshold
+    mel_null_pairs: int = 200              # valid pairs (different pieces, same instrument) setting the mel detector's threshold
     bootstrap: int = 1000
     # ---- targets (reported) and the gate (the blocking check): None = rule off
     target_influence: float = 0.5

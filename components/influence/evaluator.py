@@ -10,6 +10,10 @@ retrieval is reported.
       --mean and std over time--> [256] --Linear--> [dim], l2-normalised
 
     S(x, y) = cosine of the mean crop embeddings of x and y (3 crops each)
+
+An ensemble of encoders trained from different seeds (`EvaluatorEnsemble`) averages their cosines:
+one small encoder's verdicts moved with its initialisation (and with float rounding between thread
+counts) by as much as the effect measured, so S is the mean over members.
 """
 
 from __future__ import annotations
@@ -77,6 +81,28 @@ class Evaluator:
         return self.embed(a) @ self.embed(b).T
 
 
+@dataclasses.dataclass
+class EvaluatorEnsemble:
+    """Members' embeddings side by side, each scaled by 1/sqrt(m): a dot product of two ensemble
+    embeddings is the mean of the members' cosines."""
+
+    members: list[Evaluator]
+
+    def embed(self, pieces: list[np.ndarray], n_crops: int = 3) -> np.ndarray:
+        scale = 1.0 / np.sqrt(len(self.members))
+        return np.concatenate([m.embed(pieces, n_crops) * scale for m in self.members], axis=1)
+
+    def similarity(self, a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+        return self.embed(a) @ self.embed(b).T
+
+    @property
+    def history(self) -> dict:
+        """The first member's curve (for the plot) and every member's selected valid retrieval."""
+        return {**self.members[0].history,
+                "selected_valid_retrieval": float(np.mean([m.history["selected_valid_retrieval"] for m in self.members])),
+                "members_valid_retrieval": [m.history["selected_valid_retrieval"] for m in self.members]}
+
+
 def _crops(audio: np.ndarray, crop: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Two crops of one recording, from its first and second half where it is long enough."""
     n = len(audio)
@@ -88,10 +114,13 @@ def _crops(audio: np.ndarray, crop: int, g: np.random.Generator) -> tuple[np.nda
     return pad(audio[a:a + crop]), pad(audio[b:b + crop])
 
 
-def retrieval_accuracy(ev: Evaluator, pieces: list[np.ndarray], seed: int) -> float:
-    """Share of recordings whose first-half crop's nearest second-half crop (cosine) is its own."""
+def retrieval_accuracy(ev: Evaluator | EvaluatorEnsemble, pieces: list[np.ndarray], seed: int) -> float:
+    """Share of recordings whose first-half crop's nearest second-half crop (cosine) is its own
+    (an ensemble: the mean over its members)."""
     if len(pieces) < 2:
         return float("nan")
+    if isinstance(ev, EvaluatorEnsemble):
+        return float(np.mean([retrieval_accuracy(m, pieces, seed) for m in ev.members]))
     g = seeded_rng(seed, "retrieval")
     crop = int(round(ev.crop_seconds * ev.sample_rate))
     firsts, seconds = zip(*(_crops(p, crop, g) for p in pieces))

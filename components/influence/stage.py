@@ -132,7 +132,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
     from components.common.audio import write_wav
     from components.influence import evaluate as ev
     from components.influence.copying import ngram_hashes
-    from components.influence.evaluator import retrieval_accuracy, train_evaluator
+    from components.influence.evaluator import EvaluatorEnsemble, retrieval_accuracy, train_evaluator
     from components.influence.pairs import recordings, split_by_piece, usable
     from components.influence.plots import plot_sweep, plot_training
     from components.influence.train import attach_reference, fine_tune
@@ -189,11 +189,16 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
         train_audio = decode_in_batches(codec, [r.codes[:, :cap] for r in ev_recs])
         valid_audio = decode_in_batches(codec, [r.codes[:, :cap] for r in valid])
         test_audio = decode_in_batches(codec, [r.codes[:, :cap] for r in test])
-        evaluator = train_evaluator(train_audio, valid_audio, int(codec.sample_rate), steps=cfg.evaluator_steps,
-                                    crop_seconds=cfg.evaluator_crop_seconds, dim=cfg.evaluator_dim, seed=cfg.seed, log=log)
+        evaluator = EvaluatorEnsemble([
+            train_evaluator(train_audio, valid_audio, int(codec.sample_rate), steps=cfg.evaluator_steps,
+                            crop_seconds=cfg.evaluator_crop_seconds, dim=cfg.evaluator_dim, seed=cfg.seed + k,
+                            log=log if k == 0 else None)
+            for k in range(cfg.evaluator_members)])
         evaluator_info = {"evaluator_valid_retrieval": evaluator.history["selected_valid_retrieval"],
                           "evaluator_test_retrieval": retrieval_accuracy(evaluator, test_audio, cfg.seed),
                           "evaluator_chance": 1 / max(1, len(test_audio)), "evaluator_recordings": len(ev_recs),
+                          "evaluator_members": len(evaluator.members),
+                          "evaluator_members_valid_retrieval": evaluator.history["members_valid_retrieval"],
                           "evaluator_seconds": time.perf_counter() - t0}
         log.info("CPU so far: %.0f s (fine-tune and evaluator)", cpu_seconds())
         log.info("evaluator: valid retrieval %.2f, test retrieval %.2f (chance %.2f)",

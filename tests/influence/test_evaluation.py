@@ -77,3 +77,36 @@ def test_two_choice_interval_resamples_generations_not_pairs():
     lo, hi = out["ci95"]
     wlo, whi = wilson_interval(28, 56)
     assert hi - lo > 1.5 * (whi - wlo)
+
+
+def test_evaluator_ensemble_similarity_is_the_mean_of_its_members_cosines():
+    import torch
+
+    from components.influence.evaluator import CropEncoder, Evaluator, EvaluatorEnsemble
+
+    sr = 24000
+    members = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        members.append(Evaluator(CropEncoder(16).eval(), sr, 1.0, {"selected_valid_retrieval": 0.1 * seed}))
+    g = np.random.default_rng(0)
+    a = [g.standard_normal(sr).astype(np.float32) for _ in range(3)]
+    b = [np.sin(np.arange(sr) * f / sr * 2 * np.pi).astype(np.float32) for f in (220, 330)]
+    ensemble = EvaluatorEnsemble(members)
+    expected = np.mean([m.similarity(a, b) for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.similarity(a, b), expected, atol=1e-5)
+    assert not np.allclose(members[0].similarity(a, b), members[1].similarity(a, b))   # members differ
+    assert ensemble.history["members_valid_retrieval"] == [0.0, 0.1, 0.2]
+
+
+def test_mel_null_pairs_are_different_pieces_of_one_instrument():
+    from types import SimpleNamespace as R
+
+    from components.influence.evaluate import null_pairs
+
+    recs = [R(piece_id="a", instrument="flute"), R(piece_id="b", instrument="flute"),
+            R(piece_id="a", instrument="organ"), R(piece_id="c", instrument="guitar")]
+    pairs, same = null_pairs(recs)
+    assert same and sorted(pairs) == [(0, 1), (1, 0)]
+    pairs, same = null_pairs([recs[0], recs[2], recs[3]])              # no instrument has two pieces
+    assert not same and (0, 1) not in pairs and (0, 2) in pairs and (1, 2) in pairs
