@@ -92,7 +92,7 @@ def musicgen_generation(model, frames: int, cfg: float) -> float:
 
 # -------------------------------------------------------------------------------- training
 def training_batch(batch: int, frames: int):
-    from components.lyra.delay import build_delay_pattern, shift_right
+    from components.lyra.delay import build_delay_pattern
 
     g = torch.Generator().manual_seed(0)
     codes = torch.randint(0, CODES, (batch, CODEBOOKS, frames), generator=g)

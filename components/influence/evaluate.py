@@ -151,7 +151,7 @@ def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds:
                         settings: list[int], seed: int, n_boot: int, judge=None, truths: list[dict] | None = None,
                         copy_ctx: dict | None = None, log=None) -> dict:
     """Influence (overall, per attribute), two-choice and copy readings at each bottleneck setting."""
-    sr, fr = int(codec.sample_rate), float(codec.frame_rate)
+    sr = int(codec.sample_rate)
     n = len(refs.recs)
     gens = {q: generate(model, refs.excerpts, q, seconds, params, seed) for q in settings}
     base = generate(model, refs.excerpts, None, seconds, params, seed, with_reference=False)

@@ -17,7 +17,6 @@ are `valid` losses (lm train's selection split), and the held-out run is a held-
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

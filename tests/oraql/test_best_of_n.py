@@ -12,7 +12,6 @@ from components.oraql.config import OraqlConfig
 
 @pytest.mark.parametrize("N, n", [(8, 1), (8, 2), (8, 4), (8, 8), (5, 3)])
 def test_selection_probabilities_match_enumerating_every_subset(N, n):
-    scores = np.arange(N, 0, -1, dtype=float)                 # rank r has score N - r: best first
     counts = np.zeros(N)
     for subset in itertools.combinations(range(N), n):
         counts[min(subset)] += 1                             # the best of a subset is its lowest rank
