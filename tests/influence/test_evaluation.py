@@ -17,8 +17,9 @@ def test_eval_split_defaults_to_test_and_accepts_only_held_out_splits():
         influence_config(eval_split="train")
 
 
-class FakeJudge:
-    """Hears instrument `plays[i]` in piece i (a piece is its index as a 1-sample array)."""
+class ScriptedJudge:
+    """A stand-in for the trained judge, so the pair counting is tested on known verdicts: it hears
+    instrument `plays[i]` in piece i (a piece is its index as a 1-sample array)."""
 
     classes = {"instrument": ["piano", "flute", "organ"]}
 
@@ -39,12 +40,12 @@ def test_instrument_two_choice_counts_pairs_of_different_instruments():
     pieces = [np.array([i], np.float32) for i in range(3)]
     refs = ["piano", "flute", "piano"]
     # every generation plays its reference's instrument: every pair of different instruments is won
-    won = instrument_two_choice(FakeJudge(refs), pieces, refs)
+    won = instrument_two_choice(ScriptedJudge(refs), pieces, refs)
     assert (won["accuracy"], won["n_pairs"]) == (1.0, 4) and won["ci95"][0] > 0.4
     # generations that ignore the reference (all organ): no pair is won
-    assert instrument_two_choice(FakeJudge(["organ"] * 3), pieces, refs)["accuracy"] == 0.0
+    assert instrument_two_choice(ScriptedJudge(["organ"] * 3), pieces, refs)["accuracy"] == 0.0
     assert instrument_two_choice(None, pieces, refs) is None
-    assert instrument_two_choice(FakeJudge(refs), pieces, ["piano"] * 3) is None      # one instrument: no pairs
+    assert instrument_two_choice(ScriptedJudge(refs), pieces, ["piano"] * 3) is None      # one instrument: no pairs
 
 
 def test_generations_that_ignore_the_reference_score_chance_in_two_choice():
