@@ -90,9 +90,9 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec, hist
         "flagged_spliced_training": cop["spliced_training"]["flagged"],
         "mel_threshold": mel["threshold"],
         "reference_gain_before": history["gain_before"]["gain"], "reference_gain_after": history["gain_after"]["gain"],
-        "reference_gain_early_after": history["gain_after"].get("gain_early"),
-        "reference_gain_after_ci95": history["gain_after"].get("gain_ci95"),
-        "reference_gain_windows": history["gain_after"].get("n_windows"),
+        "reference_gain_early_after": history["gain_after"]["gain_early"],
+        "reference_gain_after_ci95": history["gain_after"]["gain_ci95"],
+        "reference_gain_windows": history["gain_after"]["n_windows"],
         "loss_first": float(np.mean(history["loss"][:10])) if history["loss"] else None,
         "loss_last": float(np.mean(history["loss"][-10:])) if history["loss"] else None,
         **evaluator_info,
@@ -174,8 +174,8 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
             return {"stopped_after": stop_after}
         train_seconds = time.perf_counter() - t0
         log.info("reference gain on valid pairs: %.3f -> %.3f nats/code (first %d steps: %.3f)",
-                 history["gain_before"]["gain"], history["gain_after"]["gain"], history["gain_after"].get("early_steps", 0),
-                 history["gain_after"].get("gain_early", float("nan")))
+                 history["gain_before"]["gain"], history["gain_after"]["gain"], history["gain_after"]["early_steps"],
+                 history["gain_after"]["gain_early"])
         adapter_dir = out.parent / f".{out.name}.adapter"
         peft_model.save_pretrained(adapter_dir)
         model = peft_model.merge_and_unload()

@@ -135,7 +135,8 @@ def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches
     window's own context has not yet revealed the recording."""
     nan = float("nan")
     if not recs:
-        return {"loss_with_reference": nan, "loss_without_reference": nan, "gain": nan, "gain_early": nan}
+        return {"loss_with_reference": nan, "loss_without_reference": nan, "gain": nan, "gain_early": nan,
+                "gain_ci95": [nan, nan], "n_windows": 0, "early_steps": early_steps}
     was = model.training
     model.eval()
     mc = model.config

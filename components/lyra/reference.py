@@ -151,9 +151,8 @@ class ReferenceConditioner(nn.Module):
         nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
         nn.init.zeros_(self.step.weight), nn.init.zeros_(self.step.bias)
         self.n_quantizers = config.reference_codebooks       # used at inference (the sweep lowers it)
-        self.aux_loss = torch.zeros(())                      # commitment + residual fit of the last training pass
-        self.commitment_loss = torch.zeros(())               # ... its two parts (fine-tuning weighs them apart)
-        self.fit_loss = torch.zeros(())
+        self.commitment_loss = torch.zeros(())               # the bottleneck's losses of the last pass (fine-tuning
+        self.fit_loss = torch.zeros(())                      # weighs them: influence/train.py)
 
     # ------------------------------------------------------------------ setup and accounting
     @torch.no_grad()
@@ -200,7 +199,6 @@ class ReferenceConditioner(nn.Module):
         q = self.quantizer(z, n_quantizers=n)
         self.commitment_loss = q.commitment_loss
         self.fit_loss = q.fit_loss if q.fit_loss is not None else torch.zeros_like(q.commitment_loss)
-        self.aux_loss = self.commitment_loss + self.fit_loss
         return rearrange(q.z_q, "b c n -> b n c"), q.codes
 
     def forward(self, c) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -209,8 +207,7 @@ class ReferenceConditioner(nn.Module):
         dtype = self.out.weight.dtype
         null = self.null.to(dtype)[None].expand(B, -1, -1)
         if c.reference is None:
-            self.aux_loss = torch.zeros((), device=null.device)
-            self.commitment_loss, self.fit_loss = self.aux_loss, self.aux_loss
+            self.commitment_loss = self.fit_loss = torch.zeros((), device=null.device)
             return null, torch.zeros(B, null.shape[-1], device=null.device, dtype=dtype)
         z_q, _ = self.encode(c.reference)
         z_q = z_q.to(dtype)
