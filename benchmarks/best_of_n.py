@@ -61,14 +61,15 @@ def build_oraql():
 def lyra_pieces(model, codec, frames: int, batch: int, seed: int) -> list[np.ndarray]:
     """`lyra generate`'s path: sample codes for `batch` copies of one prompt, decode them."""
     from components.lyra.codec import decode_pieces
+    from components.lyra.conditioners import Conditions
     from components.lyra.config import GenerateConfig
     from components.lyra.sampling import Sampler, SamplingParams
 
     params = SamplingParams(temperature=1.0, top_k=250, cfg=CFG, allow_end=False,
                             decode_weights=GenerateConfig().decode_weights)
     text = torch.randn(1, model.config.text_dim, generator=torch.Generator().manual_seed(0)).repeat(batch, 1)
-    out = Sampler(model, params).generate(text, torch.full((batch,), frames / 50.0), frames,
-                                          generator=torch.Generator().manual_seed(seed))
+    conditions = Conditions.build(text, seconds_total=frames / model.config.frame_rate)
+    out = Sampler(model, params).generate(conditions, frames, generator=torch.Generator().manual_seed(seed))
     return decode_pieces(codec, out.codes, out.lengths)
 
 

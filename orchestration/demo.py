@@ -66,11 +66,29 @@ def run_demo(args) -> int:
             instance=instance, run_config=run_config, raise_on_error=False, asset_selection=selected,
         )
         _print_summary(result, time.monotonic() - started)
+    if result.success:
+        _promote_accepted(args.profile)
     if result.success and not args.no_push:
         DvcResource().push()
         print("data pushed to the DVC remote (dvc push)")
     print(f"\nOpen the Dagster UI on these runs and assets: lyra ui   (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     return 0 if result.success else 1
+
+
+def _promote_accepted(profile: str | None) -> None:
+    """Every model its gates accepted moves through staging to production in the demo's own registry
+    repository (never the project's git), so `lyra generate --model lyra@production` works right after."""
+    from components.registry.promote import promote_accepted
+    from components.registry.registry import Registry
+
+    registry = Registry(REPO_ROOT, profile=profile or os.environ.get("LYRA_PROFILE"))
+    outcomes = promote_accepted(registry, reason="lyra demo: accepted by its gates in the demo run", actor="lyra demo")
+    print(f"\npromotion (registry repository {os.path.relpath(registry.git, REPO_ROOT)}, audit: lyra registry audit)")
+    for o in outcomes:
+        print(f"  {o.model:16s} {o.version or '-':9s} {o.outcome:12s} {o.detail}")
+    if any(o.model == "lyra" and o.outcome in ("promoted", "held") for o in outcomes):
+        print('  try: lyra generate "a chorale played by a string ensemble" --model lyra@production '
+              "--codec omnicodec@production --out chorale.wav")
 
 
 def _print_summary(result, seconds: float) -> None:
@@ -89,7 +107,9 @@ def _print_summary(result, seconds: float) -> None:
         print(f"{mat.asset_key.to_user_string():18s} {status:10s} {highlights}")
     for event in result.get_asset_check_evaluations():
         why = "" if event.passed else f" ({event.description})" if event.description else ""
-        print(f"  check {event.asset_key.to_user_string()}:{event.check_name}: {'passed' if event.passed else 'FAILED'}{why}")
+        # a warning-severity check that fails is a reported outcome (e.g. RLAIF refused), not a failed run
+        failed = "refused (warning)" if getattr(event.severity, "value", "") == "WARN" else "FAILED"
+        print(f"  check {event.asset_key.to_user_string()}:{event.check_name}: {'passed' if event.passed else failed}{why}")
     print(f"\nrun {result.run_id} {'succeeded' if result.success else 'FAILED'} in {seconds:.0f} s")
 
 

@@ -101,17 +101,33 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
         for check in node["assetChecksOrError"]["checks"]:
             assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED", (name, check)
 
-    # every model became a registry version (a GTO tag on the commit of its entry), candidate
-    tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    # the user's checkout: no commit, no tag (dvc.lock and data/metrics may change: DVC's normal way)
+    def git(*args: str, cwd: Path = repo) -> list[str]:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.split()
+
+    assert git("tag") == [] and git("rev-list", "--count", "HEAD") == ["1"]
+    changed = {line[3:] for line in subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True,
+                                                   text=True, check=True).stdout.splitlines()}
+    assert all(p == "dvc.lock" or p.startswith("data/metrics/") for p in changed), changed
+
+    # every model became a version in the demo's own registry repository (ignored by the project), was
+    # accepted by its gates and promoted through staging to production, so `lyra@production` resolves
+    registry_git = repo / ".lyra" / "registry"
+    tags = git("tag", cwd=registry_git)
     for model in registered_models():
         assert f"{model}@v0.0.1" in tags and f"{model}#candidate#1" in tags, (model, tags)
+        assert any(t.startswith(f"{model}#production#") for t in tags), (model, tags)
         assert (repo / "data" / "registry" / "reports" / model / "v0.0.1" / "index.html").is_file()
+    assert re.search(r"^\s+lyra\s+v0\.0\.1\s+promoted\s", first.stdout, flags=re.MULTILINE), first.stdout[-2000:]
+    resolved = subprocess.run([sys.executable, "-c", "from components.registry.registry import resolve_model_argument as r; "
+                               "print(r('lyra@production'))"], cwd=repo, env=env, capture_output=True, text=True)
+    assert resolved.returncode == 0 and "data/registry/artifacts" in resolved.stdout, resolved.stderr[-2000:]
 
     second = run_demo(repo, env)
     assert second.returncode == 0, failure_report(second)
     assert statuses(second.stdout) == {s.name: "reused" for s in STAGES}, second.stdout[-3000:]
-    # nothing changed: no new version, no new registry commit
-    assert subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True, check=True).stdout.split() == tags
+    # nothing changed: no new version, no new promotion, still nothing in the project's git
+    assert git("tag", cwd=registry_git) == tags and git("tag") == [] and git("rev-list", "--count", "HEAD") == ["1"]
     assert (repo / "dvc.lock").read_bytes() == lock_after_first
 
     # what would re-run after an edit (asked of DVC, nothing is run)

@@ -6,6 +6,11 @@
     lyra registry audit                          # every decision
     lyra promote lyra v0.0.2 --to staging --reason "beats v0.0.1 on valid loss"
     lyra promote lyra v0.0.2 --to production --reason "..." --force --actor alice
+    lyra registry publish --into ../team-registry   # record this registry's versions in the team's registry
+
+The record (entries, audit log, GTO tags) lives in the registry repository: params.yaml `registry.repo`
+(default `.lyra/registry`, a git repository of its own that the project ignores), $LYRA_REGISTRY_REPO,
+or --registry-repo. The project's own checkout is never committed to unless that is where it points.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from components.registry.config import STAGES
 def _registry(args):
     from components.registry.registry import Registry
 
-    return Registry(Path(args.repo), profile=args.profile)
+    return Registry(Path(args.repo), profile=args.profile, git=args.registry_repo)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", default=".", help="the project's git repository (params.yaml, dvc.lock, registry/)")
+    parser.add_argument("--repo", default=".", help="the project (params.yaml, dvc.lock, data/models, the artifact store)")
+    parser.add_argument("--registry-repo", default=None, metavar="PATH",
+                        help="the registry's git repository (default: $LYRA_REGISTRY_REPO, else params.yaml "
+                             "registry.repo, i.e. .lyra/registry)")
     parser.add_argument("--profile", default=None, help="params profile whose gate settings apply")
 
 
@@ -48,6 +56,14 @@ def configure_registry(parser: argparse.ArgumentParser) -> None:
     audit = sub.add_parser("audit", help="every registration and promotion decision")
     _common(audit)
     audit.set_defaults(func=_cmd_audit)
+    pub = sub.add_parser("publish", help="record this registry's versions in another registry repository (each a "
+                                         "new candidate there; promote them there through its gates)")
+    pub.add_argument("models", nargs="*", help="models to publish (default: all)")
+    pub.add_argument("--into", required=True, metavar="PATH",
+                     help="the target registry's git repository (a clone of the team's; '.' for this project)")
+    pub.add_argument("--actor", default=None, help="who publishes (default: git user.name)")
+    _common(pub)
+    pub.set_defaults(func=_cmd_publish)
 
 
 def configure_promote(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +126,23 @@ def _cmd_audit(args) -> int:
     def go():
         for record in _registry(args).audit():
             print(json.dumps(record, sort_keys=True))
+        return 0
+    return _run(go)
+
+
+def _cmd_publish(args) -> int:
+    def go():
+        from components.registry.registry import Registry
+
+        source = _registry(args)
+        target = Registry(Path(args.repo), profile=args.profile, git=Path(args.into).resolve())
+        if target.git == source.git:
+            print(f"lyra: --into {args.into} is the registry being published", file=sys.stderr)
+            return 2
+        published = source.publish_into(target, args.models or None, args.actor)
+        for row in published:
+            print(f"{row['model']} {row['source_version']} -> {target.git}: {row['version']} (candidate)")
+        print(f"{len(published)} version(s) published" + ("" if published else ": the target holds them all"))
         return 0
     return _run(go)
 

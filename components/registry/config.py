@@ -51,6 +51,10 @@ class ModelSpec(BaseModel):
 
 class RegistryConfig(StageConfig):
     store: str = "data/registry"          # content-addressed artifacts and reports (DVC side, not git)
-    records: str = "registry"             # version entries and the audit log (committed to git)
+    # the registry's git repository (entries, audit log, GTO tags), relative to the project; overridden by
+    # $LYRA_REGISTRY_REPO. The default, an ignored folder of its own, keeps `lyra demo` from committing or
+    # tagging in the project's checkout; a platform team points this at a clone of its registry repository
+    repo: str = ".lyra/registry"
+    records: str = "registry"             # version entries and the audit log, inside that repository
     report_audio_per_source: int = Field(6, ge=0, description="audio examples copied into a report per folder")
     models: dict[str, ModelSpec] = {}

@@ -38,6 +38,28 @@ def head(repo: Path) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
+def head_or_none(repo: Path) -> str | None:
+    """The project's revision for lineage; None outside git (a stage run from an exported tree)."""
+    try:
+        return head(repo)
+    except (RegistryGitError, FileNotFoundError):
+        return None
+
+
+def init_repo(repo: Path, gto_config: str | None) -> None:
+    """A new registry repository: GTO's config (the stage names) in its first commit."""
+    repo.mkdir(parents=True, exist_ok=True)
+    _git(repo, "init", "-q")
+    if gto_config:
+        (repo / ".gto").write_text(gto_config)
+    (repo / "README.md").write_text(
+        "# Model registry\n\nVersions (`registry/<model>/vX.Y.Z.json`), the audit log (`registry/audit.jsonl`) and GTO "
+        "tags (`model@vX.Y.Z`, `model#stage#N`), written by `lyra registry` and `lyra promote`. The weights live in "
+        "the project's artifact store (params.yaml `registry.store`).\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "registry repository", env=_identity_env(repo, "lyra"))
+
+
 def default_actor(repo: Path) -> str:
     try:
         name = _git(repo, "config", "user.name")

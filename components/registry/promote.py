@@ -116,7 +116,7 @@ def promote(registry: Registry, name: str, version: str, to_stage: str, reason: 
         raise RegistryError("a promotion needs a --reason")
     if force and not (actor or "").strip():
         raise RegistryError("a forced promotion needs an --actor (who overrides the gates) and a --reason")
-    gitrecord.check_repo(registry.repo)
+    registry.ensure_repository()
     actor = actor or gitrecord.default_actor(registry.repo)
     with registry.locked():
         entry = registry.entry(name, version)
@@ -131,8 +131,57 @@ def promote(registry: Registry, name: str, version: str, to_stage: str, reason: 
         if outcome != "refused":
             message = json.dumps({"decision": outcome, "actor": actor, "reason": decision.reason,
                                   "failed_gates": [g.name for g in decision.failed]})
-            decision.tag = gitrecord.assign_stage(registry.repo, name, version, to_stage, message, actor)
+            decision.tag = gitrecord.assign_stage(registry.git, name, version, to_stage, message, actor)
         registry.append_audit(decision.to_json())
-        gitrecord.commit_paths(registry.repo, [registry.config.records],
+        gitrecord.commit_paths(registry.git, [registry.config.records],
                                f"registry: {name} {version} -> {to_stage} {outcome} ({actor}: {decision.reason})", actor)
     return decision
+
+
+@dataclass
+class Outcome:
+    """What `promote_accepted` did with one model: promoted, already held, or why it was left alone."""
+    model: str
+    version: str | None
+    outcome: str                 # promoted | held | refused | unregistered
+    detail: str
+
+
+def promote_accepted(registry: Registry, reason: str, actor: str, models: list[str] | None = None) -> list[Outcome]:
+    """Promote each model's current version (the weights its folder holds now) through staging to production,
+    through the same gates as `lyra promote`. A version whose recorded checks failed is left a candidate
+    (not tried: it would be refused); a refusal by another gate is reported, not raised. `lyra demo` ends
+    with this, so a new user's checkout can call `lyra@production`."""
+    from components.registry.store import ArtifactError, deployable_files, describe
+
+    outcomes = []
+    for name in models or list(registry.config.models):
+        try:
+            digest = describe(deployable_files(registry.model_folder(name), registry.spec(name).weights)).digest
+        except (ArtifactError, RegistryError, OSError) as exc:
+            outcomes.append(Outcome(name, None, "unregistered", f"no model folder to promote ({exc})"))
+            continue
+        entry = registry.find_by_digest(name, digest)
+        if entry is None:
+            outcomes.append(Outcome(name, None, "unregistered", "its current weights are not registered"))
+            continue
+        version = entry["version"]
+        failed = [c for c, r in entry.get("checks", {}).items() if not r["passed"]]
+        if failed:
+            rules = [f"{c}: {', '.join(k for k, ok in entry['checks'][c]['rules'].items() if not ok)}" for c in failed]
+            outcomes.append(Outcome(name, version, "refused", f"stays a candidate: refused by {'; '.join(rules)}"))
+            continue
+        if registry.holder(name, "production") == version:
+            outcomes.append(Outcome(name, version, "held", "already in production"))
+            continue
+        for stage in STAGES[1:]:
+            if stage == "staging" and "staging" in registry.stages_of(name, version):
+                continue
+            decision = promote(registry, name, version, stage, reason, actor=actor)
+            if decision.outcome == "refused":
+                gates = "; ".join(f"{g.name}: {g.detail}" for g in decision.failed)
+                outcomes.append(Outcome(name, version, "refused", f"{stage} refused it: {gates}"))
+                break
+        else:
+            outcomes.append(Outcome(name, version, "promoted", "staging -> production"))
+    return outcomes

@@ -5,6 +5,11 @@
                       + tag lyra@v0.0.4, tag lyra#candidate#N                            GTO
     resolve("lyra@production") -> <store>/artifacts/<digest of the version production holds>
 
+Entries, the audit log and tags live in the registry repository (`registry.repo`, by default
+`.lyra/registry`: a git repository of its own, created on first write and ignored by the project),
+never in the project's checkout unless a team says so; `lyra registry publish` copies versions into
+another registry repository on purpose.
+
 Registering the same weights twice returns the existing version, so a pipeline run that changed
 nothing registers nothing.
 """
@@ -45,13 +50,26 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in version.lstrip("v").split("."))
 
 
+def registry_repository(project: Path, config: RegistryConfig) -> Path:
+    """The git repository that holds the registry's entries, audit log and GTO tags: $LYRA_REGISTRY_REPO,
+    else params.yaml `registry.repo` (relative to the project). The default is a repository of its own
+    under an ignored path, so `lyra demo` never commits or tags in the project's checkout; a platform
+    team points it at a clone of its registry repository (or at the project itself, ".")."""
+    chosen = os.environ.get("LYRA_REGISTRY_REPO") or config.repo
+    return (Path(project) / chosen).resolve()
+
+
 class Registry:
-    def __init__(self, repo: str | os.PathLike, config: RegistryConfig | None = None, profile: str | None = None):
+    """`repo` is the project (params.yaml, dvc.lock, data/); `git` the registry repository (entries, tags)."""
+
+    def __init__(self, repo: str | os.PathLike, config: RegistryConfig | None = None, profile: str | None = None,
+                 git: str | os.PathLike | None = None):
         self.repo = Path(repo).resolve()
         self.profile = profile
         self.config = config or load_registry_config(self.repo, profile)
         self.store = ArtifactStore(self.repo / self.config.store)
-        self.records = self.repo / self.config.records
+        self.git = (self.repo / git).resolve() if git else registry_repository(self.repo, self.config)
+        self.records = self.git / self.config.records
         self._lock = None
 
     # --- reading -------------------------------------------------------------------------
@@ -94,10 +112,14 @@ class Registry:
         return None
 
     def holder(self, name: str, stage: str) -> str | None:
-        return gitrecord.stage_holder(self.repo, name, stage)
+        if not self.git.is_dir():
+            return None
+        return gitrecord.stage_holder(self.git, name, stage)
 
     def stages_of(self, name: str, version: str) -> list[str]:
-        return gitrecord.stage_history(self.repo, name, version)
+        if not self.git.is_dir():
+            return []
+        return gitrecord.stage_history(self.git, name, version)
 
     def resolve(self, ref: str) -> Path:
         """"name@stage" or "name@vX.Y.Z" -> the stored folder of that version (checked against its digests)."""
@@ -107,7 +129,9 @@ class Registry:
         if which in STAGES:
             version = self.holder(name, which)
             if version is None:
-                raise RegistryError(f"{ref}: no version of {name} holds {which} (lyra promote {name} VERSION --to {which})")
+                where = "" if self.git.is_dir() else f"; the registry repository {self.git} does not exist yet (lyra demo creates it)"
+                raise RegistryError(f"{ref}: no version of {name} holds {which} (lyra promote {name} VERSION --to {which})"
+                                    + where)
         else:
             version = which
         from components.registry.store import Artifact
@@ -119,20 +143,30 @@ class Registry:
         return self.repo / self.config.store / "reports" / name / version / "index.html"
 
     # --- writing -------------------------------------------------------------------------
+    def ensure_repository(self) -> None:
+        """Create the registry repository on first write (git init, GTO's stage list, one commit)."""
+        if not self.git.exists():
+            gto_config = self.repo / ".gto"
+            gitrecord.init_repo(self.git, gto_config.read_text() if gto_config.is_file() else None)
+        gitrecord.check_repo(self.git)
+
     @contextmanager
     def locked(self):
         from filelock import FileLock
 
+        self.ensure_repository()
         self.records.mkdir(parents=True, exist_ok=True)
         (self.repo / self.config.store).mkdir(parents=True, exist_ok=True)
         if self._lock is None:     # one instance: re-entrant, so registering parents inside a registration works
-            self._lock = FileLock(str(self.repo / self.config.store / ".registry.lock"))
+            # one lock per registry repository (inside its .git, so never committed): publishing from the
+            # demo's registry into a team's holds both without the two contending for one file
+            self._lock = FileLock(str(self.git / ".git" / "lyra-registry.lock"))
         with self._lock:
             yield
 
     def register(self, name: str, actor: str | None = None, *, with_report: bool = True) -> tuple[dict, bool]:
         """(entry, created): the version holding the model folder's current weights, registered if new."""
-        gitrecord.check_repo(self.repo)
+        self.ensure_repository()
         actor = actor or gitrecord.default_actor(self.repo)
         spec = self.spec(name)
         with self.locked():
@@ -143,25 +177,51 @@ class Registry:
             self._check_parents_current(name, spec)
             parents = {p: self._parent_version(p, actor) for p in spec.parents}
             entry = self._describe(name, spec, artifact.to_json(), parents)
-            versions = self.versions(name)
-            last = _version_key(versions[-1]) if versions else (0, 0, 0)
-            version = f"v{last[0]}.{last[1]}.{last[2] + 1}"
-            entry.update(model=name, version=version, registered_at=now(), registered_by=actor)
+            entry.update(model=name, version=self._next_version(name), registered_at=now(), registered_by=actor)
             if with_report:
                 from components.registry.report import write_report
 
                 entry["report"] = os.path.relpath(write_report(self, entry), self.repo)
-            path = self.records / name / f"{version}.json"
-            atomic_write_json(path, entry)
-            self.append_audit({"event": "registered", "model": name, "version": version, "actor": actor,
-                               "at": entry["registered_at"], "artifact": artifact.digest,
-                               "checks": {k: v["passed"] for k, v in entry["checks"].items()}})
-            ref = gitrecord.commit_paths(self.repo, [self.config.records], f"registry: {name} {version}", actor)
-            gitrecord.register_version(self.repo, name, version, ref, f"{name} {version}: weights {artifact.digest[:12]}",
-                                       actor)
-            gitrecord.assign_stage(self.repo, name, version, "candidate",
-                                   json.dumps({"decision": "registered", "actor": actor}), actor)
+            self._record(entry, "registered", actor)
             return entry, True
+
+    def _next_version(self, name: str) -> str:
+        versions = self.versions(name)
+        last = _version_key(versions[-1]) if versions else (0, 0, 0)
+        return f"v{last[0]}.{last[1]}.{last[2] + 1}"
+
+    def _record(self, entry: dict, event: str, actor: str, **audit) -> None:
+        """Write the entry, its audit line, the commit, the version tag and the candidate tag."""
+        name, version, digest = entry["model"], entry["version"], entry["artifact"]["digest"]
+        atomic_write_json(self.records / name / f"{version}.json", entry)
+        self.append_audit({"event": event, "model": name, "version": version, "actor": actor, "at": now(),
+                           "artifact": digest, "checks": {k: v["passed"] for k, v in entry["checks"].items()}, **audit})
+        ref = gitrecord.commit_paths(self.git, [self.config.records], f"registry: {name} {version}", actor)
+        gitrecord.register_version(self.git, name, version, ref, f"{name} {version}: weights {digest[:12]}", actor)
+        gitrecord.assign_stage(self.git, name, version, "candidate", json.dumps({"decision": event, "actor": actor}), actor)
+
+    def publish_into(self, target: "Registry", models: list[str] | None = None, actor: str | None = None) -> list[dict]:
+        """Record this registry's versions in another registry repository (e.g. the demo's into the team's),
+        each as a new candidate there, numbered in the target's sequence; versions whose weights the target
+        already holds are skipped. Parents first, so lineage names the target's versions. Stage assignments
+        are not copied: promotion in the target goes through its own gates."""
+        actor = actor or gitrecord.default_actor(self.repo)
+        published = []
+        with target.locked():
+            for name in models or list(self.config.models):
+                for version in self.versions(name):
+                    entry = json.loads(json.dumps(self.entry(name, version)))
+                    if target.find_by_digest(name, entry["artifact"]["digest"]) is not None:
+                        continue
+                    for parent, recorded in entry["lineage"]["parents"].items():
+                        found = target.find_by_digest(parent, recorded["digest"])
+                        recorded["version"] = found["version"] if found else None
+                    entry.update(version=target._next_version(name), registered_at=now(), registered_by=actor,
+                                 published_from={"repository": os.fspath(self.git), "version": version,
+                                                 "registered_at": entry.get("registered_at")})
+                    target._record(entry, "published", actor, source_version=version)
+                    published.append({"model": name, "version": entry["version"], "source_version": version})
+        return published
 
     def _check_parents_current(self, name: str, spec: ModelSpec) -> None:
         """The parent folders must still be the ones the model was built from (dvc.lock: the model stage's
@@ -208,7 +268,7 @@ class Registry:
             "lineage": {
                 "stage": spec.stage,
                 "folder": os.path.relpath(folder, self.repo),
-                "git_revision": gitrecord.head(self.repo),
+                "git_revision": gitrecord.head_or_none(self.repo),
                 "trained_at_git_revision": trained.get("git_revision"),
                 "code_version": trained.get("code_version"),
                 "data": data,

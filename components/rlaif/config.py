@@ -55,6 +55,9 @@ class RLAIFConfig(StageConfig):
     gate_min_gain: float | None = 0.0      # the gain's 95 % interval must lie above this (None: rule off)
     gate_max_diversity_loss: float = 0.2   # diversity may fall by at most this share (collapse = a hacked reward)
     gate_max_more_silent: float = 0.1      # the share of near-silent pieces may rise by at most this
+    # a refusal is a normal outcome (a warning: the post-trained model stays an unpromoted candidate and the
+    # pretrained Lyra is what gets served); True makes it fail the run, for a team that requires post-training
+    gate_refusal_fails_run: bool = False
     gate_judge_p: float = 0.05             # refused when the judge hears the prompt's instrument less often after
     #                                        post-training than before, one-sided exact McNemar p below this
     bootstrap: int = 2000

@@ -241,13 +241,19 @@ def rlaif_gate() -> dg.AssetCheckResult:
     decisions = rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent,
                                      cfg.gate_judge_p)
     failed = [name for name, ok in decisions.items() if not ok]
+    # a refusal is an outcome, not a broken run, unless a team asks for it to fail: the post-trained model
+    # is registered with its failed check, never promoted, and the pretrained Lyra stays what is served
+    severity = dg.AssetCheckSeverity.ERROR if cfg.gate_refusal_fails_run else dg.AssetCheckSeverity.WARN
     keys = ("reward_pretrained", "reward_post_trained", "reward_gain", "kl_nats_per_code", "max_kl_per_code", "best_of_n",
             "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
             "silent_fraction_post_trained", "judge_instrument_accuracy_pretrained",
             "judge_instrument_accuracy_post_trained", "judge_n", "judge_p_post_worse")
-    return _result(not failed, f"passed: {', '.join(decisions)}" if not failed else f"failed: {', '.join(failed)}",
-                   {**{k: metrics.get(k) for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
-                    **{f"rule_{k}": v for k, v in decisions.items()}})
+    return dg.AssetCheckResult(
+        passed=not failed, severity=severity,
+        description=f"passed: {', '.join(decisions)}" if not failed else
+        f"refused: {', '.join(failed)} (the pretrained Lyra stays the model to serve)",
+        metadata={**{k: metrics.get(k) for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
+                  **{f"rule_{k}": v for k, v in decisions.items()}})
 
 
 # --- Influence --------------------------------------------------------------------------------

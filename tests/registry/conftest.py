@@ -94,5 +94,8 @@ def project(tmp_path, monkeypatch) -> Project:
     p.git("add", "-A")
     p.git("-c", "user.name=setup", "-c", "user.email=s@x", "commit", "-qm", "project")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))    # no identity: the actor commits
+    # these tests read the record in the project's own git (a platform team's setting); the demo's default,
+    # a registry repository of its own, is tested in test_registry_repository.py
+    monkeypatch.setenv("LYRA_REGISTRY_REPO", str(root))
     torch.set_num_threads(1)
     return p

@@ -155,6 +155,7 @@ def test_materialize_find_the_report_and_see_a_refused_promotion_in_the_ui(minim
         page.get_by_text("promotion refused by gate stage_order").first.wait_for(timeout=180_000)
         shot(page, "04_promotion_refused")
 
-    refusal = json.loads((repo / "registry" / "audit.jsonl").read_text().splitlines()[-1])
+    # the decision is in the registry's own repository (params.yaml registry.repo), not the project's checkout
+    refusal = json.loads((repo / ".lyra" / "registry" / "registry" / "audit.jsonl").read_text().splitlines()[-1])
     assert refusal["outcome"] == "refused" and refusal["actor"] == "ui-test"
     assert [g["name"] for g in refusal["gates"] if not g["passed"]] == ["stage_order"]
