@@ -34,50 +34,67 @@ def _config(repo: Path, stage: str, profile: str | None):
     return load_stage_config(s.params, s.config_class(), params_path=repo / "params.yaml", profile=profile)
 
 
-def codec_gate(repo: Path, profile: str | None) -> Rules:
+def _codec_rules(metrics: dict, cfg) -> Rules:
     from components.omnicodec.gates import codec_gate_decisions
 
     # the previous-version rule is the registry's no-regression gate (against the stage's holder)
-    cfg = _config(repo, "omnicodec_eval", profile)
-    return codec_gate_decisions(_metrics(repo, "omnicodec_eval"), None, cfg.gate_min_information_gap)
+    return codec_gate_decisions(metrics, None, cfg.gate_min_information_gap)
 
 
-def lyra_beats_unigram(repo: Path, profile: str | None) -> Rules:
+def _pretrain_rules(metrics: dict, cfg) -> Rules:
     from components.lyra.gates import pretrain_gate_decisions
 
-    return pretrain_gate_decisions(_metrics(repo, "lyra_pretrain"),
-                                   _config(repo, "lyra_pretrain", profile).gate_max_loss_vs_unigram)
+    return pretrain_gate_decisions(metrics, cfg.gate_max_loss_vs_unigram)
 
 
-def judge_hears_the_prompt(repo: Path, profile: str | None) -> Rules:
+def _samples_rules(metrics: dict, cfg) -> Rules:
     from components.lyra.gates import samples_gate_decisions
 
-    cfg = _config(repo, "lyra_samples", profile)
-    return samples_gate_decisions(_metrics(repo, "lyra_samples"), cfg.gate_head, cfg.gate_alpha)
+    return samples_gate_decisions(metrics, cfg.gate_head, cfg.gate_alpha)
 
 
-def oraql_gate(repo: Path, profile: str | None) -> Rules:
+def _oraql_rules(metrics: dict, cfg) -> Rules:
     from components.oraql.evaluate import gate_decisions
 
-    metrics = json.loads((repo / "data" / "models" / "oraql" / "evaluation.json").read_text())["metrics"]
-    return gate_decisions(metrics, _config(repo, "oraql", profile))
+    return gate_decisions(metrics, cfg)
 
 
-def rlaif_gate(repo: Path, profile: str | None) -> Rules:
+def _rlaif_rules(metrics: dict, cfg) -> Rules:
     from components.rlaif.gates import rlaif_gate_decisions
 
-    cfg = _config(repo, "lyra_rlaif", profile)
-    return rlaif_gate_decisions(_metrics(repo, "lyra_rlaif"), cfg.gate_min_gain, cfg.gate_max_diversity_loss,
-                                cfg.gate_max_more_silent, cfg.gate_judge_p)
+    return rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent,
+                                cfg.gate_judge_p)
 
 
-BLOCKING_CHECKS: dict[str, Callable[[Path, str | None], Rules]] = {
-    "codec_gate": codec_gate,
-    "lyra_beats_unigram": lyra_beats_unigram,
-    "judge_hears_the_prompt": judge_hears_the_prompt,
-    "oraql_gate": oraql_gate,
-    "rlaif_gate": rlaif_gate,
+def _influence_rules(metrics: dict, cfg) -> Rules:
+    from components.influence.gates import influence_gate_decisions
+
+    return influence_gate_decisions(metrics, cfg.gate_min_influence, cfg.gate_min_two_choice, cfg.gate_max_flagged,
+                                    cfg.gate_min_spliced_flagged)
+
+
+# check -> (the stage whose metrics file and config it reads, rules(metrics, config))
+RULES: dict[str, tuple[str, Callable[[dict, object], Rules]]] = {
+    "codec_gate": ("omnicodec_eval", _codec_rules),
+    "lyra_beats_unigram": ("lyra_pretrain", _pretrain_rules),
+    "judge_hears_the_prompt": ("lyra_samples", _samples_rules),
+    "oraql_gate": ("oraql", _oraql_rules),
+    "rlaif_gate": ("lyra_rlaif", _rlaif_rules),
+    "influence_gate": ("lyra_influence", _influence_rules),
 }
+
+
+def rules_from_metrics(name: str, metrics: dict, cfg) -> Rules:
+    """The check's rules on a metrics dict (a stage's metrics file, wherever it was written)."""
+    return {k: bool(v) for k, v in RULES[name][1](metrics, cfg).items()}
+
+
+def _evaluator(name: str) -> Callable[[Path, str | None], Rules]:
+    stage = RULES[name][0]
+    return lambda repo, profile: rules_from_metrics(name, _metrics(repo, stage), _config(repo, stage, profile))
+
+
+BLOCKING_CHECKS: dict[str, Callable[[Path, str | None], Rules]] = {name: _evaluator(name) for name in RULES}
 
 
 # the numbers each check's rules read, shown with its verdict: (metrics file's stage, keys; "a.b" = nested)
@@ -90,7 +107,11 @@ CHECK_NUMBERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "oraql_gate": ("oraql", ("spearman_clip", "untrained_spearman_clip", "pairwise_accuracy", "held_out_spearman",
                              "untrained_held_out_spearman")),
     "rlaif_gate": ("lyra_rlaif", ("reward_gain", "kl_nats_per_code", "max_kl_per_code", "diversity_pretrained",
-                                  "diversity_post_trained", "silent_fraction_post_trained")),
+                                  "diversity_post_trained", "silent_fraction_post_trained",
+                                  "judge_instrument_accuracy_pretrained", "judge_instrument_accuracy_post_trained",
+                                  "judge_p_post_worse")),
+    "influence_gate": ("lyra_influence", ("influence_gain_over_no_reference", "two_choice", "flagged_generated",
+                                          "flagged_spliced")),
 }
 
 

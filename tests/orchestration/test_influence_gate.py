@@ -1,6 +1,6 @@
 """The Influence gate: held-out influence above a random piece's, two-choice above chance, no copies, working detectors."""
 
-from orchestration.defs.asset_checks import influence_gate_decisions
+from components.influence.gates import influence_gate_decisions
 
 GOOD = {"influence_gain_over_no_reference_ci95": [0.2, 0.8], "two_choice": 0.85, "flagged_generated": 0.0, "flagged_spliced": 1.0}
 
