@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
     "registry": ("components.registry.cli", "the model registry: register versions, list them, show lineage, audit log"),
     "promote": ("components.registry.cli", "promote a model version to staging / production through its gates"),
+    "stability": ("components.registry.stability", "run a stage under several seeds and thread counts: does its gate's verdict flip?"),
     "scaling": ("components.scaling.cli", "scaling laws: sweep small Lyra runs, fit L(N, D), recommend a size for a FLOP budget"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),

@@ -142,3 +142,17 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
     with open(repo / "components" / "lyra" / "sample.py", "a") as fh:
         fh.write("\n# an edit to the sampling stage\n")
     assert "lyra_samples" in stale() and "lyra_pretrain" not in stale()
+
+    # a gate's verdict survives another seed and another thread count (`lyra stability`, on this small run's
+    # cheap stages; the tiny profile's table is in the README)
+    for stage, seeds, threads in (("lyra_rlaif", ["0", "1"], ["1", "2"]), ("omnicodec_eval", ["0"], ["1", "2"])):
+        proc = subprocess.run([sys.executable, "-m", "components.cli", "stability", stage, "--seeds", *seeds,
+                               "--threads", *threads, "--out", str(tmp_path / "stability")],
+                              cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        summary = json.loads((tmp_path / "stability" / stage / "summary.json").read_text())
+        expected_runs = len(seeds) + len(threads) - 1
+        assert summary["checks"], stage
+        for check, result in summary["checks"].items():
+            assert result["runs"] == expected_runs and result["passed"] == expected_runs, (check, result)
+            assert not result["flipped"] and result["spread"], (check, result)
