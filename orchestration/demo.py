@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def _prepare_environment(profile: str | None) -> None:
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    # one thread per stage process unless a stage sets its own (as `make demo` does): stages run two at a time
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if profile:
@@ -62,17 +64,42 @@ def run_demo(args) -> int:
     if args.force:
         run_config["ops"] = {k.to_python_identifier(): {"config": {"force": True}} for k in selected}
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=False, asset_selection=selected,
-        )
-        _print_summary(result, time.monotonic() - started)
-    if result.success:
+        if isinstance(job.executor_def, dg.ExecutorDefinition) and job.executor_def.name == "multiprocess":
+            # the job's own executor (stages side by side), as a UI-launched run would use
+            with dg.execute_job(dg.reconstructable(_job_factory(args.job)), instance=instance, run_config=run_config,
+                                raise_on_error=False, asset_selection=selected) as result:
+                _print_summary(result, time.monotonic() - started)
+                success = result.success
+        else:
+            result = job.execute_in_process(
+                instance=instance, run_config=run_config, raise_on_error=False, asset_selection=selected,
+            )
+            _print_summary(result, time.monotonic() - started)
+            success = result.success
+    if success:
         _promote_accepted(args.profile)
-    if result.success and not args.no_push:
+    if success and not args.no_push:
         DvcResource().push()
         print("data pushed to the DVC remote (dvc push)")
     print(f"\nOpen the Dagster UI on these runs and assets: lyra ui   (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    return 0 if result.success else 1
+    return 0 if success else 1
+
+
+def lifecycle_job():
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("lifecycle")
+
+
+def scaling_job():
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("scaling")
+
+
+def _job_factory(name: str):
+    """A module-level function returning the job: what Dagster needs to rebuild it in each step process."""
+    return {"lifecycle": lifecycle_job, "scaling": scaling_job}[name]
 
 
 def _promote_accepted(profile: str | None) -> None:
@@ -91,8 +118,15 @@ def _promote_accepted(profile: str | None) -> None:
               "--codec omnicodec@production --out chorale.wav")
 
 
+def _step_seconds(result) -> dict[str, float]:
+    """step key -> wall seconds of the step (launch, the stage's process, DVC's commit, its checks)."""
+    return {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.all_events
+            if e.event_type_value == "STEP_SUCCESS" and e.step_key}
+
+
 def _print_summary(result, seconds: float) -> None:
-    print(f"\n{'asset':18s} {'status':10s} highlights")
+    took = _step_seconds(result)
+    print(f"\n{'asset':18s} {'status':10s} {'s':>5s}  highlights")
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         meta = mat.metadata
@@ -104,7 +138,9 @@ def _print_summary(result, seconds: float) -> None:
             if k not in ("reused", "code_version", "profile", "dvc_stage") and not k.startswith("check_")
             and isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
         )[:110]
-        print(f"{mat.asset_key.to_user_string():18s} {status:10s} {highlights}")
+        step = took.get(event.step_key)
+        print(f"{mat.asset_key.to_user_string():18s} {status:10s} {step if step is not None else float('nan'):5.0f}  "
+              f"{highlights}")
     for event in result.get_asset_check_evaluations():
         why = "" if event.passed else f" ({event.description})" if event.description else ""
         # a warning-severity check that fails is a reported outcome (e.g. RLAIF refused), not a failed run

@@ -62,7 +62,7 @@ def quality_vs_bitrate(rows: list[dict], untrained: list[dict], path: Path, ood:
     """Quality per bitrate: trained and untrained on held-out pieces, and trained on the ood split."""
     metrics = [m for m in metrics if any(r.get(m) is not None for r in rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    tables = [(rows, "trained (held-out pieces)", "o-"), (untrained, "untrained", "x--")]
+    tables = [(rows, "trained (held-out pieces)", "o-"), (untrained, "untrained (full bitrate)", "x--")]
     if ood:
         tables.append((ood, "trained (unseen timbres)", "s-"))
     for ax, metric in zip(axes[0], metrics):

@@ -91,7 +91,7 @@ def summarise(stage_name: str, runs: list[dict]) -> dict:
 
 
 def run_sweep(stage_name: str, seeds: list[int], threads: list[int], out: Path, overrides: list[str],
-              profile: str | None = None) -> dict:
+              profile: str | None = None, jobs: int = 1) -> dict:
     from components.pipeline import stage_by_name
 
     stage = stage_by_name(stage_name)
@@ -100,26 +100,36 @@ def run_sweep(stage_name: str, seeds: list[int], threads: list[int], out: Path, 
     if "seed" not in stage.config_class().model_fields:     # e.g. an evaluation: only the reduction order varies
         print(f"{stage_name} has no seed: runs differ by thread count only (seed its upstream stage instead)")
         seeds = seeds[:1]
-    results = []
-    for seed, n_threads in runs_of(seeds, threads):
+
+    def one(run: tuple[int, int]) -> dict:
+        seed, n_threads = run
         folder = out / stage_name / f"seed{seed}-threads{n_threads}"
         metrics_file = folder / "metrics.json"
         if metrics_file.is_file():
-            record = json.loads((folder / "run.json").read_text())
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "OMP_NUM_THREADS": str(n_threads), "MKL_NUM_THREADS": str(n_threads)}
-            cmd = stage_command(stage, folder / "out", metrics_file, seed, n_threads, overrides)
-            print(f"[{stage_name} seed {seed} threads {n_threads}] {' '.join(cmd[3:])}", flush=True)
-            started = time.monotonic()
-            with open(folder / "log.txt", "w") as log:
-                code = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-            if code != 0 or not metrics_file.is_file():
-                raise SystemExit(f"{stage_name} seed {seed} threads {n_threads} failed (exit {code}): {folder / 'log.txt'}")
-            record = {"seed": seed, "threads": n_threads, "seconds": round(time.monotonic() - started, 1),
-                      "overrides": overrides}
-            (folder / "run.json").write_text(json.dumps(record, indent=1))
-        record["checks"] = judge(stage, json.loads(metrics_file.read_text()), overrides, profile)
+            return json.loads((folder / "run.json").read_text())
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(n_threads), "MKL_NUM_THREADS": str(n_threads)}
+        cmd = stage_command(stage, folder / "out", metrics_file, seed, n_threads, overrides)
+        print(f"[{stage_name} seed {seed} threads {n_threads}] {' '.join(cmd[3:])}", flush=True)
+        started = time.monotonic()
+        with open(folder / "log.txt", "w") as log:
+            code = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if code != 0 or not metrics_file.is_file():
+            raise SystemExit(f"{stage_name} seed {seed} threads {n_threads} failed (exit {code}): {folder / 'log.txt'}")
+        record = {"seed": seed, "threads": n_threads, "seconds": round(time.monotonic() - started, 1),
+                  "overrides": overrides}
+        (folder / "run.json").write_text(json.dumps(record, indent=1))
+        return record
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = runs_of(seeds, threads)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:       # each run is its own process
+        records = list(pool.map(one, plan))
+    results = []
+    for (seed, n_threads), record in zip(plan, records):
+        folder = out / stage_name / f"seed{seed}-threads{n_threads}"
+        record["checks"] = judge(stage, json.loads((folder / "metrics.json").read_text()), overrides, profile)
         results.append(record)
         for check, verdict in record["checks"].items():
             shown = ", ".join(f"{k} {v:.4g}" for k, v in verdict["numbers"].items())
@@ -151,13 +161,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run (e.g. eval_split=valid while choosing settings)")
     parser.add_argument("--profile", default=None, help="params profile (default: params.yaml's)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once (each is a process with its own thread count; 2 on 2 cores for 1-thread stages)")
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
     if args.profile:
         os.environ["LYRA_PROFILE"] = args.profile
-    summary = run_sweep(args.stage, args.seeds, args.threads, args.out, args.overrides, args.profile)
+    summary = run_sweep(args.stage, args.seeds, args.threads, args.out, args.overrides, args.profile, args.jobs)
     print(table(summary))
     flipped = [c for c, s in summary["checks"].items() if s["flipped"]]
     print(f"flipped: {', '.join(flipped) or 'none'}")
