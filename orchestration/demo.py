@@ -54,7 +54,6 @@ def run_demo(args) -> int:
     from orchestration.dvc import DvcResource
 
     started = time.monotonic()
-    job = defs.resolve_job_def(args.job)
     selection = dg.AssetSelection.from_string(args.select) & job_selection(args.job)
     selected = sorted(selection.resolve(defs.resolve_asset_graph()))
     if not selected:
@@ -63,20 +62,13 @@ def run_demo(args) -> int:
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if args.force:
         run_config["ops"] = {k.to_python_identifier(): {"config": {"force": True}} for k in selected}
-    with dg.DagsterInstance.get() as instance:
-        if isinstance(job.executor_def, dg.ExecutorDefinition) and job.executor_def.name == "multiprocess":
-            # the job's own executor (stages side by side), as a UI-launched run would use
-            with dg.execute_job(dg.reconstructable(_job_factory(args.job)), instance=instance, run_config=run_config,
-                                raise_on_error=False, asset_selection=selected) as result:
-                _print_summary(result, time.monotonic() - started)
-                success = result.success
-        else:
-            result = job.execute_in_process(
-                instance=instance, run_config=run_config, raise_on_error=False, asset_selection=selected,
-            )
-            _print_summary(result, time.monotonic() - started)
-            success = result.success
-    if success:
+    # the job's own executor (the lifecycle's runs two steps at a time), as a UI-launched run would use
+    with dg.DagsterInstance.get() as instance, dg.execute_job(
+            dg.reconstructable(_job_factory(args.job)), instance=instance, run_config=run_config,
+            raise_on_error=False, asset_selection=selected) as result:
+        _print_summary(result, time.monotonic() - started)
+        success = result.success
+    if success and args.job == "lifecycle":
         _promote_accepted(args.profile)
     if success and not args.no_push:
         DvcResource().push()

@@ -97,38 +97,39 @@ def _evaluator(name: str) -> Callable[[Path, str | None], Rules]:
 BLOCKING_CHECKS: dict[str, Callable[[Path, str | None], Rules]] = {name: _evaluator(name) for name in RULES}
 
 
-# the numbers each check's rules read, shown with its verdict: (metrics file's stage, keys; "a.b" = nested)
-CHECK_NUMBERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "codec_gate": ("omnicodec_eval", ("mel_distance", "untrained.mel_distance", "visqol", "untrained.visqol",
-                                      "code_information_mel_gap")),
-    "lyra_beats_unigram": ("lyra_pretrain", ("val_loss", "unigram_val_loss", "val_vs_unigram")),
-    "judge_hears_the_prompt": ("lyra_samples", ("judge_instrument_accuracy_text", "judge_instrument_accuracy_no_text",
-                                                "judge_instrument_p_text_vs_no_text")),
-    "oraql_gate": ("oraql", ("spearman_clip", "untrained_spearman_clip", "pairwise_accuracy", "held_out_spearman",
-                             "untrained_held_out_spearman")),
-    "rlaif_gate": ("lyra_rlaif", ("reward_gain", "kl_nats_per_code", "max_kl_per_code", "diversity_pretrained",
-                                  "diversity_post_trained", "silent_fraction_post_trained",
-                                  "judge_instrument_accuracy_pretrained", "judge_instrument_accuracy_post_trained",
-                                  "judge_p_post_worse")),
-    "influence_gate": ("lyra_influence", ("influence_gain_over_no_reference", "two_choice", "flagged_generated",
-                                          "flagged_spliced")),
+# the numbers each check's rules read, shown with its verdict (from the metrics file of its RULES stage;
+# "a.b" = nested)
+CHECK_NUMBERS: dict[str, tuple[str, ...]] = {
+    "codec_gate": ("mel_distance", "untrained.mel_distance", "visqol", "untrained.visqol", "code_information_mel_gap"),
+    "lyra_beats_unigram": ("val_loss", "unigram_val_loss", "val_vs_unigram"),
+    "judge_hears_the_prompt": ("judge_instrument_accuracy_text", "judge_instrument_accuracy_no_text",
+                               "judge_instrument_p_text_vs_no_text"),
+    "oraql_gate": ("spearman_clip", "untrained_spearman_clip", "pairwise_accuracy", "held_out_spearman",
+                   "untrained_held_out_spearman"),
+    "rlaif_gate": ("reward_gain", "kl_nats_per_code", "max_kl_per_code", "diversity_pretrained",
+                   "diversity_post_trained", "silent_fraction_post_trained", "judge_instrument_accuracy_pretrained",
+                   "judge_instrument_accuracy_post_trained", "judge_p_post_worse"),
+    "influence_gate": ("influence_gain_over_no_reference", "two_choice", "flagged_generated", "flagged_spliced"),
 }
 
 
-def _numbers(repo: Path, name: str) -> dict:
-    stage, keys = CHECK_NUMBERS.get(name, ("", ()))
-    try:
-        metrics = _metrics(repo, stage) if keys else {}
-    except FileNotFoundError:
-        return {}
+def numbers_from_metrics(name: str, metrics: dict) -> dict:
+    """The check's numbers (CHECK_NUMBERS) found in a metrics dict."""
     out = {}
-    for key in keys:
+    for key in CHECK_NUMBERS.get(name, ()):
         node = metrics
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, (int, float)):
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
             out[key] = node
     return out
+
+
+def _numbers(repo: Path, name: str) -> dict:
+    try:
+        return numbers_from_metrics(name, _metrics(repo, RULES[name][0])) if name in CHECK_NUMBERS else {}
+    except FileNotFoundError:
+        return {}
 
 
 def evaluate(names: tuple[str, ...], repo: Path, profile: str | None) -> dict[str, dict]:

@@ -116,9 +116,8 @@ def promote(registry: Registry, name: str, version: str, to_stage: str, reason: 
         raise RegistryError("a promotion needs a --reason")
     if force and not (actor or "").strip():
         raise RegistryError("a forced promotion needs an --actor (who overrides the gates) and a --reason")
-    registry.ensure_repository()
     actor = actor or gitrecord.default_actor(registry.repo)
-    with registry.locked():
+    with registry.locked():           # creates the registry repository on first use
         entry = registry.entry(name, version)
         version = entry["version"]
         holder_version = registry.holder(name, to_stage)
@@ -152,30 +151,29 @@ def promote_accepted(registry: Registry, reason: str, actor: str, models: list[s
     through the same gates as `lyra promote`. A version whose recorded checks failed is left a candidate
     (not tried: it would be refused); a refusal by another gate is reported, not raised. `lyra demo` ends
     with this, so a new user's checkout can call `lyra@production`."""
-    from components.registry.store import ArtifactError, deployable_files, describe
+    from components.registry.store import ArtifactError
 
     outcomes = []
     for name in models or list(registry.config.models):
         try:
-            digest = describe(deployable_files(registry.model_folder(name), registry.spec(name).weights)).digest
+            entry = registry.find_by_digest(name, registry.current_digest(name))
         except (ArtifactError, RegistryError, OSError) as exc:
             outcomes.append(Outcome(name, None, "unregistered", f"no model folder to promote ({exc})"))
             continue
-        entry = registry.find_by_digest(name, digest)
         if entry is None:
             outcomes.append(Outcome(name, None, "unregistered", "its current weights are not registered"))
             continue
         version = entry["version"]
-        failed = [c for c, r in entry.get("checks", {}).items() if not r["passed"]]
-        if failed:
-            rules = [f"{c}: {', '.join(k for k, ok in entry['checks'][c]['rules'].items() if not ok)}" for c in failed]
-            outcomes.append(Outcome(name, version, "refused", f"stays a candidate: refused by {'; '.join(rules)}"))
+        refused = [f"{g.name}: {g.detail}" for g in check_gates(entry) if not g.passed]
+        if refused:
+            outcomes.append(Outcome(name, version, "refused", f"stays a candidate: refused by {'; '.join(refused)}"))
             continue
         if registry.holder(name, "production") == version:
             outcomes.append(Outcome(name, version, "held", "already in production"))
             continue
+        been_in = registry.stages_of(name, version)
         for stage in STAGES[1:]:
-            if stage == "staging" and "staging" in registry.stages_of(name, version):
+            if stage in been_in:
                 continue
             decision = promote(registry, name, version, stage, reason, actor=actor)
             if decision.outcome == "refused":

@@ -104,6 +104,10 @@ class Registry:
             raise RegistryError(f"{name}@{version}: no such version (registered: {', '.join(self.versions(name)) or 'none'})")
         return json.loads(path.read_text())
 
+    def current_digest(self, name: str) -> str:
+        """The digest of the deployable files the model's folder holds now (what registering would store)."""
+        return describe(deployable_files(self.model_folder(name), self.spec(name).weights)).digest
+
     def find_by_digest(self, name: str, digest: str) -> dict | None:
         for version in self.versions(name):
             entry = self.entry(name, version)
@@ -166,7 +170,6 @@ class Registry:
 
     def register(self, name: str, actor: str | None = None, *, with_report: bool = True) -> tuple[dict, bool]:
         """(entry, created): the version holding the model folder's current weights, registered if new."""
-        self.ensure_repository()
         actor = actor or gitrecord.default_actor(self.repo)
         spec = self.spec(name)
         with self.locked():
@@ -210,7 +213,7 @@ class Registry:
         with target.locked():
             for name in models or list(self.config.models):
                 for version in self.versions(name):
-                    entry = json.loads(json.dumps(self.entry(name, version)))
+                    entry = self.entry(name, version)          # read from its file: a copy of its own
                     if target.find_by_digest(name, entry["artifact"]["digest"]) is not None:
                         continue
                     for parent, recorded in entry["lineage"]["parents"].items():
@@ -243,7 +246,7 @@ class Registry:
         return (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {}) if lock_file.is_file() else {}
 
     def _parent_version(self, parent: str, actor: str) -> dict:
-        digest = describe(deployable_files(self.model_folder(parent), self.spec(parent).weights)).digest
+        digest = self.current_digest(parent)
         found = self.find_by_digest(parent, digest)
         if found is None:
             found, _ = self.register(parent, actor)

@@ -56,21 +56,14 @@ def checks_of(stage_name: str) -> list[str]:
 def judge(stage, metrics: dict, overrides: list[str], profile: str | None) -> dict[str, dict]:
     """{check: {"passed", "failed_rules", "numbers"}} for one run's metrics."""
     from components.config import load_stage_config
-    from components.registry.checks import CHECK_NUMBERS, rules_from_metrics
+    from components.registry.checks import numbers_from_metrics, rules_from_metrics
 
     cfg = load_stage_config(stage.params, stage.config_class(), profile=profile, overrides=overrides)
     out = {}
     for check in checks_of(stage.name):
         rules = rules_from_metrics(check, metrics, cfg)
-        numbers = {}
-        for key in CHECK_NUMBERS.get(check, ("", ()))[1]:
-            node = metrics
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            if isinstance(node, (int, float)) and not isinstance(node, bool):
-                numbers[key] = node
         out[check] = {"passed": all(rules.values()), "failed_rules": [r for r, ok in rules.items() if not ok],
-                      "numbers": numbers}
+                      "numbers": numbers_from_metrics(check, metrics)}
     return out
 
 
@@ -101,9 +94,12 @@ def run_sweep(stage_name: str, seeds: list[int], threads: list[int], out: Path, 
         print(f"{stage_name} has no seed: runs differ by thread count only (seed its upstream stage instead)")
         seeds = seeds[:1]
 
+    def folder_of(seed: int, n_threads: int) -> Path:
+        return out / stage_name / f"seed{seed}-threads{n_threads}"
+
     def one(run: tuple[int, int]) -> dict:
         seed, n_threads = run
-        folder = out / stage_name / f"seed{seed}-threads{n_threads}"
+        folder = folder_of(seed, n_threads)
         metrics_file = folder / "metrics.json"
         if metrics_file.is_file():
             return json.loads((folder / "run.json").read_text())
@@ -128,8 +124,8 @@ def run_sweep(stage_name: str, seeds: list[int], threads: list[int], out: Path, 
         records = list(pool.map(one, plan))
     results = []
     for (seed, n_threads), record in zip(plan, records):
-        folder = out / stage_name / f"seed{seed}-threads{n_threads}"
-        record["checks"] = judge(stage, json.loads((folder / "metrics.json").read_text()), overrides, profile)
+        metrics = json.loads((folder_of(seed, n_threads) / "metrics.json").read_text())
+        record["checks"] = judge(stage, metrics, overrides, profile)
         results.append(record)
         for check, verdict in record["checks"].items():
             shown = ", ".join(f"{k} {v:.4g}" for k, v in verdict["numbers"].items())

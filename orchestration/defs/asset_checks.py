@@ -13,8 +13,9 @@ from orchestration.launchers import REPO_ROOT
 DATA = REPO_ROOT / "data"
 
 
-def _result(passed: bool, description: str, metadata: dict) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata)
+def _result(passed: bool, description: str, metadata: dict,
+            severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata, severity=severity)
 
 
 def _stage_config(stage_name: str):
@@ -135,12 +136,11 @@ def _registered_codec(eval_set: str) -> dict | None:
 
     from components.registry.gitrecord import RegistryGitError
     from components.registry.registry import Registry, RegistryError
-    from components.registry.store import ArtifactError, deployable_files, describe
+    from components.registry.store import ArtifactError
 
     try:
         registry = Registry(REPO_ROOT, profile=os.environ.get("LYRA_PROFILE"))
-        spec = registry.spec("omnicodec")
-        current = describe(deployable_files(registry.model_folder("omnicodec"), spec.weights)).digest
+        current = registry.current_digest("omnicodec")
         for stage in ("production", "staging"):
             version = registry.holder("omnicodec", stage)
             if version is None:
@@ -248,12 +248,10 @@ def rlaif_gate() -> dg.AssetCheckResult:
             "reward_best_of_n", "diversity_pretrained", "diversity_post_trained", "silent_fraction_pretrained",
             "silent_fraction_post_trained", "judge_instrument_accuracy_pretrained",
             "judge_instrument_accuracy_post_trained", "judge_n", "judge_p_post_worse")
-    return dg.AssetCheckResult(
-        passed=not failed, severity=severity,
-        description=f"passed: {', '.join(decisions)}" if not failed else
-        f"refused: {', '.join(failed)} (the pretrained Lyra stays the model to serve)",
-        metadata={**{k: metrics.get(k) for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
-                  **{f"rule_{k}": v for k, v in decisions.items()}})
+    return _result(not failed, f"passed: {', '.join(decisions)}" if not failed else
+                   f"refused: {', '.join(failed)} (the pretrained Lyra stays the model to serve)",
+                   {**{k: metrics.get(k) for k in keys}, "reward_gain_ci95": dg.MetadataValue.json(metrics["reward_gain_ci95"]),
+                    **{f"rule_{k}": v for k, v in decisions.items()}}, severity)
 
 
 # --- Influence --------------------------------------------------------------------------------

@@ -28,9 +28,11 @@ def job_selection(job: str) -> dg.AssetSelection:
 
 def stage_concurrency() -> int:
     """Steps of the lifecycle run at once ($LYRA_STAGE_CONCURRENCY, default 2). After Lyra's pretraining the
-    graph fans out into stages that each use one core (ORAQL -> RLAIF beside Influence, the samples and
-    best-of-n), so on 2 cores two at a time takes minutes off the demo; every stage fixes its own thread
-    count, so what it computes does not depend on what runs beside it."""
+    graph fans out into one-core stages (ORAQL -> RLAIF beside Influence, the samples and best-of-n). Measured
+    on 2 cores it showed no gain (one run each: 20.1 min against 19.7 one at a time): Lyra's two DeepSpeed
+    processes beside the judge ran slower than the two in turn, and ORAQL -> RLAIF, the longest chain,
+    started last. A stage's results do not depend on what runs beside it: each runs with a fixed thread
+    count (its config's, else OMP_NUM_THREADS)."""
     import os
 
     return max(1, int(os.environ.get("LYRA_STAGE_CONCURRENCY", "2")))
