@@ -52,6 +52,10 @@ class Stage:
     extra_params: tuple[str, ...] = ()   # further params sections the stage reads (DVC tracks them too)
     job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
     runs: tuple[str, ...] = ()   # stages whose command this one starts in subprocesses (their code is its code too)
+    # Which ready stage starts first (higher first), so the longest chain is never the one that waits. Below 0
+    # the stage also runs at a low CPU priority on a shared machine (LocalLauncher: nice), using what the
+    # stages beside it leave idle; results do not depend on it (every stage runs with fixed threads).
+    priority: int = 0
 
     def config_class(self):
         module, _, name = self.config.partition(":")
@@ -126,6 +130,7 @@ STAGES: tuple[Stage, ...] = (
               "--out", "data/models/judge"),
         deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",), params="judge",
         config="components.judge.config:JudgeConfig",
+        priority=-1,               # beside Lyra's DeepSpeed processes, it would slow them down (the longer chain)
     ),
     Stage(
         name="lyra_pretrain", group="lyra",
@@ -133,6 +138,7 @@ STAGES: tuple[Stage, ...] = (
         argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
         deps=("data/tokens",), outs=("data/models/lyra",), params="lm",
         config="components.lyra.config:LMConfig", pool="gpu", distributed=True,
+        priority=1,
     ),
     Stage(
         name="lyra_samples", group="lyra",
@@ -141,6 +147,7 @@ STAGES: tuple[Stage, ...] = (
               "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/samples/lyra"),
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",), params="generate",
         config="components.lyra.config:GenerateConfig",
+        priority=-1,
     ),
     Stage(
         name="lyra_rlaif", group="rlaif",
@@ -150,7 +157,7 @@ STAGES: tuple[Stage, ...] = (
         # the reward model (rlaif.reward_model) is ORAQL: reading it puts its blocking gate before RLAIF
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
         outs=("data/models/lyra_rlaif",), params="rlaif", config="components.rlaif.config:RLAIFConfig",
-        pool="gpu",
+        pool="gpu", priority=1,    # ORAQL -> RLAIF is the longest chain after Lyra's pretraining
     ),
     Stage(
         name="lyra_influence", group="influence",
@@ -174,6 +181,7 @@ STAGES: tuple[Stage, ...] = (
               "--lyra", "data/models/lyra", "--tokens", "data/tokens", "--out", "data/models/oraql"),
         deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",), params="oraql",
         config="components.oraql.config:OraqlConfig",
+        priority=1,
     ),
     Stage(
         name="lyra_best_of_n", group="oraql",
@@ -185,6 +193,7 @@ STAGES: tuple[Stage, ...] = (
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
         outs=("data/eval/lyra_best_of_n",),
         params="best_of_n", config="components.oraql.config:BestOfNConfig",
+        priority=-1,
     ),
     Stage(
         name="lyra_scaling", group="scaling",

@@ -8,6 +8,7 @@ it was last committed; if so the Dagster materialization is a fast no-op. After 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 import dagster as dg
 import yaml
 from filelock import FileLock
+
+from components.common.atomic import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,17 +75,36 @@ class DvcResource(dg.ConfigurableResource):
 
     def _save_lock(self) -> None:
         if self.lock_copy:
-            from components.common.atomic import atomic_write_text
-
             atomic_write_text(Path(self.repo) / self.lock_copy, (Path(self.repo) / "dvc.lock").read_text())
 
-    def is_up_to_date(self, stage: str) -> bool:
-        """True when the stage's deps, params and outs all match dvc.lock."""
+    def is_up_to_date(self, stage: str, run_id: str = "") -> bool:
+        """True when the stage's deps, params and outs all match dvc.lock.
+
+        With a `run_id`, one `dvc status` of every stage answers all the run's steps while dvc.lock
+        stays as it was: a run where nothing changed asks DVC once instead of once per stage (the
+        no-op rerun). A stage that runs commits, which changes dvc.lock, so the next step asks again."""
         if not self.enabled:
             return False
-        self._restore_lock()
-        out = self._run("status", "--json", stage)
-        return json.loads(out or "{}") == {}
+        if not run_id:
+            self._restore_lock()
+            return json.loads(self._run("status", "--json", stage) or "{}") == {}
+        return stage not in self._run_status(run_id)
+
+    def _run_status(self, run_id: str) -> dict:
+        tmp = Path(self.repo) / ".dvc" / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        cache = tmp / "lyra-run-status.json"
+        with FileLock(str(tmp / "lyra-run-status.lock")):
+            self._restore_lock()
+            lock = Path(self.repo) / "dvc.lock"
+            key = f"{run_id}:{hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ''}"
+            if cache.is_file():
+                saved = json.loads(cache.read_text())
+                if saved.get("key") == key:
+                    return saved["status"]
+            status = json.loads(self._run("status", "--json") or "{}")
+            atomic_write_text(cache, json.dumps({"key": key, "status": status}))
+            return status
 
     def stale_stages(self) -> dict:
         """{stage: what changed} for every stage DVC considers out of date."""

@@ -64,7 +64,7 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
         "code_version": context.assets_def.code_versions_by_key[context.asset_key],
         "dvc_stage": stage.name,
     }
-    if not config.force and dvc.is_up_to_date(stage.name):
+    if not config.force and dvc.is_up_to_date(stage.name, run_id=context.run_id):
         context.log.info(f"{stage.name}: deps, params and outputs unchanged since the last run (dvc status): not re-run")
         return dg.MaterializeResult(
             metadata={**_metrics_metadata(stage), **lineage, "reused": True},
@@ -99,6 +99,7 @@ def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None
         code_version=code_version(*stage.code_paths),
         kinds={"pytorch" if stage.pool == "gpu" else "python", "dvc"},
         tags={"lyra/pool": stage.pool},
+        op_tags={"dagster/priority": str(stage.priority)},   # the executor starts ready steps by priority
         metadata={"outputs": dg.MetadataValue.json(list(stage.outs)), "dvc_stage": stage.name,
                   "distributed": stage.distributed},
         check_specs=check_specs,

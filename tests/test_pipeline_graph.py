@@ -82,3 +82,23 @@ def test_a_stage_tracks_only_the_active_profile_and_the_base_it_extends():
     for stage in STAGES:               # DVC resolves ${profile}.<section>: every profile must have the section
         for profile in PROFILES:
             assert stage.params in (params.get(profile) or {}), f"profile {profile} has no {stage.params} section"
+
+
+def test_the_longest_chain_after_pretraining_starts_first_and_background_stages_yield_the_cores():
+    """Ready steps start by priority: ORAQL -> RLAIF before the stages with slack; those run niced locally."""
+    from orchestration.definitions import defs
+    from orchestration.launchers import LocalLauncher
+
+    by_name = {s.name: s for s in STAGES}
+    after_pretraining = [s for s in STAGES if "lyra_pretrain" in {u.name for u in upstream(s)}]
+    chain = {"oraql", "lyra_rlaif"}
+    assert min(by_name[n].priority for n in chain) > max(s.priority for s in after_pretraining if s.name not in chain)
+    assert by_name["lyra_pretrain"].priority > by_name["conditioning_judge"].priority   # both wait on the shards
+
+    job = defs.resolve_job_def("lifecycle")
+    for stage in STAGES:
+        if stage.job == "lifecycle":
+            assert job.graph.node_named(stage.name).tags.get("dagster/priority") == str(stage.priority), stage.name
+    launcher = LocalLauncher()
+    assert launcher.command(by_name["conditioning_judge"])[1:4] == ["-n", "10", "lyra"]
+    assert launcher.command(by_name["lyra_pretrain"]) == by_name["lyra_pretrain"].command
