@@ -26,6 +26,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	# DeepSpeed JIT-compiles its CPU shared-memory all-reduce on first use (~30 s, cached per user):
 	# do it here, once, instead of inside the first training run
 	$(BIN)/python -c "from deepspeed.accelerator import get_accelerator as a; a().create_op_builder('ShareMemCommBuilder').load()" 2>&1 | tail -1
+	# librosa's and ViSQOL's numba kernels likewise (~26 s on first use): see components/warmup.py
+	OMP_NUM_THREADS=1 $(BIN)/python -m components.warmup
 	touch $@
 
 demo: install

@@ -52,9 +52,8 @@ class Stage:
     extra_params: tuple[str, ...] = ()   # further params sections the stage reads (DVC tracks them too)
     job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
     runs: tuple[str, ...] = ()   # stages whose command this one starts in subprocesses (their code is its code too)
-    # Which ready stage starts first (higher first), so the longest chain is never the one that waits. Below 0
-    # the stage also runs at a low CPU priority on a shared machine (LocalLauncher: nice), using what the
-    # stages beside it leave idle; results do not depend on it (every stage runs with fixed threads).
+    # Which ready stage the executor starts first (higher first), so that the longest chain is never the one
+    # left waiting (on tiny: ORAQL -> RLAIF after Lyra's pretraining, 4 min of the last 5)
     priority: int = 0
 
     def config_class(self):
@@ -130,7 +129,7 @@ STAGES: tuple[Stage, ...] = (
               "--out", "data/models/judge"),
         deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",), params="judge",
         config="components.judge.config:JudgeConfig",
-        priority=-1,               # beside Lyra's DeepSpeed processes, it would slow them down (the longer chain)
+        priority=-1,
     ),
     Stage(
         name="lyra_pretrain", group="lyra",

@@ -9,7 +9,6 @@ runs the same command in a pod on the stage's node pool.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,15 +47,6 @@ class LocalLauncher(StageLauncher):
     """A subprocess in the repository root, with this interpreter's environment."""
 
     cwd: str = str(REPO_ROOT)
-    # the niceness of a stage whose priority is below 0: the cores it shares with higher-priority
-    # stages go to them first (Linux gives a nice-10 process about a tenth of a contended core)
-    background_nice: int = 10
-
-    def command(self, stage: Stage) -> list[str]:
-        nice = shutil.which("nice")
-        if stage.priority < 0 and self.background_nice and nice:
-            return [nice, "-n", str(self.background_nice), *stage.command]
-        return list(stage.command)
 
     def launch(self, context, stage, extras):
         env = dict(self.stage_env(stage))
@@ -64,6 +54,5 @@ class LocalLauncher(StageLauncher):
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
         client = dg.PipesSubprocessClient(cwd=self.cwd, env=env)
-        command = self.command(stage)
-        context.log.info(f"launching locally: {' '.join(command)}")
-        return client.run(context=context, command=command, extras=dict(extras))
+        context.log.info(f"launching locally: {' '.join(stage.command)}")
+        return client.run(context=context, command=stage.command, extras=dict(extras))

@@ -84,10 +84,9 @@ def test_a_stage_tracks_only_the_active_profile_and_the_base_it_extends():
             assert stage.params in (params.get(profile) or {}), f"profile {profile} has no {stage.params} section"
 
 
-def test_the_longest_chain_after_pretraining_starts_first_and_background_stages_yield_the_cores():
-    """Ready steps start by priority: ORAQL -> RLAIF before the stages with slack; those run niced locally."""
+def test_the_longest_chain_after_pretraining_starts_first():
+    """Ready steps start by priority: ORAQL -> RLAIF before the stages with slack."""
     from orchestration.definitions import defs
-    from orchestration.launchers import LocalLauncher
 
     by_name = {s.name: s for s in STAGES}
     after_pretraining = [s for s in STAGES if "lyra_pretrain" in {u.name for u in upstream(s)}]
@@ -99,6 +98,3 @@ def test_the_longest_chain_after_pretraining_starts_first_and_background_stages_
     for stage in STAGES:
         if stage.job == "lifecycle":
             assert job.graph.node_named(stage.name).tags.get("dagster/priority") == str(stage.priority), stage.name
-    launcher = LocalLauncher()
-    assert launcher.command(by_name["conditioning_judge"])[1:4] == ["-n", "10", "lyra"]
-    assert launcher.command(by_name["lyra_pretrain"]) == by_name["lyra_pretrain"].command
