@@ -10,17 +10,15 @@ of the stage's source; materializing it
 
 
 import json
-import re
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterPipesExecutionError  # not re-exported at the top level
 
 from components.common.lineage import code_version, tree_digest
 from components.config import load_params, load_stage_config, profile_values
 from components.pipeline import STAGES, Stage, upstream
 from orchestration.dvc import DvcResource
-from orchestration.launchers import REPO_ROOT, StageLauncher
+from orchestration.launchers import REPO_ROOT, StageLauncher, StageProcessFailed
 
 
 class StageRunConfig(dg.Config):
@@ -50,11 +48,6 @@ def _data_version(stage: Stage, dvc: DvcResource) -> str:
     return tree_digest(*[REPO_ROOT / o for o in stage.outs])
 
 
-def killed_by_signal(exc: Exception) -> bool:
-    """Pipes reports `failed with code -N` when the process died of signal N (Popen's convention)."""
-    return re.search(r"failed with code -\d+", str(exc)) is not None
-
-
 def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: StageRunConfig,
                       launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
     lineage = {
@@ -72,8 +65,8 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
         )
     try:
         invocation = launcher.launch(context, stage, extras={"stage": stage.name, "profile": launcher.profile})
-    except DagsterPipesExecutionError as exc:
-        if killed_by_signal(exc) and context.retry_number < launcher.signal_retries:
+    except StageProcessFailed as exc:
+        if exc.killed_by_signal and context.retry_number < launcher.signal_retries:
             context.log.warning(f"{stage.name}: the stage process was killed by a signal ({exc}); starting it again")
             raise dg.RetryRequested(max_retries=launcher.signal_retries, seconds_to_wait=1) from exc
         raise

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from components.omnicodec.gates import codec_gate_decisions
 from components.rlaif.gates import rlaif_gate_decisions
@@ -119,9 +118,10 @@ def _eval_set_digest(metrics: dict) -> str:
 def _previous_accepted_codec(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, digest: str,
                              eval_set: str) -> dict | None:
     """Metadata of the most recent passed gate for a different codec version scored on the same clips."""
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=50, status={AssetCheckExecutionRecordStatus.SUCCEEDED})
+    records = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=50)
     for record in records:
+        if record.status.value != "SUCCEEDED":      # the record status enum is not exported by `dagster`
+            continue
         evaluation = record.event.dagster_event.event_specific_data if record.event else None
         meta = {k: v.value for k, v in (evaluation.metadata if evaluation else {}).items()}
         if meta.get("codec_digest") and meta["codec_digest"] != digest and meta.get("eval_set") == eval_set:

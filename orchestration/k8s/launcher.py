@@ -26,8 +26,6 @@ from typing import Any, Callable, Iterator, Mapping
 
 import dagster as dg
 import kubernetes
-from dagster._core.pipes.client import PipesClient, PipesClientCompletedInvocation
-from dagster._core.pipes.utils import PipesEnvContextInjector, open_pipes_session
 from dagster_k8s.client import DagsterK8sError, DagsterKubernetesClient, WaitForPodState
 from dagster_k8s.pipes import PipesK8sClient, PipesK8sPodLogsMessageReader
 from kubernetes.utils import parse_quantity
@@ -131,7 +129,7 @@ def _delete(fn: Callable, *args, **kwargs) -> None:
 
 
 # -------------------------------------------------------------------------------- TrainJobs
-class PipesTrainJobClient(PipesClient):
+class PipesTrainJobClient(dg.PipesClient):
     """Runs a Kubeflow Trainer TrainJob as one Pipes session: every node gets the Pipes
     variables, only global rank 0 opens the channel (components/common/reporting.py), and the
     client streams rank 0's log (where the messages are) while following the job's conditions."""
@@ -173,8 +171,8 @@ class PipesTrainJobClient(PipesClient):
         return worst_outcome([o for o in map(pod_outcome, ended) if o.kind != "succeeded"])
 
     def run(self, *, context, extras: Mapping[str, Any] | None, namespace: str,
-            build: Callable[[Mapping[str, str]], dict]) -> PipesClientCompletedInvocation:
-        with open_pipes_session(context=context, extras=extras, context_injector=PipesEnvContextInjector(),
+            build: Callable[[Mapping[str, str]], dict]) -> dg.PipesClientCompletedInvocation:
+        with dg.open_pipes_session(context=context, extras=extras, context_injector=dg.PipesEnvContextInjector(),
                                 message_reader=self.message_reader) as session:
             body = build(session.get_bootstrap_env_vars())
             name = body["metadata"]["name"]
@@ -195,7 +193,7 @@ class PipesTrainJobClient(PipesClient):
             finally:
                 _delete(self.custom_api.delete_namespaced_custom_object, self.GROUP, self.VERSION, namespace,
                         self.PLURAL, name, propagation_policy="Foreground")
-        return PipesClientCompletedInvocation(session)
+        return dg.PipesClientCompletedInvocation(session)
 
 
 # --------------------------------------------------------------------------------- launcher

@@ -8,7 +8,7 @@ import dagster as dg
 
 from components.pipeline import Stage
 from orchestration.dvc import DvcResource
-from orchestration.launchers import LocalLauncher
+from orchestration.launchers import LocalLauncher, run_with_pipes
 from orchestration.stage_assets import stage_asset
 
 # first start: dies of SIGSEGV (or exits 3); later starts write the output and report through Pipes
@@ -35,8 +35,7 @@ class ScriptLauncher(LocalLauncher):
     argv: list[str]
 
     def launch(self, context, stage, extras):
-        client = dg.PipesSubprocessClient(cwd=self.cwd, env=self.stage_env(stage))
-        return client.run(context=context, command=[sys.executable, *self.argv], extras=dict(extras))
+        return run_with_pipes(context, [sys.executable, *self.argv], self.stage_env(stage), self.cwd, stage.name, extras)
 
 
 def run_stage(tmp_path: Path, mode: str) -> tuple[dg.ExecuteInProcessResult, int]:

@@ -1,0 +1,100 @@
+"""`lyra` — one command per lifecycle stage.
+
+Subcommands are imported only when used, so `lyra --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module that defines `configure(parser)`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": ("components.corpus.cli", "build the offline demo corpus (music21 scores rendered with a GM SoundFont)"),
+    "curate": ("components.curation.cli", "curate a folder of audio into clips + manifest + quarantine"),
+    "caption": ("components.captioning.cli", "tag and caption curated clips, embed the captions"),
+    "codec": ("components.omnicodec.cli", "train / evaluate OmniCodec, encode and decode audio files"),
+    "tokens": ("components.tokens.cli", "encode the curated corpus into memory-mappable token shards"),
+    "judge": ("components.judge.cli", "train the conditioning judge: instrument and style from real decoded audio"),
+    "lm": ("components.lyra.cli", "pretrain the Lyra text-to-music transformer"),
+    "rlaif": ("components.rlaif.cli", "post-train Lyra with feedback from a reward model (GRPO through TRL)"),
+    "influence": ("components.influence.cli", "fine-tune Lyra on reference songs (LoRA + a reference conditioner), evaluate"),
+    "generate": ("components.lyra.generate", "generate music from a text prompt (and/or a reference song) with Lyra"),
+    "oraql": ("components.oraql.cli", "train / evaluate ORAQL, the music-quality model; best-of-n generation"),
+    "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
+    "registry": ("components.registry.cli", "the model registry: register versions, list them, show lineage, audit log"),
+    "promote": ("components.registry.cli", "promote a model version to staging / production through its gates"),
+    "stability": ("components.registry.stability", "run a stage under several seeds and thread counts: does its gate's verdict flip?"),
+    "scaling": ("components.scaling.cli", "scaling laws: sweep small Lyra runs, fit L(N, D), recommend a size for a FLOP budget"),
+    "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
+    "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
+    "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default when it has a meaningful one (not None/False/empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class LyraArgumentParser(argparse.ArgumentParser):
+    """Every `lyra` parser and sub-parser formats help the same way."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["formatter_class"] = _HelpFormatter
+        super().__init__(*args, **kwargs)
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = LyraArgumentParser(
+        prog="lyra",
+        description="The Lyra platform: curation, OmniCodec, token shards and the Lyra music LM, stage by stage.",
+        epilog="Run `lyra <command> --help` for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def build_command_parser(name: str) -> argparse.ArgumentParser:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = LyraArgumentParser(prog=f"lyra {name}", description=help_text)
+    configure = getattr(module, f"configure_{name}", None) or module.configure
+    configure(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser = _top_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.error(f"unknown command {argv[0]!r}")
+        parser.print_help()
+        return 0 if argv else 2
+    parser = build_command_parser(argv[0])
+    args = parser.parse_args(argv[1:])
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    from components.config import ConfigError
+
+    try:
+        result = args.func(args)
+    except ConfigError as exc:
+        print(f"lyra {argv[0]}: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""`lyra curate --input DIR --out DIR [--metrics PATH]`: curate a folder of audio into clips."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from components.config import add_config_arguments, config_from_args
+from components.curation.config import CurationConfig
+
+SECTION = "curation"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Decode, downmix, resample, loudness-normalise, trim, segment and de-duplicate every audio file below "
+        "--input. Each file ends up in manifest.parquet or quarantine.parquet (with a reason). Sidecars "
+        "<stem>.json next to an audio file are read as its metadata; other non-audio files are quarantined."
+    )
+    parser.add_argument("--input", required=True, type=Path, help="folder of audio files (searched recursively)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder: clips/, manifest.parquet, quarantine.parquet (replaced atomically)")
+    parser.add_argument("--metrics", type=Path, default=None, help="write the stage metrics (JSON) here")
+    add_config_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from components.common.atomic import atomic_dir
+    from components.common.lineage import write_lineage
+    from components.common.reporting import stage_run
+    from components.curation.curate import (
+        CurationInputError,
+        check_folders,
+        curate_folder,
+        curation_metrics,
+        plot_summary,
+    )
+    from components.curation.expectations import validate_manifest, validate_quarantine
+
+    config = config_from_args(SECTION, CurationConfig, args)
+    try:
+        check_folders(args.input, args.out)
+    except CurationInputError as exc:
+        print(f"lyra curate: {exc}", file=sys.stderr)
+        return 2
+    with stage_run("curated_clips") as run:
+        run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
+                     config.clip_s, config.sample_rate, config.loudness_target_lufs)
+        try:
+            with atomic_dir(args.out) as staging:
+                result = curate_folder(args.input, staging, config, progress=run.progress, log=run.log)
+                metrics = curation_metrics(result, config)
+                plot = plot_summary(result, config, staging / "curation_summary.png")
+                write_lineage(staging, stage="curated_clips", inputs={"audio": args.input}, params=config)
+        except CurationInputError as exc:
+            print(f"lyra curate: {exc}", file=sys.stderr)
+            return 2
+
+        # Data checks: recorded, reported to Dagster, never fatal here (the orchestrator's blocking
+        # asset checks decide whether downstream stages may use this version).
+        for check_name, report in (("manifest_expectations", validate_manifest(result.manifest, config)),
+                                   ("quarantine_expectations", validate_quarantine(result.quarantine))):
+            metrics[f"ge_{report.suite}_success"] = report.success
+            metrics[f"ge_{report.suite}_failures"] = report.failures
+            run.report_check(check_name, report.success, metadata=report.to_metadata())
+            for failure in report.failures:
+                run.log.warning("%s: %s(%s) failed: %s unexpected, e.g. %s %s", check_name, failure["expectation"],
+                                failure["column"], failure["unexpected_count"], failure["unexpected_values"],
+                                failure["detail"] or "")
+
+        run.log.info("%d files in: %d curated into %d clips (%.1f min), %d quarantine rows %s; %.0fx realtime",
+                     metrics["files_in"], metrics["files_curated"], metrics["clips"], metrics["clip_seconds"] / 60,
+                     metrics["quarantine_rows"], metrics["quarantined_by_reason"], metrics["x_realtime"])
+        run.add_image("curation_summary", args.out / plot.name)
+        run.add_path("manifest", args.out / "manifest.parquet")
+        run.add_path("quarantine", args.out / "quarantine.parquet")
+        run.add_metadata(**{f"quarantined.{k}": v for k, v in metrics["quarantined_by_reason"].items()})
+        run.finish(metrics, args.metrics)
+    return 0

@@ -1,0 +1,211 @@
+"""The curation stage: a folder of arbitrary audio -> clips/, manifest.parquet, quarantine.parquet.
+
+    discover ──► inputs (sorted) ──workers──► FileOutcome per file (clips written, or reasons)
+             ──► near-duplicates across all clips, first kept in input order
+             ──► accounting: every input has a manifest row or a quarantine row, else fail
+             ──► manifest.parquet, quarantine.parquet
+
+The result depends only on the inputs and the config, never on the number of workers: outcomes
+are put back in input order before duplicates are resolved.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from components.common.splits import SPLITS
+from components.curation.config import CurationConfig
+from components.curation.discover import InputFile, discover
+from components.curation.fingerprint import DuplicateIndex, from_hex
+from components.curation.process import SIDECAR_COLUMNS, FileOutcome, process_file, quarantine_row
+from components.curation.runner import run_isolated
+
+MANIFEST_COLUMNS = (
+    "clip_id", "path", "source_file", "piece_id", "split", "segment_index", "start_s", "duration_s",
+    "source_duration_s", "sample_rate", "loudness_lufs", "source_loudness_lufs", "gain_db", "peak_dbfs",
+    "clipped_fraction", "fingerprint", "meta", *SIDECAR_COLUMNS,
+)
+QUARANTINE_COLUMNS = ("source_file", "clip_id", "reason", "detail")
+_MANIFEST_DTYPES = {
+    "segment_index": "int64", "sample_rate": "int64", "start_s": "float64", "duration_s": "float64",
+    "source_duration_s": "float64", "loudness_lufs": "float64", "source_loudness_lufs": "float64",
+    "gain_db": "float64", "peak_dbfs": "float64", "clipped_fraction": "float64", "program": "Int64",
+    "tempo_bpm": "float64",
+}
+
+
+class CurationInputError(ValueError):
+    """The input folder cannot be curated as given (missing, empty, overlapping the output)."""
+
+
+@dataclasses.dataclass
+class CurationResult:
+    manifest: pd.DataFrame
+    quarantine: pd.DataFrame
+    n_inputs: int
+    n_sidecars: int
+    source_seconds: float   # audio decoded, over all files
+    wall_seconds: float
+
+
+class _ProcessTask:
+    """Picklable per-file job for the worker processes."""
+
+    def __init__(self, clips_dir: Path, config: CurationConfig):
+        self.clips_dir, self.config = clips_dir, config
+
+    def __call__(self, item: InputFile) -> FileOutcome:
+        return process_file(item, self.clips_dir, self.config)
+
+
+def check_folders(input_dir: Path, out_dir: Path) -> None:
+    input_dir, out_dir = input_dir.resolve(), out_dir.resolve()
+    if not input_dir.is_dir():
+        raise CurationInputError(f"input folder not found: {input_dir}")
+    if out_dir == input_dir or input_dir in out_dir.parents:
+        raise CurationInputError(f"output {out_dir} lies inside the input folder: its clips would be re-ingested")
+    if out_dir in input_dir.parents:
+        raise CurationInputError(f"input {input_dir} lies inside the output folder, which is replaced as a whole")
+
+
+def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
+                  progress: Callable = lambda it, **kw: it, log=None) -> CurationResult:
+    """Curate `input_dir` into `out_dir` (a fresh staging folder): clips/, manifest.parquet, quarantine.parquet."""
+    start = time.perf_counter()
+    inputs, sidecars = discover(input_dir)
+    if not inputs:
+        raise CurationInputError(f"no input files in {input_dir} ({len(sidecars)} sidecars, nothing else)")
+    clips_dir = out_dir / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+
+    def crashed(item: InputFile, detail: str) -> FileOutcome:
+        return FileOutcome(item.rel, [], [quarantine_row(item.rel, "crashed", detail)])
+
+    outcomes: list[FileOutcome | None] = [None] * len(inputs)
+    results = run_isolated(_ProcessTask(clips_dir, config), inputs, config.workers, on_crash=crashed)
+    for i, outcome in progress(results, desc="curating", total=len(inputs), unit="file"):
+        outcomes[i] = outcome
+        if log is not None:
+            for row in outcome.quarantined:
+                log.info("quarantined %s%s: %s (%s)", row["source_file"],
+                         f" [{row['clip_id']}]" if row["clip_id"] else "", row["reason"], row["detail"])
+
+    manifest_rows, quarantine_rows = resolve_duplicates(outcomes, config.fingerprint_max_hamming, clips_dir, log)
+    manifest = manifest_frame(manifest_rows)
+    quarantine = quarantine_frame(quarantine_rows)
+    check_accounting(inputs, manifest, quarantine)
+    manifest.to_parquet(out_dir / "manifest.parquet", index=False)
+    quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
+    return CurationResult(manifest, quarantine, len(inputs), len(sidecars),
+                          source_seconds=float(sum(o.source_seconds for o in outcomes)),
+                          wall_seconds=time.perf_counter() - start)
+
+
+def resolve_duplicates(outcomes: list[FileOutcome], max_fraction: float, clips_dir: Path,
+                       log=None) -> tuple[list[dict], list[dict]]:
+    """Keep the first of every group of near-duplicate clips (input order); quarantine the rest."""
+    index = DuplicateIndex(max_fraction)
+    sources: dict[str, str] = {}
+    manifest, quarantine = [], []
+    for outcome in outcomes:
+        quarantine.extend(outcome.quarantined)
+        for row in outcome.clips:
+            fp = from_hex(row["fingerprint"])
+            match = index.match(fp)
+            if match is None:
+                index.add(row["clip_id"], fp)
+                sources[row["clip_id"]] = row["source_file"]
+                manifest.append(row)
+                continue
+            kept, distance = match
+            detail = (f"near-duplicate of clip {kept} (from {sources[kept]}): {100 * distance:.1f}% of fingerprint "
+                      f"bits differ (threshold {100 * max_fraction:.0f}%)")
+            quarantine.append(quarantine_row(row["source_file"], "duplicate", detail, row["clip_id"]))
+            (clips_dir / f"{row['clip_id']}.wav").unlink(missing_ok=True)
+            if log is not None:
+                log.info("quarantined %s [%s]: duplicate (%s)", row["source_file"], row["clip_id"], detail)
+    return manifest, quarantine
+
+
+def manifest_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    return frame.astype(_MANIFEST_DTYPES)
+
+
+def quarantine_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS)).astype(str)
+
+
+def check_accounting(inputs: list[InputFile], manifest: pd.DataFrame, quarantine: pd.DataFrame) -> None:
+    """THE invariant: every input file is in the manifest or the quarantine. A violation is a bug: fail loudly."""
+    seen = set(manifest["source_file"]) | set(quarantine["source_file"])
+    missing = [i.rel for i in inputs if i.rel not in seen]
+    if missing:
+        raise RuntimeError(f"{len(missing)} input files are neither curated nor quarantined, e.g. {missing[:5]}")
+
+
+def curation_metrics(result: CurationResult, config: CurationConfig) -> dict:
+    manifest, quarantine = result.manifest, result.quarantine
+    curated = set(manifest["source_file"])
+    whole_file = quarantine[quarantine["clip_id"] == ""]
+    clip_seconds = float(manifest["duration_s"].sum())
+    x_realtime = result.source_seconds / max(result.wall_seconds, 1e-9)
+    return {
+        "files_in": result.n_inputs,
+        "sidecars": result.n_sidecars,
+        "files_curated": len(curated),
+        "files_quarantined": int(whole_file["source_file"].nunique()),
+        "files_without_clips": result.n_inputs - len(curated),
+        "quarantine_rows": len(quarantine),
+        "quarantined_by_reason": dict(sorted(collections.Counter(quarantine["reason"]).items())),
+        "clips": len(manifest),
+        "clips_by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
+        "pieces": int(manifest["piece_id"].nunique()),
+        "clip_seconds": round(clip_seconds, 2),
+        "hours": round(clip_seconds / 3600, 4),
+        "source_seconds": round(result.source_seconds, 2),
+        "wall_seconds": round(result.wall_seconds, 2),
+        "x_realtime": round(x_realtime, 1),
+        "workers": config.workers,
+        "x_realtime_per_worker": round(x_realtime / config.workers, 1),
+        "loudness_lufs_mean": round(float(manifest["loudness_lufs"].mean()), 2) if len(manifest) else None,
+        "clipped_clips": int((manifest["clipped_fraction"] > 0).sum()),
+    }
+
+
+def plot_summary(result: CurationResult, config: CurationConfig, path: Path) -> Path:
+    """Left: quarantine rows by reason. Right: clip loudness before and after normalisation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    reasons = collections.Counter(result.quarantine["reason"])
+    if reasons:
+        names = sorted(reasons)
+        left.barh(names, [reasons[n] for n in names], color="tab:red")
+    else:
+        left.text(0.5, 0.5, "nothing quarantined", ha="center", va="center", transform=left.transAxes)
+    left.set_title(f"quarantine ({len(result.quarantine)} rows, {result.n_inputs} files in)")
+    m = result.manifest
+    if len(m):
+        before = (m["loudness_lufs"] - m["gain_db"]).to_numpy()
+        bins = np.linspace(min(before.min(), config.loudness_target_lufs - 15) - 1, max(before.max(), -5) + 1, 40)
+        right.hist(before, bins=bins, alpha=0.6, label="source clip")
+        right.hist(m["loudness_lufs"], bins=bins, alpha=0.8, label="curated clip")
+        right.axvline(config.loudness_target_lufs, color="k", ls="--", lw=1)
+        right.legend()
+    right.set_xlabel("loudness (LUFS)")
+    right.set_title(f"{len(m)} clips, {m['duration_s'].sum() / 60 if len(m) else 0:.1f} min")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

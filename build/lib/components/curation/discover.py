@@ -1,0 +1,57 @@
+"""Find the inputs of a curation run: every file below the input folder, and which are sidecars.
+
+A `.json` file is a SIDECAR (metadata, not an input) when an audio file with the same stem lies
+in the same folder (`song.wav` + `song.json`). Every other file is an INPUT and must end up in
+the manifest or the quarantine: audio-extension files are decoded, anything else, an orphan
+`.json` included, is quarantined as `unsupported_format`. Hidden files and every subfolder
+count too: a file nobody looked at is a file that can go missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from components.common.audio import AUDIO_SUFFIXES
+
+SIDECAR_SUFFIX = ".json"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    path: Path                  # absolute
+    rel: str                    # POSIX path relative to the input folder: the `source_file` column
+    sidecar: Path | None        # <stem>.json beside it, if any
+    is_audio: bool              # has an audio extension (decoding decides whether it really is audio)
+
+
+def is_audio_name(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def printable(name: str) -> str:
+    """A file name that is valid UTF-8 text: undecodable bytes (surrogate escapes) become U+FFFD,
+    so one oddly named file cannot make the parquet tables unwritable."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def discover(input_dir: Path) -> tuple[list[InputFile], list[Path]]:
+    """(inputs sorted by relative path, sidecar files). Symlinked folders are not followed."""
+    files: list[Path] = []
+    for root, dirs, names in os.walk(input_dir, followlinks=False):
+        dirs.sort()
+        files.extend(Path(root) / name for name in sorted(names))
+    audio_stems = {(f.parent, f.stem) for f in files if is_audio_name(f)}
+    inputs, sidecars = [], []
+    for f in files:
+        if f.suffix.lower() == SIDECAR_SUFFIX and (f.parent, f.stem) in audio_stems:
+            sidecars.append(f)
+            continue
+        sidecar = f.with_suffix(SIDECAR_SUFFIX) if is_audio_name(f) else None
+        inputs.append(InputFile(
+            path=f, rel=printable(f.relative_to(input_dir).as_posix()),
+            sidecar=sidecar if sidecar is not None and sidecar.is_file() else None,
+            is_audio=is_audio_name(f),
+        ))
+    return sorted(inputs, key=lambda i: i.rel), sidecars

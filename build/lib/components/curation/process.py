@@ -1,0 +1,239 @@
+"""One input file -> curated clips and/or quarantine rows. Never raises.
+
+    probe + decode (channels, samples) @ sr ── non-finite? ── clipping mask (source, before gain)
+      ── downmix + resample ──► (samples,) @ 24 kHz ── silent? ── trim leading/trailing silence
+      ── segment [clip_s ... clip_s, tail >= min_clip_s]
+      ── per clip: mostly silent? clipped? loudness -> gain (target, capped by the peak ceiling)
+                   ── fingerprint ──► clips/<clip_id>.wav (PCM16) + manifest row
+
+Clips are written only once the whole file has been processed, so a failure half-way leaves no
+orphan clip behind. Near-duplicates are found later, across files, in `curate.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import time
+import traceback
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from components.common.audio import resample, to_mono
+from components.curation import dsp
+from components.common.splits import FRACTION_SPLITS, SPLITS
+from components.curation.config import CurationConfig
+from components.curation.discover import InputFile
+from components.curation.fingerprint import fingerprint, to_hex
+from components.curation.probe import probe_and_decode
+from components.curation.reasons import Rejected
+
+# sidecar keys promoted to manifest columns (the demo corpus writes all of them)
+SIDECAR_COLUMNS = ("title", "composer", "collection", "instrument", "program", "key", "mode", "meter", "tempo_bpm")
+
+
+@dataclasses.dataclass
+class FileOutcome:
+    source_file: str
+    clips: list[dict]            # manifest rows, in segment order (fingerprint as hex)
+    quarantined: list[dict]      # quarantine rows (whole file: clip_id "")
+    source_seconds: float = 0.0  # decoded audio duration (0 when it never decoded)
+    wall_seconds: float = 0.0
+
+
+def quarantine_row(source_file: str, reason: str, detail: str, clip_id: str = "") -> dict:
+    return {"source_file": source_file, "clip_id": clip_id, "reason": reason, "detail": detail}
+
+
+def clip_id_for(rel: str, segment_index: int) -> str:
+    """`<stem>-<8 hex of the relative path>-<segment>`: readable, and unique across subfolders."""
+    stem = unicodedata.normalize("NFKD", Path(rel).stem).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "clip"
+    digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
+    return f"{slug[:80]}-{digest}-{segment_index:03d}"
+
+
+def hash_split(piece_id: str, fractions: dict[str, float]) -> str:
+    """A stable split from the piece id alone: u = sha1(piece_id) in [0, 1) against the cumulative fractions."""
+    u = int(hashlib.sha1(piece_id.encode("utf-8")).hexdigest()[:12], 16) / 16 ** 12
+    edge = 0.0
+    for split in FRACTION_SPLITS:
+        edge += fractions[split]
+        if u < edge:
+            return split
+    return FRACTION_SPLITS[-1]
+
+
+def read_sidecar(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected("bad_sidecar", f"{path.name}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(meta, dict):
+        raise Rejected("bad_sidecar", f"{path.name}: a JSON {type(meta).__name__}, not an object")
+    return meta
+
+
+def piece_and_split(item: InputFile, meta: dict, config: CurationConfig) -> tuple[str, str]:
+    piece_id = meta.get("piece_id")
+    piece_id = str(piece_id) if isinstance(piece_id, (str, int)) and str(piece_id) else Path(item.rel).stem
+    split = meta.get("split")
+    return piece_id, split if split in SPLITS else hash_split(piece_id, config.split_fractions)
+
+
+def process_file(item: InputFile, clips_dir: Path, config: CurationConfig) -> FileOutcome:
+    """Curate one file; every failure becomes a quarantine row (a crash of the process is handled by the runner)."""
+    start = time.perf_counter()
+    outcome = FileOutcome(item.rel, [], [])
+    try:
+        _curate(item, clips_dir, config, outcome)
+    except Rejected as rejected:
+        _discard_clips(outcome, clips_dir)
+        outcome.quarantined = [quarantine_row(item.rel, rejected.reason, rejected.detail)]
+    except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
+        _discard_clips(outcome, clips_dir)
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        outcome.quarantined = [quarantine_row(
+            item.rel, "error", f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"[:500])]
+    outcome.wall_seconds = time.perf_counter() - start
+    return outcome
+
+
+def _discard_clips(outcome: FileOutcome, clips_dir: Path) -> None:
+    """A file is curated whole or not at all: remove clips already written before the failure."""
+    for row in outcome.clips:
+        (clips_dir / f"{row['clip_id']}.wav").unlink(missing_ok=True)
+    outcome.clips = []
+
+
+def sidecar_columns(meta: dict) -> dict:
+    """The known sidecar keys as typed columns (program int, tempo float, the rest text); bad values -> None."""
+    out = {}
+    for key in SIDECAR_COLUMNS:
+        value = meta.get(key)
+        try:
+            if value is None or isinstance(value, (dict, list)):
+                value = None
+            elif key == "program":
+                value = int(value)
+            elif key == "tempo_bpm":
+                value = float(value) if math.isfinite(float(value)) else None
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            value = None
+        out[key] = value
+    return out
+
+
+def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: FileOutcome) -> None:
+    if not item.is_audio:
+        suffix = item.path.suffix or "(none)"
+        orphan = suffix.lower() == ".json"
+        what = "an orphan sidecar (no audio file with this stem)" if orphan else "not an audio extension"
+        raise Rejected("unsupported_format", f"extension {suffix}: {what}")
+    decoded = probe_and_decode(item.path, max_file_s=config.max_file_s, min_file_s=config.min_clip_s,
+                               max_channels=config.max_channels)
+    outcome.source_seconds = decoded.duration_s
+    meta = read_sidecar(item.sidecar)
+    piece_id, split = piece_and_split(item, meta, config)
+
+    bad = ~np.isfinite(decoded.audio)
+    if bad.any():
+        raise Rejected("non_finite", f"{int(bad.sum())} NaN/inf samples of {decoded.audio.size}")
+    src_rate = decoded.sample_rate
+    clipped = dsp.clipped_mask(decoded.audio, config.clip_level, config.clip_run)   # (source samples,)
+
+    sr = config.sample_rate
+    # what can be heard: a DC offset or sub-audible drift has level but no content. The mean goes
+    # before resampling too: the resampler's edges would turn a constant into two clicks
+    centred = decoded.audio - decoded.audio.mean(axis=-1, keepdims=True)
+    mono = dsp.audible_band(resample(to_mono(centred), src_rate, sr), sr, config.audible_low_hz)
+    trim = dsp.trim_silence(mono, sr, top_db=config.trim_top_db, pad_s=config.trim_pad_s)
+    if trim.loudest_db < config.silence_dbfs:
+        raw = to_mono(decoded.audio)
+        raw_loudest = float(dsp.frame_db(raw, src_rate).max()) if raw.size else -200.0
+        if raw_loudest >= config.silence_dbfs:
+            raise Rejected("no_content", f"loudest 50 ms frame at {raw_loudest:.1f} dBFS, but {trim.loudest_db:.1f} "
+                                         f"dBFS above {config.audible_low_hz:g} Hz (< silence_dbfs="
+                                         f"{config.silence_dbfs:g}): a DC offset, a repeated sample value or "
+                                         "sub-audible motion")
+        raise Rejected("silent", f"loudest 50 ms frame at {trim.loudest_db:.1f} dBFS "
+                                 f"< silence_dbfs={config.silence_dbfs:g}")
+    music = mono[trim.start:trim.stop]
+    if len(music) < config.min_clip_s * sr:
+        raise Rejected("too_short", f"{len(music) / sr:.2f} s of sound after trimming silence "
+                                    f"(< min_clip_s={config.min_clip_s:g})")
+    source_lufs = dsp.loudness_lufs(music, sr)
+    low, high = config.loudness_range
+
+    pending: list[tuple[dict, np.ndarray]] = []
+    for index, (s, e) in enumerate(dsp.segment_bounds(len(music), sr, config.clip_s, config.min_clip_s)):
+        clip_id = clip_id_for(item.rel, index)
+        clip = music[s:e]
+        start_s = (trim.start + s) / sr
+        duration_s = (e - s) / sr
+        a, b = int(start_s * src_rate), int(math.ceil((start_s + duration_s) * src_rate))
+        clipped_fraction = float(clipped[a:b].mean()) if b > a else 0.0
+        active = dsp.active_fraction(clip, sr, trim.threshold_db)
+        clip_lufs = dsp.loudness_lufs(clip, sr)
+        if active < config.min_active_fraction:
+            outcome.quarantined.append(quarantine_row(
+                item.rel, "silent", f"only {100 * active:.0f}% of the clip is sound "
+                                    f"(< min_active_fraction={config.min_active_fraction:g})", clip_id))
+            continue
+        if not math.isfinite(clip_lufs) or config.loudness_target_lufs - clip_lufs > config.max_gain_db:
+            outcome.quarantined.append(quarantine_row(
+                item.rel, "silent", f"clip loudness {clip_lufs:.1f} LUFS would need more than "
+                                    f"max_gain_db={config.max_gain_db:g} dB", clip_id))
+            continue
+        if clipped_fraction > config.max_clipped_fraction:
+            outcome.quarantined.append(quarantine_row(
+                item.rel, "clipped", f"{100 * clipped_fraction:.2f}% of samples in clipped runs "
+                                     f"(> max_clipped_fraction={config.max_clipped_fraction:g})", clip_id))
+            continue
+        norm = dsp.normalise_loudness(clip, clip_lufs, target_lufs=config.loudness_target_lufs,
+                                      peak_ceiling_dbfs=config.peak_ceiling_dbfs)
+        if not low <= norm.loudness_lufs <= high:
+            outcome.quarantined.append(quarantine_row(
+                item.rel, "loudness_out_of_range", f"peak ceiling {config.peak_ceiling_dbfs:g} dBFS holds the clip "
+                                                   f"at {norm.loudness_lufs:.1f} LUFS, outside [{low:g}, {high:g}]",
+                clip_id))
+            continue
+        row = {
+            "clip_id": clip_id, "path": f"clips/{clip_id}.wav", "source_file": item.rel,
+            "piece_id": piece_id, "split": split, "segment_index": index,
+            "start_s": round(start_s, 4), "duration_s": round(duration_s, 4),
+            "source_duration_s": round(decoded.duration_s, 4), "sample_rate": sr,
+            "loudness_lufs": round(norm.loudness_lufs, 3),
+            "source_loudness_lufs": round(source_lufs, 3) if math.isfinite(source_lufs) else None,
+            "gain_db": round(norm.gain_db, 3), "peak_dbfs": round(norm.peak_dbfs, 3),
+            "clipped_fraction": clipped_fraction, "fingerprint": to_hex(fingerprint(norm.audio, sr)),
+            "meta": json.dumps(meta, sort_keys=True, default=str),
+            **sidecar_columns(meta),
+        }
+        pending.append((row, norm.audio))
+
+    for row, audio in pending:
+        path = clips_dir / f"{row['clip_id']}.wav"
+        try:
+            write_clip(path, audio, sr)
+        except BaseException:
+            path.unlink(missing_ok=True)  # no half-written clip is left behind
+            raise
+        outcome.clips.append(row)
+
+
+def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """PCM16 wav, written in place: clips_dir sits inside the stage's private staging folder, which
+    replaces the output as a whole (atomic_dir), so a per-file temp + fsync (write_wav) would only
+    add ~10 ms per clip."""
+    sf.write(path, audio, sample_rate, subtype="PCM_16", format="WAV")

@@ -1,0 +1,24 @@
+"""Lyra's gates, by name, from its stage metrics (the blocking asset checks apply them).
+
+    pretrain:  loss_below_unigram       chosen model's selection-split loss <= max_ratio x unigram
+    samples:   text_beats_no_text       the independent judge: with text > without, McNemar p < alpha
+"""
+
+from __future__ import annotations
+
+
+def pretrain_gate_decisions(metrics: dict, max_loss_vs_unigram: float | None) -> dict[str, bool]:
+    """No rules (accepted) when the limit is None."""
+    if max_loss_vs_unigram is None:
+        return {}
+    ratio = metrics.get("val_vs_unigram")
+    return {"loss_below_unigram": ratio is not None and ratio <= max_loss_vs_unigram}
+
+
+def samples_gate_decisions(metrics: dict, head: str | None, alpha: float) -> dict[str, bool]:
+    """No rules (accepted) when the head is None."""
+    if head is None:
+        return {}
+    text, no_text = metrics.get(f"judge_{head}_accuracy_text"), metrics.get(f"judge_{head}_accuracy_no_text")
+    p = metrics.get(f"judge_{head}_p_text_vs_no_text")
+    return {"text_beats_no_text": None not in (text, no_text, p) and text > no_text and p < alpha}

@@ -1,0 +1,211 @@
+"""`lyra lm sample`: music from held-out captions, judged by a model that is not Lyra.
+
+    test-split clips --(n prompts: a clip and one of its phrasings, spread over instruments)--> captions
+      with text   : Lyra(caption, seed s)        --OmniCodec--> audio --judge--> instrument, collection
+      no text     : Lyra(null text, seed s)      --OmniCodec--> audio --judge--> (the control)
+      real        : the prompt's own clip codes  --OmniCodec--> audio --judge--> (the judge's ceiling)
+    length control: END free from frame 0, requests of 5..40 s --> where pieces really end
+    self-consistency (diagnostic only): Lyra's likelihood ranks the prompts for each piece
+
+The judge (components/judge) learnt from real music of training pieces only; the prompts come from
+`test` pieces, which selected nothing (not Lyra's checkpoint, not the judge's regularisation).
+Outputs: `<n>_<clip>.wav` + `.json` (the `lyra generate` command that reproduces it) for the first
+few prompts, `spectrograms.png`, `lengths.png`, `verdict.json`, `lineage.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.audio import rms_dbfs, write_wav
+from components.common.lineage import write_lineage
+from components.common.mel import log_mel_spectrogram
+from components.common.reporting import stage_run
+from components.judge.model import Judge
+from components.judge.train import LABELS_FILE
+from components.judge.verdict import head_verdict
+from components.lyra import codec as codec_io
+from components.lyra.conditioning import caption_gap, caption_nll_matrix, retrieval_accuracy
+from components.lyra.config import GenerateConfig
+from components.lyra.generate import (GenerationError, generate_codes, load_model, model_identity, reproduce_command,
+                                      sampling_params)
+from components.lyra.length_control import length_summary, measure_lengths, plot_lengths
+from components.lyra.plots import plot_spectrograms
+from components.tokens.dataset import TokenClip, TokenDataset
+
+STAGE = "lyra_samples"
+SILENCE_DBFS = -60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    clip: TokenClip
+    phrasing: int           # which of the clip's captions
+
+    @property
+    def caption(self) -> str:
+        return self.clip.captions[self.phrasing]
+
+    @property
+    def embedding(self) -> np.ndarray:
+        return self.clip.text_embeddings[self.phrasing]
+
+
+def prompt_split(tokens: Path) -> tuple[str, list[TokenClip]]:
+    """Prompts come from `test` pieces; a corpus without them falls back to `valid` (and says so)."""
+    for split in ("test", "valid"):
+        ds = TokenDataset(tokens, split=split)
+        if len(ds):
+            return split, list(ds)
+    raise GenerationError(f"{tokens} has no held-out (test/valid) clips to take prompts from")
+
+
+def choose_prompts(clips: list[TokenClip], classes: list[str], n: int) -> list[Prompt]:
+    """n prompts spread round-robin over the clips' classes; a clip comes back with its next phrasing."""
+    by_class: dict[str, list[TokenClip]] = {}
+    for clip, label in zip(clips, classes):
+        by_class.setdefault(label, []).append(clip)
+    order = [clip for depth in range(max(len(v) for v in by_class.values()))
+             for label in sorted(by_class) for clip in by_class[label][depth:depth + 1]]
+    return [Prompt(order[j % len(order)], (j // len(order)) % len(order[j % len(order)].captions)) for j in range(n)]
+
+
+def generate_set(model, prompts: list[Prompt], cfg: GenerateConfig, unconditional: bool, progress, desc: str):
+    """Codes of every prompt, in batches; batch b uses seed cfg.seed + b with or without the text."""
+    params = sampling_params(cfg)
+    pieces, steps, seconds = [], 0, 0.0
+    for b in progress(range(0, len(prompts), cfg.batch_size), desc=desc, unit="batch"):
+        text = np.stack([p.embedding for p in prompts[b:b + cfg.batch_size]])
+        out, dt = generate_codes(model, text, cfg.sample_seconds, params, cfg.seed + b, unconditional=unconditional)
+        pieces.extend(out.codes[i, :, :int(out.lengths[i])].cpu() for i in range(out.codes.shape[0]))
+        steps, seconds = steps + out.steps * out.codes.shape[0], seconds + dt
+    return pieces, steps / seconds if seconds else None
+
+
+def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_dir, out, metrics_path=None) -> dict:
+    model_dir, codec_dir, tokens, judge_dir, out = map(Path, (model_dir, codec_dir, tokens, judge_dir, out))
+    with stage_run(STAGE) as run:
+        log, started = run.log, time.perf_counter()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        model = load_model(model_dir, precision=cfg.precision)
+        codec = codec_io.load_codec(codec_dir, device=next(model.parameters()).device)
+        codec_io.check_compatible(codec, model.config)
+        judge = Judge.load(judge_dir)
+        labels = pd.read_parquet(judge_dir / LABELS_FILE).set_index("clip_id")
+        split, clips = prompt_split(tokens)
+        clips = [c for c in clips if c.clip_id in labels.index]
+        if not clips:
+            raise GenerationError(f"none of the {split} clips of {tokens} is labelled in {judge_dir}/{LABELS_FILE}")
+        heads = list(judge.classes)
+        prompts = choose_prompts(clips, [str(labels.loc[c.clip_id, heads[0]]) for c in clips], cfg.n_prompts)
+        log.info("%d prompts from %d %s clips; judge heads %s", len(prompts), len(clips), split, heads)
+
+        # --- three sets of music: the prompts' real clips, generations with and without the text
+        max_frames = int(round(cfg.sample_seconds * model.config.frame_rate))
+        real = codec_io.decode_in_batches(codec, [p.clip.codes[:, :max_frames] for p in prompts], cfg.batch_size)
+        with_text, frames_per_s = generate_set(model, prompts, cfg, False, run.progress, "generating with text")
+        no_text, _ = generate_set(model, prompts, cfg, True, run.progress, "generating without text")
+        text_audio = codec_io.decode_in_batches(codec, with_text, cfg.batch_size)
+        no_text_audio = codec_io.decode_in_batches(codec, no_text, cfg.batch_size)
+
+        # --- the judge's verdict, per head
+        feats = {name: judge.features(audio) for name, audio in
+                 (("real", real), ("text", text_audio), ("no_text", no_text_audio))}
+        verdict, answers = {}, {}
+        for head in heads:
+            code = {c: i for i, c in enumerate(judge.classes[head])}
+            truth_names = [str(labels.loc[p.clip.clip_id, head]) for p in prompts]
+            known = np.array([t in code for t in truth_names])        # a class the judge never learnt: left out
+            truth = np.array([code.get(t, -1) for t in truth_names])
+            preds = {name: judge.predict(head, f) for name, f in feats.items()}
+            verdict[head] = head_verdict(truth[known], *(preds[s][known] for s in ("real", "text", "no_text")))
+            verdict[head]["prompts_with_unknown_class"] = int((~known).sum())
+            answers[head] = {name: [judge.classes[head][i] for i in p] for name, p in preds.items()}
+            v = verdict[head]
+            log.info("judge (%s): with text %.2f, without %.2f, real %.2f, chance %.2f over n=%d; share of real %.2f; "
+                     "p(text > no text) = %.2g", head, v["accuracy_text"], v["accuracy_no_text"], v["accuracy_real"],
+                     v["chance_majority"], v["n"], v["share_of_real"], v["p_text_vs_no_text"])
+
+        # --- length control, unforced
+        texts = np.stack([p.embedding for p in prompts])
+        length_rows = measure_lengths(model, texts, cfg.length_requests, cfg.length_seeds, sampling_params(cfg), cfg.seed)
+        lengths = length_summary(length_rows)
+
+        # --- self-consistency (the model scoring itself: a diagnostic, never evidence of conditioning)
+        m = min(cfg.self_consistency_prompts, len(prompts))
+        sub_texts = texts[:m]
+        real_nll = caption_nll_matrix(model, [p.clip.codes for p in prompts[:m]], sub_texts,
+                                      np.array([p.clip.seconds_start for p in prompts[:m]]),
+                                      np.array([p.clip.seconds_total for p in prompts[:m]]))
+        gen_nll = caption_nll_matrix(model, [g.numpy() for g in with_text[:m]], sub_texts, np.zeros(m),
+                                     np.full(m, cfg.sample_seconds))
+
+        loudness = [rms_dbfs(a) for a in text_audio]
+        silent = [level < SILENCE_DBFS for level in loudness]
+        metrics = {
+            "prompt_split": split, "n_prompts": len(prompts), "sample_seconds": cfg.sample_seconds,
+            **{f"judge_{h}_{k}": v for h, hv in verdict.items() for k, v in hv.items() if not isinstance(v, list)},
+            "silent_fraction": float(np.mean(silent)),
+            "rms_dbfs_mean": float(np.mean([level for level in loudness if math.isfinite(level)] or [-math.inf])),
+            "length_control": lengths, "generation_frames_per_second": frames_per_s,
+            "self_consistency_retrieval_real": retrieval_accuracy(real_nll, sub_texts)[0],
+            "self_consistency_retrieval_generated": retrieval_accuracy(gen_nll, sub_texts)[0],
+            "self_consistency_chance": retrieval_accuracy(real_nll, sub_texts)[1],
+            "self_consistency_gap_real_nats": caption_gap(real_nll),
+            "seconds": time.perf_counter() - started,
+        }
+
+        with atomic_dir(out) as staging:
+            mels, titles = [], []
+            for i in range(min(cfg.n_audio_examples, len(prompts))):
+                p, audio = prompts[i], text_audio[i]
+                name = f"{i:02d}_{p.clip.clip_id}"
+                write_wav(staging / f"{name}.wav", audio, codec.sample_rate)
+                write_wav(staging / f"{name}.no_text.wav", no_text_audio[i], codec.sample_rate)
+                seed = cfg.seed + (i // cfg.batch_size) * cfg.batch_size
+                atomic_write_json(staging / f"{name}.json", {
+                    "prompt": p.caption, "source_clip": p.clip.clip_id, "batch_seed": seed,
+                    "seconds_generated": len(audio) / codec.sample_rate,
+                    "judge": {h: {s: answers[h][s][i] for s in answers[h]} for h in heads},
+                    "truth": {h: str(labels.loc[p.clip.clip_id, h]) for h in heads},
+                    "rms_dbfs": loudness[i], "model": model_identity(model_dir), "codec": model_identity(codec_dir),
+                    "reproduce": reproduce_command(p.caption, cfg.model_copy(update={"seed": seed}), cfg.sample_seconds,
+                                                   os.fspath(model_dir), os.fspath(codec_dir), f"{name}.wav"),
+                    "reproduce_note": "generated in a batch of prompts: the command gives the same settings, not the "
+                                      "same draw",
+                })
+                if len(audio):
+                    mels.append(log_mel_spectrogram(torch.from_numpy(audio), codec.sample_rate, n_fft=1024,
+                                                    n_mels=64).numpy())
+                    said = ", ".join(f"{answers[h]['text'][i]}" for h in heads)
+                    titles.append(f"{i:02d} [judge: {said}] {p.caption}")
+            if mels:
+                plot_spectrograms(staging / "spectrograms.png", mels, titles,
+                                  [mel.shape[-1] * 256 / codec.sample_rate for mel in mels])
+            plot_lengths(staging / "lengths.png", length_rows)
+            atomic_write_json(staging / "verdict.json", {
+                "prompts": [{"caption": p.caption, "clip": p.clip.clip_id} for p in prompts],
+                "judge_answers": answers, "verdict": verdict, "lengths": length_rows,
+                "self_consistency_nll_real": real_nll.round(4).tolist(),
+                "self_consistency_nll_generated": gen_nll.round(4).tolist(), "metrics": metrics,
+            })
+            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
+                                                        "judge": judge_dir},
+                          params=cfg, extra={"metrics": metrics})
+        log.info("lengths (END free): %s", ", ".join(f"{k}: median {v['median_generated_s']:.1f} s" for k, v in lengths.items()))
+        for image in ("spectrograms", "lengths"):
+            if (out / f"{image}.png").is_file():
+                run.add_image(image, out / f"{image}.png")
+        run.add_path("samples", out)
+        run.finish(metrics, metrics_path)
+    return metrics

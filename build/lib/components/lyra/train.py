@@ -1,0 +1,454 @@
+"""`lyra lm train`: pretrain Lyra on token shards through DeepSpeed (ZeRO).
+
+The same entrypoint runs 1 process, N CPU processes (gloo) or N GPUs (nccl):
+
+    relaunch under torchrun (nproc > 1) -> init DeepSpeed -> same seed = same init on every rank
+    step t: for each of grad_accum micro-batches: forward, backward (DeepSpeed sums and averages
+            over ranks) -> clip -> AdamW at lr(t) (warm-up + cosine) -> checkpoint every N steps
+
+Checkpoints live beside the output (`.<out>.checkpoints/`) until the run finishes: a killed run
+rerun with the same command (same config, same tokens, same world size) resumes where it
+stopped. At the end rank 0 writes the output folder atomically: a Hugging Face model
+(config.json + model.safetensors), the loss curve, the training history, the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.distributed import (all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun,
+                                           shutdown)
+from components.common.lineage import stage_code_version, write_lineage
+from components.common.reporting import stage_run
+from components.common.seeds import derive_seed
+from components.lyra.config import LMConfig
+from components.lyra.data import (IGNORE, WindowSampler, evaluation_windows, make_batch, piece_ends,
+                                  unigram_cross_entropy, unigram_log_probs)
+from components.lyra.mfu import datasheet_peak_flops, measure_peak_flops
+from components.lyra.model import LyraForMusicGeneration, build_model
+from components.lyra.plots import plot_loss_curve
+from components.tokens.dataset import TokenDataset
+
+STAGE = "lyra_pretrain"
+SELECTION_SPLIT = "valid"      # picks the checkpoint; `test` is scored once, at the end, and picks nothing
+
+
+class TrainingError(RuntimeError):
+    """Input a training run cannot start from (reported as a message, not a traceback)."""
+
+
+# ---------------------------------------------------------------------------------- settings
+def native_bf16(device: torch.device) -> bool:
+    """Does `device` multiply bf16 matrices natively, i.e. faster than fp32?
+
+    GPUs from Ampere on; CPUs with AVX512-BF16 or AMX (there oneDNN's bf16 matmuls run 2-3x its
+    fp32 ones). Elsewhere bf16 is emulated and slower, so "auto" stays in fp32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def use_bf16(cfg: LMConfig, device: torch.device) -> bool:
+    if cfg.precision == "auto":
+        return native_bf16(device)
+    return cfg.precision == "bf16"
+
+
+def bf16_autocast(bf16: bool, device: torch.device):
+    """How bf16 is applied. GPU: DeepSpeed's bf16 mode (bf16 weights, fp32 master copy in the
+    optimizer). CPU: autocast (fp32 weights; matmuls in bf16) because DeepSpeed's mode would also
+    run layer norms and softmaxes through PyTorch's slower CPU bf16 kernels."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu")
+
+
+def deepspeed_config(cfg: LMConfig, bf16: bool) -> dict:
+    """The DeepSpeed config, built from the typed `lm` section (infra/deepspeed holds cluster variants)."""
+    zero: dict = {"stage": cfg.zero_stage}
+    if cfg.offload_optimizer and cfg.zero_stage >= 2:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "zero_allow_untested_optimizer": True,     # our torch AdamW (skips the 46 s fused-Adam JIT build)
+        "steps_per_print": 1 << 30,               # we log ourselves
+    }
+
+
+def lr_at(step: int, cfg: LMConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps (nanoGPT's get_lr)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices of linear layers only (not embeddings, norms, biases, null text)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 and "embed" not in name and "null_text" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
+    """What a checkpoint must match to be resumed: config, code, token data, world size."""
+    h = hashlib.sha1(cfg.model_dump_json().encode())
+    h.update(stage_code_version(STAGE).encode())
+    for name in ("meta.json", "index.parquet"):
+        h.update((tokens / name).read_bytes())
+    h.update(f"world={world}".encode())
+    return h.hexdigest()[:16]
+
+
+RENDEZVOUS_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@contextlib.contextmanager
+def process_group():
+    """The DeepSpeed process group for this run, torn down afterwards.
+
+    Under torchrun the rendezvous variables are set; a lone process (`nproc: 1`, or a test calling
+    `train` directly) gets them for the duration of the run only, so nothing leaks into the
+    caller's environment (a leaked WORLD_SIZE would make later commands skip their relaunch).
+    The group itself stays up until the process ends or `main` shuts it down: DeepSpeed caches
+    its groups, and a second run in the same process reuses them.
+    """
+    import deepspeed
+
+    saved = None
+    if "WORLD_SIZE" not in os.environ:
+        saved = {k: os.environ.get(k) for k in RENDEZVOUS_ENV}
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                           "MASTER_PORT": str(port)})
+    try:
+        info = init_distributed(use_deepspeed=True)
+        if not torch.distributed.is_initialized():
+            deepspeed.init_distributed(dist_backend="gloo")
+        yield info
+    finally:
+        for key, value in (saved or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# ------------------------------------------------------------------------------- checkpoints
+class Checkpoints:
+    """DeepSpeed checkpoints in a folder beside the output, with an atomically written `latest.json`."""
+
+    def __init__(self, root: Path, fingerprint: str, keep: int):
+        self.root, self.fingerprint, self.keep = root, fingerprint, keep
+
+    def latest(self) -> dict | None:
+        marker = self.root / "latest.json"
+        if not marker.is_file():
+            return None
+        info = json.loads(marker.read_text())
+        if info.get("fingerprint") != self.fingerprint or not (self.root / info["tag"]).is_dir():
+            return None
+        return info
+
+    def save(self, engine, step: int, client_state: dict, is_main: bool, tag: str | None = None) -> str:
+        """Save a resumable checkpoint (all ranks); `tag="best"` keeps the best-so-far model aside."""
+        named = tag is not None
+        tag = tag or f"step{step:07d}"
+        engine.save_checkpoint(str(self.root), tag=tag, client_state=client_state, save_latest=False)
+        barrier()                                        # every rank has written its shard
+        if is_main and not named:
+            atomic_write_json(self.root / "latest.json", {"tag": tag, "step": step, "fingerprint": self.fingerprint})
+            tags = sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("step"))
+            for old in tags[:-self.keep]:
+                shutil.rmtree(self.root / old, ignore_errors=True)
+        barrier()
+        return tag
+
+    def discard_stale(self, is_main: bool) -> None:
+        """A checkpoint folder from another config/data/world size is not resumable: start afresh."""
+        if is_main and self.root.exists() and self.latest() is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+        barrier()
+
+
+# -------------------------------------------------------------------------------- evaluation
+@dataclasses.dataclass
+class HeldOut:
+    """A held-out split scored the same way every time: fixed windows and their unigram baseline."""
+
+    split: str
+    dataset: TokenDataset
+    windows: list
+    ends: np.ndarray
+    unigram: float          # cross-entropy of the same windows under the training split's code frequencies
+
+
+def held_out_splits(tokens: Path, train: TokenDataset, W: int, max_windows: int, special: int, end: int) -> list[HeldOut]:
+    """valid and test (those that have clips): valid selects the checkpoint, test reports."""
+    log_probs = unigram_log_probs(train, end)
+    out = []
+    for split in ("valid", "test"):
+        ds = TokenDataset(tokens, split=split)
+        if not len(ds):
+            continue
+        windows, ends = evaluation_windows(ds, W, max_windows), piece_ends(ds)
+        nll, count = 0.0, 0
+        for i in range(0, len(windows), 64):
+            s, n = unigram_cross_entropy(make_batch(ds, windows[i:i + 64], W, special, end, ends).labels, log_probs)
+            nll, count = nll + s, count + n
+        out.append(HeldOut(split, ds, windows, ends, nll / max(count, 1)))
+    if not out:
+        raise TrainingError(f"{tokens} has no clips in split 'valid' or 'test': validation needs held-out pieces")
+    return out
+
+
+@torch.no_grad()
+def evaluate(engine, held: HeldOut, cfg: LMConfig, special: int, end: int, rank: int, world: int, device) -> float:
+    """Mean cross-entropy per scored code over the held-out windows (shared out over ranks)."""
+    engine.eval()
+    mine = held.windows[rank::world]
+    total = torch.zeros(2, dtype=torch.float64)
+    for i in range(0, len(mine), cfg.micro_batch):
+        batch = make_batch(held.dataset, mine[i:i + cfg.micro_batch], cfg.model.window_frames, special, end,
+                           held.ends).to(device)
+        logits = engine(**{**batch.model_inputs(), "labels": None}).logits.float()     # [B, K, S, V+1]
+        total[0] += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1),
+                                    ignore_index=IGNORE, reduction="sum").item()
+        total[1] += int((batch.labels != IGNORE).sum())
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    engine.train()
+    return float(total[0] / max(total[1], 1))
+
+
+# ------------------------------------------------------------------------------------ train
+def train(cfg: LMConfig, tokens: str | os.PathLike, out: str | os.PathLike, metrics_path=None) -> dict:
+    """Train and write `out`; every rank calls this. Returns the metrics (rank 0's are complete)."""
+    tokens, out = Path(tokens), Path(out)
+    if not (tokens / "meta.json").is_file():
+        raise TrainingError(f"{tokens} is not a token-shard folder (no meta.json); run `lyra tokens build` first")
+    with process_group() as info:
+        return _train(cfg, tokens, out, metrics_path, info)
+
+
+def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
+    import deepspeed
+
+    rank, world = info.rank, info.world_size
+    device = torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    bf16 = use_bf16(cfg, device)
+
+    with stage_run(STAGE) as run:
+        log = run.log
+        train_ds = TokenDataset(tokens, split="train")
+        if len(train_ds) == 0:
+            raise TrainingError(f"{tokens} has no training clips")
+        torch.manual_seed(cfg.seed)                         # identical initial weights on every rank
+        model = build_model(cfg.model, num_codebooks=train_ds.num_codebooks, codebook_size=train_ds.codebook_size,
+                            frame_rate=train_ds.frame_rate, sample_rate=train_ds.sample_rate, text_dim=train_ds.text_dim)
+        mcfg = model.config
+        special, end, W = mcfg.special_id, mcfg.end_id, mcfg.window_frames
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("Lyra: %.2f M parameters, K=%d x %d codes, %d-frame windows, %d process(es), ZeRO-%d, %s",
+                 n_params / 1e6, mcfg.num_codebooks, mcfg.codebook_size, W, world, cfg.zero_stage,
+                 "bf16" if bf16 else "fp32")
+        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
+                                      fused=device.type == "cuda")
+        engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                       config=deepspeed_config(cfg, bf16 and device.type == "cuda"))
+
+        sampler = WindowSampler(train_ds, W, special=special, end=end, seed=cfg.seed,
+                                cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
+        held = held_out_splits(tokens, train_ds, W, cfg.eval_windows, special, end)
+        select = next((h for h in held if h.split == SELECTION_SPLIT), None)
+        if select is None:
+            log.warning("no %s clips: the last step's model is kept (test never selects)", SELECTION_SPLIT)
+        for h in held:
+            log.info("held-out %s: %d windows from %d clips; unigram baseline %.3f nats/code",
+                     h.split, len(h.windows), len(h.dataset), h.unigram)
+
+        def validate() -> float | None:
+            return evaluate(engine, select, cfg, special, end, rank, world, device) if select is not None else None
+
+        ckpts = Checkpoints(out.parent / f".{out.name}.checkpoints", run_fingerprint(cfg, tokens, world),
+                            cfg.keep_checkpoints)
+        ckpts.discard_stale(info.is_main)
+        history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": [], "best": None}
+        step, resumed_from = 0, None
+        resume = ckpts.latest()
+        if resume is not None:
+            _, client = engine.load_checkpoint(str(ckpts.root), tag=resume["tag"])
+            step, history = int(client["step"]), client["history"]
+            resumed_from = step
+            log.info("resumed from %s (step %d of %d)", resume["tag"], step, cfg.steps)
+
+        positions = mcfg.prefix_len + mcfg.window_steps                   # sequence length per window
+        per_step = cfg.micro_batch * cfg.grad_accum * world                # windows per optimizer step
+        flops_per_step = model.flops_per_position(positions) * positions * per_step
+        # the matmul peak of this machine in the training precision, every rank measuring at once
+        measured = all_reduce_mean(measure_peak_flops(device, torch.bfloat16 if bf16 else torch.float32))
+        datasheet = datasheet_peak_flops(device)
+        peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops is not None else measured) * world
+        compute_s, timed_steps, started = 0.0, 0, time.time()
+        engine.train()
+        for step in run.progress(range(step, cfg.steps), desc="lyra pretrain", total=cfg.steps - step, unit="step"):
+            t0 = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                first = (micro * world + rank) * cfg.micro_batch             # this rank's slice of the global batch
+                batch = sampler.batch(step, range(first, first + cfg.micro_batch)).to(device)
+                # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
+                # N-process runs draw exactly what an uninterrupted 1-process run draws
+                torch.manual_seed(derive_seed(cfg.seed, step, first))
+                with bf16_autocast(bf16, device):
+                    loss = engine(**batch.model_inputs()).loss
+                engine.backward(loss)
+                engine.step()
+                loss_sum += loss.item()
+            loss_mean = all_reduce_mean(loss_sum / cfg.grad_accum)
+            dt = time.perf_counter() - t0
+            if step > 0:                                                     # the first step pays for warm-up
+                compute_s, timed_steps = compute_s + dt, timed_steps + 1
+            grad_norm = engine.get_global_grad_norm()
+            history["train"].append((step, loss_mean))
+            history["lr"].append((step, lr))
+            history["grad_norm"].append((step, float(grad_norm) if grad_norm is not None else float("nan")))
+            done = step + 1
+            if done % cfg.log_every == 0 and info.is_main:
+                log.info("step %d/%d: loss %.3f, lr %.2e, %.0f ms/step, MFU %.1f%%", done, cfg.steps, loss_mean, lr,
+                         dt * 1e3, 100 * flops_per_step / (dt * peak))
+            if select is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                val = validate()
+                history["valid"].append((done, val))
+                log.info("step %d: %s loss %.3f (unigram %.3f)", done, select.split, val, select.unigram)
+                if cfg.select_best and (history["best"] is None or val < history["best"]["loss"]):
+                    history["best"] = {"step": done, "loss": val}
+                    ckpts.save(engine, done, {"step": done, "history": history}, info.is_main, tag="best")
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                ckpts.save(engine, done, {"step": done, "history": history}, info.is_main)
+
+        val = validate()
+        if val is not None and (not history["valid"] or history["valid"][-1][0] != cfg.steps):
+            history["valid"].append((cfg.steps, val))
+        final_tag = ckpts.save(engine, cfg.steps, {"step": cfg.steps, "history": history}, info.is_main)
+        best = history["best"]
+        if cfg.select_best and best is not None and val is not None and best["loss"] < val:
+            chosen_tag, chosen_step = "best", best["step"]          # an earlier model generalised better
+            engine.load_checkpoint(str(ckpts.root), tag="best", load_optimizer_states=False,
+                                   load_lr_scheduler_states=False)
+        else:
+            chosen_tag, chosen_step = final_tag, cfg.steps
+        # every held-out split scored once, on the chosen model; only now is `test` looked at
+        scores = {h.split: evaluate(engine, h, cfg, special, end, rank, world, device) for h in held}
+        wall_s = time.time() - started
+        step_s = compute_s / max(timed_steps, 1)
+        metrics = {
+            "steps": cfg.steps, "selected_step": chosen_step, "world_size": world, "zero_stage": cfg.zero_stage,
+            "precision": "bf16" if bf16 else "fp32", "parameters": n_params, "windows_per_step": per_step,
+            "positions_per_window": positions,
+            "train_loss": float(np.mean([l for _, l in history["train"][-max(1, cfg.log_every):]])),
+            "selection_split": select.split if select is not None else None, "resumed_from_step": resumed_from,
+            "train_seconds": wall_s, "seconds_per_step": step_s,
+            "tokens_per_second": positions * per_step / step_s if timed_steps else None,
+            "mfu": flops_per_step / (step_s * peak) if timed_steps else None,
+            "peak_flops_per_device": peak / world,
+            "peak_source": "configured" if cfg.peak_tflops is not None else "measured matmul calibration",
+            "measured_peak_flops_per_device": measured,
+            "datasheet_peak_flops_per_device": datasheet,
+            "mfu_datasheet": flops_per_step / (step_s * datasheet * world) if timed_steps and datasheet else None,
+        }
+        for h in held:                                   # val_* (selection) and test_* (report)
+            name = "val" if h.split == "valid" else h.split
+            metrics.update({f"{name}_loss": scores[h.split], f"unigram_{name}_loss": h.unigram,
+                            f"{name}_vs_unigram": scores[h.split] / h.unigram, f"{name}_windows": len(h.windows)})
+        if info.is_main:
+            log.info("model of step %d: %s", chosen_step, ", ".join(
+                f"{h.split} loss {scores[h.split]:.3f} vs unigram {h.unigram:.3f}" for h in held))
+            log.info("%.0f s, %.0f positions/s, MFU %.2f%%", wall_s, metrics["tokens_per_second"] or 0,
+                     100 * (metrics["mfu"] or 0))
+            write_output(out, engine, ckpts, final_tag, chosen_tag, cfg, mcfg, history, metrics,
+                         (select or held[0]).unigram, tokens, run)
+        barrier()
+        run.finish(metrics, metrics_path)
+    return metrics
+
+
+def checkpoint_state_dict(ckpts: "Checkpoints", tag: str, zero_stage: int) -> dict:
+    """fp32 weights of a saved checkpoint (ZeRO partitions reassembled)."""
+    if zero_stage == 0:
+        state = torch.load(ckpts.root / tag / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)
+        return {k: v.float() for k, v in state["module"].items()}
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    return get_fp32_state_dict_from_zero_checkpoint(str(ckpts.root), tag=tag)
+
+
+def write_output(out: Path, engine, ckpts: "Checkpoints", final_tag: str, chosen_tag: str, cfg: LMConfig, mcfg,
+                 history: dict, metrics: dict, unigram: float, tokens: Path, run) -> None:
+    model = LyraForMusicGeneration(mcfg)
+    missing, unexpected = model.load_state_dict(checkpoint_state_dict(ckpts, chosen_tag, cfg.zero_stage), strict=False)
+    if unexpected or missing:
+        raise TrainingError(f"checkpoint {chosen_tag} does not match the model: missing {missing}, unexpected {unexpected}")
+    with atomic_dir(out) as staging:
+        model.save_pretrained(staging)
+        atomic_write_json(staging / "training.json", {"history": history, "metrics": metrics,
+                                                      "config": cfg.model_dump(mode="json")})
+        plot_loss_curve(staging / "loss_curve.png", history["train"], history["valid"], unigram,
+                        selected=metrics["selected_step"])
+        (staging / "checkpoints").mkdir()                    # the last state, to continue training from
+        shutil.move(str(ckpts.root / final_tag), str(staging / "checkpoints" / final_tag))
+        atomic_write_json(staging / "checkpoints" / "latest.json", {"tag": final_tag, "step": cfg.steps,
+                                                                    "fingerprint": ckpts.fingerprint})
+        write_lineage(staging, stage=STAGE, inputs={"tokens": tokens}, params=cfg,
+                      extra={"metrics": metrics})
+    shutil.rmtree(ckpts.root, ignore_errors=True)
+    run.add_image("loss_curve", out / "loss_curve.png")
+    run.add_path("model", out)
+
+
+def main(args) -> int:
+    from components.config import config_from_args
+
+    cfg = config_from_args("lm", LMConfig, args)
+    if not (Path(args.tokens) / "meta.json").is_file():          # before spawning N processes to say so
+        print(f"lyra lm train: {args.tokens} is not a token-shard folder (no meta.json); "
+              "run `lyra tokens build` first", file=sys.stderr, flush=True)
+        return 2
+    code = relaunch_under_torchrun(cfg.nproc)
+    if code is not None:
+        return code
+    try:
+        train(cfg, args.tokens, args.out, args.metrics)
+    except (TrainingError, FileNotFoundError) as exc:
+        print(f"lyra lm train: {exc}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        shutdown()
+    return 0

@@ -1,0 +1,60 @@
+"""What the registry holds and how promotion judges it (params.yaml `registry`, typed).
+
+Each registered model names the pipeline stage that writes it; everything else (its folder, its
+data versions in dvc.lock, its params, its lineage.json) follows from that stage. A new model
+(e.g. `lyra_influence`) needs one entry here and nothing else.
+
+    registry:
+      tolerance_note: ...
+      models:
+        lyra:
+          stage: lyra_pretrain                     # components/pipeline.py row that writes the folder
+          evaluations: [lyra_samples]              # stages whose metrics/plots/audio describe it
+          checks: [lyra_beats_unigram, judge_hears_the_prompt]   # blocking checks a promotion needs
+          parents: [omnicodec]                     # models it was built from (their versions are recorded)
+          compare: {lyra_pretrain.val_loss: {higher_is_better: false, tolerance: 0.02}}
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.config import StageConfig
+
+# the order a version moves through; a version enters `candidate` when it is registered
+STAGES = ("candidate", "staging", "production")
+
+
+class Comparison(BaseModel):
+    """One no-regression rule: the candidate may be worse than the stage's holder by at most `tolerance`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    higher_is_better: bool
+    tolerance: float = Field(ge=0.0)
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    stage: str = Field(description="pipeline stage whose first output folder is the model")
+    # deployable files, globbed in the model folder ("*.safetensors" matches the top level only, so
+    # checkpoints/ with optimizer state never does): the registered artifact is what inference loads
+    weights: tuple[str, ...] = ("*.safetensors", "config.json")
+    evaluations: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    # "<stage>.<metric>" of a stage metrics file (data/metrics/<stage>.json) -> rule
+    compare: dict[str, Comparison] = {}
+    # what identifies the held-out set two versions must share to be compared: by default every data
+    # input of the model's stage and its evaluations (dvc.lock), so the same clips and the same judges
+    held_out: tuple[str, ...] | None = None
+
+
+class RegistryConfig(StageConfig):
+    store: str = "data/registry"          # content-addressed artifacts and reports (DVC side, not git)
+    # the registry's git repository (entries, audit log, GTO tags), relative to the project; overridden by
+    # $LYRA_REGISTRY_REPO. The default, an ignored folder of its own, keeps `lyra demo` from committing or
+    # tagging in the project's checkout; a platform team points this at a clone of its registry repository
+    repo: str = ".lyra/registry"
+    records: str = "registry"             # version entries and the audit log, inside that repository
+    report_audio_per_source: int = Field(6, ge=0, description="audio examples copied into a report per folder")
+    models: dict[str, ModelSpec] = {}

@@ -1,0 +1,203 @@
+"""`lyra tokens build`: encode every curated clip once with a codec version into token shards.
+
+Shards are independent units of work: each has a content key (codec digest + its clips'
+audio digests), is encoded by its own worker, and is reused as-is by the next build when its
+key is unchanged, so rebuilding with the same codec and corpus encodes nothing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import dataclasses
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.common.lineage import file_digest, tree_digest
+from components.tokens.config import TokensConfig
+from components.tokens.shards import (
+    SHARD_DIR, ClipTokens, finalize_index, known_instrument, plan_shards, shard_key, shard_name, write_meta, write_shard,
+)
+
+
+class TokenBuildError(ValueError):
+    """Inputs that cannot make a consistent token dataset (e.g. clips without captions)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardJob:
+    number: int
+    key: str
+    clip_ids: tuple[str, ...]
+    clip_paths: tuple[str, ...]
+
+
+def load_corpus(curated: Path, captions_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Manifest rows joined with their captions; embeddings reordered to match the manifest."""
+    manifest = pd.read_parquet(curated / "manifest.parquet")
+    captions = pd.read_parquet(captions_dir / "captions.parquet")
+    embeddings = np.load(captions_dir / "embeddings.npy", mmap_mode="r")
+    if len(captions) != len(embeddings):
+        raise TokenBuildError(f"captions.parquet has {len(captions)} rows but embeddings.npy has {len(embeddings)}")
+    row_of = {cid: i for i, cid in enumerate(captions["clip_id"])}
+    missing = [c for c in manifest["clip_id"] if c not in row_of]
+    if missing:
+        raise TokenBuildError(f"{len(missing)} curated clips have no caption (e.g. {missing[:3]}); re-run `lyra caption`")
+    order = [row_of[c] for c in manifest["clip_id"]]
+    merged = manifest.merge(captions[["clip_id", "captions"]], on="clip_id", how="left")
+    return merged, np.asarray(embeddings[order], dtype=np.float32)
+
+
+def plan_jobs(manifest: pd.DataFrame, curated: Path, codec_digest: str, clips_per_shard: int,
+              n_quantizers: int) -> list[ShardJob]:
+    path_of = dict(zip(manifest["clip_id"], manifest["path"]))
+    jobs = []
+    for number, ids in enumerate(plan_shards(list(path_of), clips_per_shard)):
+        paths = tuple(str(curated / path_of[c]) for c in ids)
+        key = shard_key(codec_digest, [(c, file_digest(p)) for c, p in zip(ids, paths)], n_quantizers)
+        jobs.append(ShardJob(number, key, tuple(ids), paths))
+    return jobs
+
+
+# --- worker side: one codec per process, loaded once
+_CODEC = None
+
+
+def _init_worker(codec_dir: str, device: str, threads: int) -> None:
+    global _CODEC
+    import torch
+
+    from components.omnicodec import load_codec
+
+    torch.set_num_threads(threads)
+    _CODEC = load_codec(codec_dir).to(device)
+
+
+def _encode_clips(paths: tuple[str, ...], batch_size: int, n_quantizers: int | None, device: str) -> list[np.ndarray]:
+    import torch
+
+    from components.common.audio import read_audio, resample, to_mono
+
+    waves = []
+    for p in paths:
+        audio, sr = read_audio(p)
+        waves.append(resample(to_mono(audio), sr, _CODEC.sample_rate))
+    codes: list[np.ndarray | None] = [None] * len(waves)
+    by_length: dict[int, list[int]] = {}
+    for i, w in enumerate(waves):
+        by_length.setdefault(len(w), []).append(i)
+    with torch.inference_mode():
+        for idxs in by_length.values():
+            for start in range(0, len(idxs), batch_size):
+                chunk = idxs[start:start + batch_size]
+                batch = torch.from_numpy(np.stack([waves[i] for i in chunk]))[:, None, :].to(device)  # [B, 1, T]
+                out = _CODEC.encode(batch, n_quantizers=n_quantizers).cpu().numpy()               # [B, K, frames]
+                for j, i in enumerate(chunk):
+                    codes[i] = out[j]
+    return codes
+
+
+def _build_shard(job: ShardJob, shard_dir: str, batch_size: int, n_quantizers: int | None, device: str) -> list[dict]:
+    codes = _encode_clips(job.clip_paths, batch_size, n_quantizers, device)
+    rows = write_shard(Path(shard_dir) / shard_name(job.number), list(zip(job.clip_ids, codes)), _CODEC.codebook_size)
+    return [{**r, "shard": job.number} for r in rows]
+
+
+def previous_build(out: Path) -> tuple[dict, pd.DataFrame | None]:
+    """meta.json and index of the build currently at `out` (empty when there is none)."""
+    try:
+        meta = json.loads((out / "meta.json").read_text())
+        return meta, pd.read_parquet(out / "index.parquet")
+    except (OSError, ValueError):
+        return {}, None
+
+
+def reuse_shard(job: ShardJob, prev_out: Path, prev_meta: dict, prev_index: pd.DataFrame | None, staging: Path) -> list[dict] | None:
+    """Link an unchanged shard from the previous build into `staging`; its index rows, or None."""
+    if prev_index is None or prev_meta.get("shard_keys", {}).get(str(job.number)) != job.key:
+        return None
+    src = prev_out / SHARD_DIR / shard_name(job.number)
+    if not src.is_file():
+        return None
+    dst = staging / SHARD_DIR / shard_name(job.number)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    rows = prev_index[prev_index["shard"] == job.number]
+    return [{"clip_id": r.clip_id, "offset": int(r.offset), "n_frames": int(r.n_frames), "shard": job.number}
+            for r in rows.itertuples()]
+
+
+def codec_headline(eval_dir: Path | None) -> dict:
+    """The codec's headline quality, recorded with the shards made by it (lineage)."""
+    if eval_dir is None or not (eval_dir / "metrics.json").is_file():
+        return {}
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    return {k: metrics.get(k) for k in ("visqol", "mel_distance", "si_sdr", "bitrate_kbps")}
+
+
+def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: Path, staging: Path,
+                       cfg: TokensConfig, progress=lambda it, **kw: it, log=None, codec_eval: Path | None = None) -> dict:
+    """Encode into `staging` (reusing unchanged shards of `out`); returns the build metrics."""
+    from components.omnicodec import load_codec
+
+    started = time.monotonic()
+    codec = load_codec(codec_dir)
+    codec_digest = tree_digest(codec_dir / "model.safetensors", codec_dir / "config.json")
+    manifest, embeddings = load_corpus(curated, captions_dir)
+    n_quantizers = cfg.n_quantizers or codec.num_codebooks
+    jobs = plan_jobs(manifest, curated, codec_digest, cfg.clips_per_shard, n_quantizers)
+    prev_meta, prev_index = previous_build(out) if cfg.reuse_unchanged_shards else ({}, None)
+
+    rows: list[dict] = []
+    to_encode = []
+    for job in jobs:
+        reused = reuse_shard(job, out, prev_meta, prev_index, staging)
+        if reused is None:
+            to_encode.append(job)
+        else:
+            rows.extend(reused)
+    if log:
+        log.info("%d shards planned, %d unchanged and reused, %d to encode", len(jobs), len(jobs) - len(to_encode), len(to_encode))
+    (staging / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    args = (str(staging / SHARD_DIR), cfg.batch_size, cfg.n_quantizers, cfg.device)
+    if cfg.workers > 1 and len(to_encode) > 1:
+        threads = max(1, (os.cpu_count() or 1) // cfg.workers)
+        with futures.ProcessPoolExecutor(cfg.workers, initializer=_init_worker,
+                                         initargs=(str(codec_dir), cfg.device, threads)) as pool:
+            pending = [pool.submit(_build_shard, job, *args) for job in to_encode]
+            for fut in progress(futures.as_completed(pending), total=len(pending), desc="encoding shards", unit="shard"):
+                rows.extend(fut.result())
+    else:
+        _init_worker(str(codec_dir), cfg.device, threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1))
+        for job in progress(to_encode, total=len(to_encode), desc="encoding shards", unit="shard"):
+            rows.extend(_build_shard(job, *args))
+
+    by_id = {}
+    for i, r in enumerate(manifest.itertuples()):
+        by_id[r.clip_id] = ClipTokens(
+            clip_id=r.clip_id, codes=np.zeros((0, 0)), text_embeddings=embeddings[i], captions=list(r.captions),
+            seconds_start=float(r.start_s), seconds_total=float(r.source_duration_s),
+            piece_id=str(r.piece_id), split=str(r.split), instrument=known_instrument(getattr(r, "instrument", None)),
+        )
+    index = finalize_index(staging, rows, by_id, codec.frame_rate)
+    write_meta(
+        staging, num_codebooks=n_quantizers, text_dim=int(embeddings.shape[-1]), codebook_size=codec.codebook_size,
+        frame_rate=codec.frame_rate, sample_rate=codec.sample_rate, clips_per_shard=cfg.clips_per_shard,
+        n_shards=len(jobs), n_clips=len(index),
+        extra={"codec": {"path": str(codec_dir), "digest": codec_digest, "eval": codec_headline(codec_eval)},
+               "shard_keys": {str(j.number): j.key for j in jobs}},
+    )
+    return {
+        "n_clips": len(index), "n_shards": len(jobs), "shards_encoded": len(to_encode), "shards_reused": len(jobs) - len(to_encode),
+        "total_frames": int(index["n_frames"].sum()), "hours": float(index["n_frames"].sum() / codec.frame_rate / 3600),
+        "build_seconds": time.monotonic() - started,
+        "splits": index["split"].value_counts().to_dict(),
+    }

@@ -1,0 +1,69 @@
+"""`lyra tokens build`: the curated corpus -> token shards (see components/tokens/build.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.common.atomic import atomic_dir
+from components.common.lineage import write_lineage
+from components.common.reporting import stage_run
+from components.config import add_config_arguments, config_from_args
+from components.tokens.build import TokenBuildError, build_token_shards
+from components.tokens.checks import codebook_statistics, codes_in_range, every_clip_in_exactly_one_shard, plot_codebook_histograms
+from components.tokens.config import TokensConfig
+from components.tokens.dataset import TokenDataset
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    build = sub.add_parser("build", help="encode curated clips with a codec into memory-mappable shards",
+                           description="Encode every curated clip once with a codec version into token shards.")
+    build.add_argument("--codec", required=True, type=Path, help="OmniCodec model folder")
+    build.add_argument("--codec-eval", type=Path, default=None,
+                       help="the codec's evaluation folder; its headline metrics are recorded with the shards")
+    build.add_argument("--curated", required=True, type=Path, help="curated folder (manifest.parquet + clips/)")
+    build.add_argument("--captions", required=True, type=Path, help="captions folder (captions.parquet + embeddings.npy)")
+    build.add_argument("--out", required=True, type=Path, help="output folder for shards + index")
+    build.add_argument("--metrics", type=Path, default=None, help="write metrics JSON here")
+    add_config_arguments(build)
+    build.set_defaults(func=main)
+
+
+def main(args) -> int:
+    cfg = config_from_args("tokens", TokensConfig, args)
+    with stage_run("token_shards") as run:
+        for path in (args.codec / "config.json", args.curated / "manifest.parquet", args.captions / "captions.parquet"):
+            if not path.is_file():
+                run.log.error("missing input: %s", path)
+                return 2
+        try:
+            with atomic_dir(args.out) as staging:
+                metrics = build_token_shards(args.curated, args.captions, args.codec, args.out, staging, cfg,
+                                             progress=run.progress, log=run.log, codec_eval=args.codec_eval)
+                ds = TokenDataset(staging, split=None)
+                manifest_ids = pd.read_parquet(args.curated / "manifest.parquet", columns=["clip_id"])["clip_id"]
+                accounting = every_clip_in_exactly_one_shard(manifest_ids, ds.index)
+                in_range = codes_in_range(ds)
+                counts = ds.unigram_counts()
+                np.save(staging / "codebook_counts.npy", counts)
+                plot = plot_codebook_histograms(counts, staging / "codebook_histograms.png")
+                for outcome in (accounting, in_range):
+                    if not outcome.passed:
+                        raise TokenBuildError(f"{outcome.description}: FAILED {outcome.details}")
+                write_lineage(staging, stage="token_shards", params=cfg,
+                              inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions})
+        except TokenBuildError as exc:
+            run.log.error("%s", exc)
+            return 2
+        run.report_check("every_clip_in_exactly_one_shard", accounting.passed, metadata=accounting.metadata())
+        run.report_check("codes_in_range", in_range.passed, metadata=in_range.metadata())
+        run.add_image("codebook_histograms", args.out / plot.name)
+        splits = metrics.pop("splits")
+        metrics.update({f"clips_{k}": int(v) for k, v in splits.items()})
+        metrics.update(codebook_statistics(counts))
+        run.finish(metrics, args.metrics)
+    return 0

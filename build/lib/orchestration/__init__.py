@@ -1,0 +1,1 @@
+"""Dagster orchestration of the Lyra lifecycle. `definitions.py` is the code location."""

@@ -1,0 +1,87 @@
+"""Re-run the lifecycle when what it is built from changes.
+
+    stale_data_sensor   every few minutes asks DVC which stages are stale (new or changed audio, params,
+                        code); if any is, one lifecycle run keyed by the staleness fingerprint
+    raw_audio_sensor    watches the raw audio folder curation reads (the files `discover` finds: audio and
+                        sidecars, by name, size and mtime); when files land, change or go, one run from
+                        curation downwards, keyed by the folder's fingerprint
+
+Either way the same change never triggers twice, and in the run unchanged stages are no-ops. Both
+start with LYRA_AUTOMATION=on (or from the UI).
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from components.pipeline import job_stages
+from orchestration.defs.jobs import lifecycle_job
+from orchestration.dvc import DvcResource
+from orchestration.launchers import REPO_ROOT
+
+AUTOMATION = dg.DefaultSensorStatus.RUNNING if os.environ.get("LYRA_AUTOMATION") == "on" \
+    else dg.DefaultSensorStatus.STOPPED
+# the folder curation reads (components/pipeline.py: curated_clips' --input)
+RAW_AUDIO = "data/corpus/audio"
+
+
+@dg.sensor(job=lifecycle_job, minimum_interval_seconds=300, default_status=AUTOMATION)
+def stale_data_sensor(context: dg.SensorEvaluationContext, dvc: DvcResource):
+    lifecycle = {s.name for s in job_stages("lifecycle")}     # the scaling sweep is run on request only
+    stale = {name: why for name, why in dvc.stale_stages().items() if name in lifecycle}
+    if not stale:
+        return dg.SkipReason("every stage is up to date (dvc status)")
+    fingerprint = hashlib.sha1(json.dumps(stale, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return dg.RunRequest(run_key=f"stale-{fingerprint}", tags={"lyra/stale_stages": ",".join(sorted(stale))})
+
+
+def raw_audio_fingerprint(folder: Path) -> tuple[str, int]:
+    """(digest of every input's name, size and mtime, number of inputs) of the folder curation reads."""
+    from components.curation.discover import discover
+
+    if not folder.is_dir():
+        return "missing", 0
+    inputs, sidecars = discover(folder)
+    h = hashlib.sha1()
+    for path in sorted([i.path for i in inputs] + list(sidecars)):
+        st = path.stat()
+        h.update(f"{path.relative_to(folder).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16], len(inputs)
+
+
+def from_curation_down() -> list[dg.AssetKey]:
+    """curated_clips, every stage that reads it (transitively), and every registry version asset."""
+    from components.pipeline import upstream
+    from orchestration.defs.assets.registry import registered_models, registry_key
+
+    lifecycle = job_stages("lifecycle")    # in dependency order; the scaling sweep is run on request only
+    chosen: set[str] = {"curated_clips"}
+    for stage in lifecycle:
+        if any(u.name in chosen for u in upstream(stage)):
+            chosen.add(stage.name)
+    return [dg.AssetKey(s.name) for s in lifecycle if s.name in chosen] + [registry_key(m) for m in registered_models()]
+
+
+def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor") -> dg.SensorDefinition:
+    @dg.sensor(name=name, job=lifecycle_job, minimum_interval_seconds=60, default_status=AUTOMATION,
+               description=f"new, changed or removed files in {folder} -> curation and everything after it")
+    def _sensor(context: dg.SensorEvaluationContext):
+        root = Path(folder) if Path(folder).is_absolute() else REPO_ROOT / folder
+        fingerprint, n = raw_audio_fingerprint(root)
+        if context.cursor is None:
+            context.update_cursor(fingerprint)
+            return dg.SkipReason(f"watching {n} files in {folder}")
+        if fingerprint == context.cursor:
+            return dg.SkipReason(f"no new raw audio in {folder} ({n} files)")
+        context.update_cursor(fingerprint)
+        # curation onwards: demo_corpus would regenerate (and overwrite) the folder that just changed
+        return dg.RunRequest(run_key=f"raw-audio-{fingerprint}", asset_selection=from_curation_down(),
+                             tags={"lyra/trigger": "raw_audio", "lyra/raw_audio_files": str(n)})
+
+    return _sensor
+
+
+raw_audio_sensor = raw_audio_sensor_for(RAW_AUDIO)

@@ -1,0 +1,108 @@
+"""Build one Dagster asset per stage of components/pipeline.py (as dagster-dbt does from a dbt project).
+
+An asset's upstream assets are the stages whose outputs it reads; its code version is a digest
+of the stage's source; materializing it
+  1. asks DVC whether the stage is already up to date -> a fast no-op that re-reports metadata;
+  2. otherwise starts the stage command through the launcher (Dagster Pipes), so its logs and
+     metadata stream into the run;
+  3. commits the result to DVC and records data version, code version and params.
+"""
+
+
+import json
+from typing import Any
+
+import dagster as dg
+
+from components.common.lineage import code_version, tree_digest
+from components.config import load_params, load_stage_config, profile_values
+from components.pipeline import STAGES, Stage, upstream
+from orchestration.dvc import DvcResource
+from orchestration.launchers import REPO_ROOT, StageLauncher, StageProcessFailed
+
+
+class StageRunConfig(dg.Config):
+    force: bool = False  # run the stage even when DVC says nothing it depends on changed
+
+
+def stage_params(stage: Stage, profile: str) -> dict:
+    """The stage's resolved config (params.yaml profile values over the class defaults)."""
+    if stage.config:
+        cfg = load_stage_config(stage.params, stage.config_class(), params_path=REPO_ROOT / "params.yaml", profile=profile)
+        return cfg.model_dump(mode="json")
+    return profile_values(load_params(REPO_ROOT / "params.yaml"), profile).get(stage.params) or {}
+
+
+def _metrics_metadata(stage: Stage) -> dict[str, Any]:
+    path = REPO_ROOT / stage.metrics_path
+    if not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text())
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+
+
+def _data_version(stage: Stage, dvc: DvcResource) -> str:
+    hashes = dvc.out_hashes(stage.name) if dvc.enabled else {}
+    if hashes and all(hashes.values()):
+        return ",".join(hashes[o] for o in stage.outs if o in hashes)[:64]
+    return tree_digest(*[REPO_ROOT / o for o in stage.outs])
+
+
+def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: StageRunConfig,
+                      launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
+    lineage = {
+        "command": dg.MetadataValue.text(" ".join(stage.command)),
+        "profile": launcher.profile,
+        "params": dg.MetadataValue.json(stage_params(stage, launcher.profile)),
+        "code_version": context.assets_def.code_versions_by_key[context.asset_key],
+        "dvc_stage": stage.name,
+    }
+    if not config.force and dvc.is_up_to_date(stage.name, run_id=context.run_id):
+        context.log.info(f"{stage.name}: deps, params and outputs unchanged since the last run (dvc status): not re-run")
+        return dg.MaterializeResult(
+            metadata={**_metrics_metadata(stage), **lineage, "reused": True},
+            data_version=dg.DataVersion(_data_version(stage, dvc)),
+        )
+    try:
+        invocation = launcher.launch(context, stage, extras={"stage": stage.name, "profile": launcher.profile})
+    except StageProcessFailed as exc:
+        if exc.killed_by_signal and context.retry_number < launcher.signal_retries:
+            context.log.warning(f"{stage.name}: the stage process was killed by a signal ({exc}); starting it again")
+            raise dg.RetryRequested(max_retries=launcher.signal_retries, seconds_to_wait=1) from exc
+        raise
+    reported = invocation.get_materialize_result()
+    for out in stage.outs:
+        if not (REPO_ROOT / out).exists():
+            raise dg.Failure(f"{stage.name} finished but did not write {out}")
+    dvc.commit(stage.name)
+    return dg.MaterializeResult(
+        metadata={**(reported.metadata or {}), **lineage, "reused": False},
+        data_version=dg.DataVersion(_data_version(stage, dvc)),
+    )
+
+
+def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None) -> dg.AssetsDefinition:
+    """The Dagster asset that materializes `stage` through the launcher resource."""
+
+    @dg.asset(
+        name=stage.name,
+        group_name=stage.group,
+        description=stage.description,
+        deps=[up.name for up in upstream(stage)],
+        code_version=code_version(*stage.code_paths),
+        kinds={"pytorch" if stage.pool == "gpu" else "python", "dvc"},
+        tags={"lyra/pool": stage.pool},
+        op_tags={"dagster/priority": str(stage.priority)},   # the executor starts ready steps by priority
+        metadata={"outputs": dg.MetadataValue.json(list(stage.outs)), "dvc_stage": stage.name,
+                  "distributed": stage.distributed},
+        check_specs=check_specs,
+    )
+    def _asset(context: dg.AssetExecutionContext, config: StageRunConfig,
+               launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
+        return materialize_stage(context, stage, config, launcher, dvc)
+
+    return _asset
+
+
+def stage_assets_for_group(group: str) -> list[dg.AssetsDefinition]:
+    return [stage_asset(s) for s in STAGES if s.group == group]
