@@ -183,7 +183,8 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     mc = model.config
-    history: dict = {"step": [], "loss": [], "aux": [], "code_perplexity_step": [], "code_perplexity": []}
+    history: dict = {"step": [], "loss": [], "aux": [], "code_perplexity_step": [], "code_perplexity": [],
+                     "resumed_from_step": None}
     start = 0
     saved = checkpoints.load() if checkpoints else None
     if saved is not None:
@@ -194,6 +195,7 @@ def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[R
         opt.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
         start, history = saved["step"], saved["history"]
+        history["resumed_from_step"] = start
         log.info("resumed from step %d", start)
     before = reference_gain(peft_model, held, cfg) if start == 0 else saved["gain_before"]
     peft_model.train()

@@ -232,6 +232,7 @@ def training_device() -> torch.device:
 class TrainResult:
     metrics: dict[str, Any]
     finished: bool
+    resumed_from_step: int | None = None     # the checkpoint this run continued from (None: from scratch)
 
 
 def default_work_dir(out: Path) -> Path:
@@ -262,8 +263,10 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
         holder = [resume_from]
         dist.broadcast_object_list(holder, src=0)
         resume_from = holder[0]
+    resumed_from_step = None
     if resume_from is not None:
         trainer.load_state_dict(ckpt.load_checkpoint(resume_from, map_location=device))
+        resumed_from_step = trainer.step
         log.info("resumed from %s (step %d)", resume_from, trainer.step)
     else:
         trainer.initialize_codebooks(dataset)
@@ -305,7 +308,7 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
     if trainer.step < cfg.steps:
         log.info("stopped after step %d of %d; rerun the same command to resume from %s", trainer.step, cfg.steps,
                  work_dir)
-        return TrainResult({"step": trainer.step}, finished=False)
+        return TrainResult({"step": trainer.step}, finished=False, resumed_from_step=resumed_from_step)
 
     metrics: dict[str, Any] = {}
     if info.is_main:
@@ -313,7 +316,7 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
                                       valid_split, run, n_params)
         shutil.rmtree(work_dir, ignore_errors=True)
     barrier()
-    return TrainResult(metrics, finished=True)
+    return TrainResult(metrics, finished=True, resumed_from_step=resumed_from_step)
 
 
 def _write_model_folder(cfg, trainer: CodecTrainer, codec: OmniCodec, curated, out: Path, work_dir: Path,

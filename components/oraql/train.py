@@ -142,13 +142,14 @@ def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: Tr
     torch.manual_seed(cfg.seed)
     model = Oraql(cfg.model).to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history = {"train": [], "valid": [], "best": None}
+    history = {"train": [], "valid": [], "best": None, "resumed_from_step": None}
     best_state, step = None, 0
     resumed = checkpoint.load() if checkpoint is not None else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optim.load_state_dict(resumed["optim"])
         history, best_state, step = resumed["history"], resumed["best_state"], int(resumed["step"])
+        history["resumed_from_step"] = step
         if log:
             log.info("resumed from step %d of %d", step, cfg.steps)
     n = len(train)

@@ -88,6 +88,7 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_codec, tmp_path):
     assert ckpts.load()["step"] == 4
     (resumed, history), _ = run()
     (straight, straight_history), _ = run(folder="b")
+    assert history["resumed_from_step"] == 4 and straight_history["resumed_from_step"] is None
     assert history["step"] == list(range(1, 9))
     assert history["loss"] == pytest.approx(straight_history["loss"], rel=1e-4, abs=1e-5)
     a, b = trainable_state(resumed), trainable_state(straight)

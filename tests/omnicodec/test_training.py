@@ -40,9 +40,11 @@ def test_resume_after_a_stop_equals_an_uninterrupted_run(curated, tmp_path):
 
     stopped = _run(cfg, curated, tmp_path / "resumed", stop_after=4)  # as if killed after step 4's checkpoint
     assert not stopped.finished and not (tmp_path / "resumed").exists()
+    assert stopped.resumed_from_step is None
     work = default_work_dir(tmp_path / "resumed")
     assert [s for s, _ in list_checkpoints(work)] == [4]
-    assert _run(cfg, curated, tmp_path / "resumed").finished  # the same command again picks up at step 4
+    again = _run(cfg, curated, tmp_path / "resumed")                  # the same command again picks up at step 4
+    assert again.finished and again.resumed_from_step == 4
 
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "model.safetensors")
@@ -57,12 +59,23 @@ def test_resume_after_a_stop_equals_an_uninterrupted_run(curated, tmp_path):
     assert a["opt_g"]["state"][0]["step"] == b["opt_g"]["state"][0]["step"] == 8
 
 
+def _assert_set_aside_then_started_afresh(curated, out, changed_cfg):
+    """A run whose config or code differs from the checkpoints' moves them to stale-<digest> and starts at step 0."""
+    work = default_work_dir(out)
+    changed = _run(changed_cfg, curated, out, stop_after=2)          # stop early to look at the work folder
+    assert not changed.finished and changed.resumed_from_step is None
+    [stale] = work.glob("stale-*")
+    assert [s for s, _ in list_checkpoints(work)] == [2]                # its own checkpoints only
+    assert [int(p.stem.split("_")[-1]) for p in stale.glob("step_*.pt")] == [4]   # the other run's, set aside intact
+    finished = _run(changed_cfg, curated, out)
+    assert finished.finished and finished.resumed_from_step == 2       # and it resumes its own
+    history = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["history"]
+    assert history[0]["step"] == 0
+
+
 def test_changed_config_does_not_resume_stale_checkpoints(curated, tmp_path):
     _run(small_train_config(), curated, tmp_path / "m", stop_after=4)
-    result = _run(small_train_config(lr=5e-4, steps=4), curated, tmp_path / "m")
-    assert result.finished
-    history = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)["history"]
-    assert history[0]["step"] == 0  # trained from scratch, not from the other config's step 4
+    _assert_set_aside_then_started_afresh(curated, tmp_path / "m", small_train_config(lr=5e-4, steps=4))
 
 
 def test_changed_code_does_not_resume_stale_checkpoints(curated, tmp_path, monkeypatch):
@@ -70,7 +83,4 @@ def test_changed_code_does_not_resume_stale_checkpoints(curated, tmp_path, monke
 
     _run(small_train_config(), curated, tmp_path / "m", stop_after=4)
     monkeypatch.setattr(codec_train, "stage_code_version", lambda stage: "edited-source")   # as if a file changed
-    result = _run(small_train_config(steps=4), curated, tmp_path / "m")
-    assert result.finished
-    history = torch.load(tmp_path / "m" / "checkpoints" / "last.pt", weights_only=False)["history"]
-    assert history[0]["step"] == 0                                   # from scratch, not from step 4
+    _assert_set_aside_then_started_afresh(curated, tmp_path / "m", small_train_config(steps=4))

@@ -65,6 +65,7 @@ def test_a_killed_run_resumes_to_the_same_final_state(data, tmp_path):
         fit(train, valid, cfg, ckpt, stop_after=80)
     assert ckpt.load()["step"] == 80
     resumed, history = fit(train, valid, cfg, ckpt)
+    assert ref_history.pop("resumed_from_step") is None and history.pop("resumed_from_step") == 80
     assert history == ref_history
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
