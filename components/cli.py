@@ -86,12 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    from components.config import ConfigError
+    from components.common.errors import LyraError
 
     try:
         result = args.func(args)
-    except ConfigError as exc:
-        print(f"lyra {argv[0]}: {exc}", file=sys.stderr)
+    except (LyraError, FileNotFoundError) as exc:
+        # the one place a user-facing error becomes a message and exit code 2 (components/common/errors.py)
+        action = getattr(args, "action", None)
+        print(f"lyra {argv[0]}{f' {action}' if isinstance(action, str) else ''}: {exc}", file=sys.stderr, flush=True)
         return 2
     return int(result or 0)
 

@@ -22,6 +22,8 @@ from typing import Any, Iterable, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from components.common.errors import LyraError
+
 BASE_PROFILE = "tiny"
 PROFILES = ("tiny", "gpu", "cluster")
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -36,7 +38,7 @@ class StageConfig(BaseModel):
 C = TypeVar("C", bound=StageConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(LyraError, ValueError):
     """A params file, profile or override that cannot be turned into a valid stage config."""
 
 

@@ -20,11 +20,12 @@ import yaml
 from filelock import FileLock
 
 from components.common.atomic import atomic_write_text
+from components.common.errors import LyraError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class DvcError(RuntimeError):
+class DvcError(LyraError, RuntimeError):
     pass
 
 

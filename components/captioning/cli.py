@@ -21,16 +21,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from components.captioning.config import CaptionConfig
-    from components.captioning.stage import CaptioningInputError, run_captioning
+    from components.captioning.stage import run_captioning
     from components.common.reporting import stage_run
 
     config = config_from_args(SECTION, CaptionConfig, args)
     with stage_run(SECTION) as run:
-        try:
-            metrics = run_captioning(args.curated, args.out, config, run)
-        except CaptioningInputError as exc:
-            print(f"lyra caption: error: {exc}", file=sys.stderr)
-            return 2
+        metrics = run_captioning(args.curated, args.out, config, run)
         run.finish(metrics, args.metrics)
     return 0
 

@@ -37,12 +37,13 @@ from components.captioning.captioner import Captioner, make_captioner
 from components.captioning.config import CaptionConfig
 from components.captioning.tags import METADATA_FIELDS, ClipTags, metadata_of, resolve_tags
 from components.captioning.text_encoder import TextEncoder
+from components.common.errors import LyraError
 
 REQUIRED_COLUMNS = ("clip_id", "path")
 STAGE_NAME = "captions"
 
 
-class CaptioningInputError(ValueError):
+class CaptioningInputError(LyraError, ValueError):
     """The curated folder cannot be captioned as it is (message says why and what to do)."""
 
 

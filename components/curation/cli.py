@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from components.config import add_config_arguments, config_from_args
@@ -31,7 +30,6 @@ def main(args) -> int:
     from components.common.lineage import write_lineage
     from components.common.reporting import stage_run
     from components.curation.curate import (
-        CurationInputError,
         check_folders,
         curate_folder,
         curation_metrics,
@@ -40,23 +38,15 @@ def main(args) -> int:
     from components.curation.expectations import validate_manifest, validate_quarantine
 
     config = config_from_args(SECTION, CurationConfig, args)
-    try:
-        check_folders(args.input, args.out)
-    except CurationInputError as exc:
-        print(f"lyra curate: {exc}", file=sys.stderr)
-        return 2
+    check_folders(args.input, args.out)
     with stage_run("curated_clips") as run:
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)
-        try:
-            with atomic_dir(args.out) as staging:
-                result = curate_folder(args.input, staging, config, progress=run.progress, log=run.log)
-                metrics = curation_metrics(result, config)
-                plot = plot_summary(result, config, staging / "curation_summary.png")
-                write_lineage(staging, stage="curated_clips", inputs={"audio": args.input}, params=config)
-        except CurationInputError as exc:
-            print(f"lyra curate: {exc}", file=sys.stderr)
-            return 2
+        with atomic_dir(args.out) as staging:
+            result = curate_folder(args.input, staging, config, progress=run.progress, log=run.log)
+            metrics = curation_metrics(result, config)
+            plot = plot_summary(result, config, staging / "curation_summary.png")
+            write_lineage(staging, stage="curated_clips", inputs={"audio": args.input}, params=config)
 
         # Data checks: recorded, reported to Dagster, never fatal here (the orchestrator's blocking
         # asset checks decide whether downstream stages may use this version).

@@ -26,6 +26,7 @@ from components.curation.discover import InputFile, discover
 from components.curation.fingerprint import DuplicateIndex, from_hex
 from components.curation.process import SIDECAR_COLUMNS, FileOutcome, process_file, quarantine_row
 from components.curation.runner import run_isolated
+from components.common.errors import LyraError
 
 MANIFEST_COLUMNS = (
     "clip_id", "path", "source_file", "piece_id", "split", "segment_index", "start_s", "duration_s",
@@ -41,7 +42,7 @@ _MANIFEST_DTYPES = {
 }
 
 
-class CurationInputError(ValueError):
+class CurationInputError(LyraError, ValueError):
     """The input folder cannot be curated as given (missing, empty, overlapping the output)."""
 
 

@@ -21,9 +21,10 @@ from components.curation.config import CurationConfig
 from components.curation.dsp import frame_db, loudness_lufs, normalise_loudness, trim_silence
 from components.curation.probe import probe_and_decode
 from components.curation.reasons import Rejected
+from components.common.errors import LyraError
 
 
-class ReferenceAudioError(ValueError):
+class ReferenceAudioError(LyraError, ValueError):
     """A reference file that cannot be used, with the file's name and the problem."""
 
 

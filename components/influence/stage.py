@@ -293,13 +293,8 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
 
 def main(args) -> int:
     from components.config import config_from_args
-    from components.lyra.codec import CodecMismatch
 
     cfg = config_from_args("influence", InfluenceConfig, args)
-    try:
-        run_influence(cfg, args.model, args.codec, args.tokens, args.curated, args.judge, args.out, args.metrics,
-                      fallback_model=args.fallback_model)
-    except (InfluenceError, FileNotFoundError, CodecMismatch) as exc:
-        print(f"lyra influence train: {exc}", file=sys.stderr, flush=True)
-        return 2
+    run_influence(cfg, args.model, args.codec, args.tokens, args.curated, args.judge, args.out, args.metrics,
+                  fallback_model=args.fallback_model)
     return 0

@@ -30,11 +30,12 @@ from components.influence.config import InfluenceConfig
 from components.influence.pairs import Recording, pair_batch
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.reference import ReferenceConditioner
+from components.common.errors import LyraError
 
 CONDITIONER = "condition.reference."
 
 
-class InfluenceError(RuntimeError):
+class InfluenceError(LyraError, RuntimeError):
     """Input the stage cannot start from (reported as a message)."""
 
 

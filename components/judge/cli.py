@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from components.config import add_config_arguments, config_from_args
@@ -24,12 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _train(args) -> int:
     from components.judge.config import JudgeConfig
-    from components.judge.train import JudgeError, run_judge_stage
+    from components.judge.train import run_judge_stage
 
     cfg = config_from_args("judge", JudgeConfig, args)
-    try:
-        run_judge_stage(cfg, args.tokens, args.codec, args.curated, args.out, args.metrics)
-    except (JudgeError, FileNotFoundError) as exc:
-        print(f"lyra judge train: {exc}", file=sys.stderr)
-        return 2
+    run_judge_stage(cfg, args.tokens, args.codec, args.curated, args.out, args.metrics)
     return 0

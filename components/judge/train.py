@@ -27,12 +27,13 @@ from components.judge.config import JudgeConfig
 from components.judge.model import Judge, fit_head
 from components.lyra import codec as codec_io
 from components.tokens.dataset import TokenDataset
+from components.common.errors import LyraError
 
 STAGE = "conditioning_judge"
 LABELS_FILE = "clip_labels.parquet"
 
 
-class JudgeError(RuntimeError):
+class JudgeError(LyraError, RuntimeError):
     """Input the judge cannot be trained from (reported as a message)."""
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from components.config import add_config_arguments
 
@@ -39,15 +38,9 @@ def _train(args) -> int:
 
 def _sample(args) -> int:
     from components.config import config_from_args
-    from components.lyra.codec import CodecMismatch
     from components.lyra.config import GenerateConfig
-    from components.lyra.generate import GenerationError
     from components.lyra.sample import run_sample_stage
 
     cfg = config_from_args("generate", GenerateConfig, args)
-    try:
-        run_sample_stage(cfg, args.model, args.codec, args.tokens, args.judge, args.out, args.metrics)
-    except (GenerationError, FileNotFoundError, CodecMismatch) as exc:
-        print(f"lyra lm sample: {exc}", file=sys.stderr)
-        return 2
+    run_sample_stage(cfg, args.model, args.codec, args.tokens, args.judge, args.out, args.metrics)
     return 0

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from components.common.errors import LyraError
 
-class CodecMismatch(ValueError):
+
+class CodecMismatch(LyraError, ValueError):
     """The codec does not speak the model's codes (frame rate, codebooks, codebook size)."""
 
 

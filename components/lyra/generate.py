@@ -30,13 +30,14 @@ from components.lyra.conditioners import Conditions
 from components.lyra.config import GenerateConfig
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Generated, Sampler, SamplingParams
+from components.common.errors import LyraError
 
 DEFAULT_MODEL = "data/models/lyra"
 DEFAULT_INFLUENCE_MODEL = "data/models/lyra_influence"
 DEFAULT_CODEC = "data/models/omnicodec"
 
 
-class GenerationError(RuntimeError):
+class GenerationError(LyraError, RuntimeError):
     """A request that cannot be served (missing model, bad length...), reported as a message."""
 
 
@@ -146,19 +147,14 @@ def main(args) -> int:
     from components.lyra import codec as codec_io
     from components.lyra.text import encode_prompts
 
-    from components.influence.reference_audio import ReferenceAudioError, reference_codes
-    from components.registry.gitrecord import RegistryGitError
-    from components.registry.registry import RegistryError, resolve_model_argument
-    from components.registry.store import ArtifactError
+    from components.influence.reference_audio import reference_codes
+    from components.registry.registry import resolve_model_argument
 
     cfg = resolve_config(args)
     args.model = args.model or (DEFAULT_INFLUENCE_MODEL if args.reference else DEFAULT_MODEL)
     refs = {"model": args.model, "codec": args.codec, "oraql": args.oraql}
-    try:      # "lyra@production" -> the stored weights of the version production holds
-        args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
-    except (RegistryError, RegistryGitError, ArtifactError) as exc:
-        print(f"lyra generate: {exc}", file=sys.stderr)
-        return 2
+    # "lyra@production" -> the stored weights of the version production holds
+    args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
         print(f"lyra generate: --out must name a .wav file, got {out}", file=sys.stderr)
@@ -166,29 +162,25 @@ def main(args) -> int:
     if args.prompt is None and args.reference is None:
         print("lyra generate: give a prompt, a --reference song, or both", file=sys.stderr)
         return 2
-    try:
-        model = load_model(args.model, precision=cfg.precision)
-        codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
-        codec_io.check_compatible(codec, model.config)
-        reference = None
-        if args.reference is not None:
-            if not model.config.reference_tokens:
-                raise GenerationError(f"{args.model} has no reference conditioner; use an Influence model "
-                                      f"(`lyra influence train`, e.g. {DEFAULT_INFLUENCE_MODEL})")
-            reference = reference_codes(args.reference, codec, model.config.reference_frames, model.config.frame_rate)
-        text = encode_prompts([args.prompt]) if args.prompt else np.zeros((1, model.config.text_dim), np.float32)
-        embedding = np.repeat(text, max(1, args.best_of), axis=0)   # candidates: one batch
-        generated, seconds_taken = generate_codes(model, embedding, cfg.seconds, sampling_params(cfg), cfg.seed,
-                                                  reference=reference, without_text=args.prompt is None)
-        audios = codec_io.decode_pieces(codec, generated.codes, generated.lengths)
-        best_of = None
-        if args.best_of > 1:
-            from components.oraql.best_of_n import pick_best
+    model = load_model(args.model, precision=cfg.precision)
+    codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
+    codec_io.check_compatible(codec, model.config)
+    reference = None
+    if args.reference is not None:
+        if not model.config.reference_tokens:
+            raise GenerationError(f"{args.model} has no reference conditioner; use an Influence model "
+                                  f"(`lyra influence train`, e.g. {DEFAULT_INFLUENCE_MODEL})")
+        reference = reference_codes(args.reference, codec, model.config.reference_frames, model.config.frame_rate)
+    text = encode_prompts([args.prompt]) if args.prompt else np.zeros((1, model.config.text_dim), np.float32)
+    embedding = np.repeat(text, max(1, args.best_of), axis=0)   # candidates: one batch
+    generated, seconds_taken = generate_codes(model, embedding, cfg.seconds, sampling_params(cfg), cfg.seed,
+                                              reference=reference, without_text=args.prompt is None)
+    audios = codec_io.decode_pieces(codec, generated.codes, generated.lengths)
+    best_of = None
+    if args.best_of > 1:
+        from components.oraql.best_of_n import pick_best
 
-            best_of = pick_best(audios, codec.sample_rate, args.oraql)
-    except (GenerationError, ReferenceAudioError, FileNotFoundError, codec_io.CodecMismatch) as exc:
-        print(f"lyra generate: {exc}", file=sys.stderr)
-        return 2
+        best_of = pick_best(audios, codec.sample_rate, args.oraql)
     chosen = best_of["chosen"] if best_of else 0
     audio = audios[chosen]
     write_wav(out, audio, codec.sample_rate)

@@ -43,12 +43,13 @@ from components.lyra.mfu import datasheet_peak_flops, measure_peak_flops
 from components.lyra.model import LyraForMusicGeneration, build_model
 from components.lyra.plots import plot_loss_curve
 from components.tokens.dataset import TokenDataset
+from components.common.errors import LyraError
 
 STAGE = "lyra_pretrain"
 SELECTION_SPLIT = "valid"      # picks the checkpoint; `test` is scored once, at the end, and picks nothing
 
 
-class TrainingError(RuntimeError):
+class TrainingError(LyraError, RuntimeError):
     """Input a training run cannot start from (reported as a message, not a traceback)."""
 
 
@@ -446,9 +447,6 @@ def main(args) -> int:
         return code
     try:
         train(cfg, args.tokens, args.out, args.metrics)
-    except (TrainingError, FileNotFoundError) as exc:
-        print(f"lyra lm train: {exc}", file=sys.stderr, flush=True)
-        return 2
     finally:
         shutdown()
     return 0

@@ -21,9 +21,10 @@ import torch
 from components.common.atomic import atomic_path
 from components.common.audio import read_audio, resample, to_mono, write_wav
 from components.omnicodec.model import load_codec
+from components.common.errors import LyraError
 
 
-class CodingError(ValueError):
+class CodingError(LyraError, ValueError):
     """An input that cannot be encoded/decoded (unreadable audio, wrong codes file, bad bitrate)."""
 
 

@@ -18,11 +18,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from components.common.audio import resample
 from components.common.seeds import rng as seeded_rng
+from components.common.errors import LyraError
 
 MANIFEST = "manifest.parquet"
 
 
-class DataError(ValueError):
+class DataError(LyraError, ValueError):
     """Curated input that cannot be trained or evaluated on (missing manifest, no clips in a split)."""
 
 

@@ -45,17 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _train(args) -> int:
     from components.oraql.config import OraqlConfig
-    from components.oraql.ladder import LadderError
-    from components.oraql.ratings import RatingsError
-    from components.oraql.train import OraqlError, run_train_stage
+    from components.oraql.train import run_train_stage
 
     cfg = config_from_args("oraql", OraqlConfig, args)
-    try:
-        run_train_stage(cfg, args.curated, args.out, codec=args.codec, lyra=args.lyra, tokens=args.tokens,
-                        metrics_path=args.metrics)
-    except (OraqlError, LadderError, RatingsError, FileNotFoundError) as exc:
-        print(f"lyra oraql train: {exc}", file=sys.stderr)
-        return 2
+    run_train_stage(cfg, args.curated, args.out, codec=args.codec, lyra=args.lyra, tokens=args.tokens,
+                    metrics_path=args.metrics)
     return 0
 
 

@@ -38,9 +38,10 @@ from components.common.audio import resample
 from components.oraql import degrade
 from components.oraql.config import OraqlConfig, SIGNAL_KINDS, STRUCTURAL_KINDS
 from components.oraql.model import LOG_MEL_SCALE, log_mel_features
+from components.common.errors import LyraError
 
 
-class LadderError(ValueError):
+class LadderError(LyraError, ValueError):
     """Inputs a ladder cannot be built from (no manifest, a split without clips...)."""
 
 

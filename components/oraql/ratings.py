@@ -29,12 +29,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.common.errors import LyraError
+
 RATING_COLUMNS = ("audio", "rater", "score", "scale_min", "scale_max")
 PAIR_COLUMNS = ("audio_a", "audio_b", "rater", "choice")
 SPLITS = ("train", "valid", "test")
 
 
-class RatingsError(ValueError):
+class RatingsError(LyraError, ValueError):
     """A table that cannot be imported; `problems` lists every (file, row, problem)."""
 
     def __init__(self, path: Path, problems: list[tuple[int | None, str]]):

@@ -33,11 +33,12 @@ from components.common.reporting import stage_run
 from components.oraql import evaluate
 from components.oraql.config import OraqlConfig
 from components.oraql.model import HEADS, Oraql
+from components.common.errors import LyraError
 
 STAGE = "oraql"
 
 
-class OraqlError(RuntimeError):
+class OraqlError(LyraError, RuntimeError):
     """Input the stage cannot start from, reported as a message."""
 
 

@@ -78,13 +78,10 @@ def configure_promote(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(fn):
-    from components.registry.gitrecord import RegistryGitError
-    from components.registry.registry import RegistryError
-    from components.registry.store import ArtifactError
-
+    # registry errors reach components/cli.py's one handler; a KeyError here is an unknown model or version
     try:
         return fn()
-    except (RegistryError, RegistryGitError, ArtifactError, FileNotFoundError, KeyError) as exc:
+    except KeyError as exc:
         print(f"lyra: {exc}", file=sys.stderr)
         return 2
 

@@ -14,8 +14,10 @@ import os
 import subprocess
 from pathlib import Path
 
+from components.common.errors import LyraError
 
-class RegistryGitError(RuntimeError):
+
+class RegistryGitError(LyraError, RuntimeError):
     pass
 
 

@@ -30,9 +30,10 @@ from components.common.lineage import tree_digest
 from components.registry import gitrecord
 from components.registry.config import STAGES, ModelSpec, RegistryConfig
 from components.registry.store import ArtifactStore, deployable_files, describe
+from components.common.errors import LyraError
 
 
-class RegistryError(RuntimeError):
+class RegistryError(LyraError, RuntimeError):
     pass
 
 

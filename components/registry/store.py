@@ -18,9 +18,10 @@ from pathlib import Path
 
 from components.common.atomic import atomic_dir
 from components.common.lineage import file_digest
+from components.common.errors import LyraError
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(LyraError, RuntimeError):
     pass
 
 

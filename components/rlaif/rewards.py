@@ -16,11 +16,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from components.common.errors import LyraError
+
 Reward = Callable[[Sequence[np.ndarray], Sequence[str]], Sequence[float]]
 AudioScorer = Callable[[Sequence[np.ndarray], int], Sequence[float]]
 
 
-class RewardError(ValueError):
+class RewardError(LyraError, ValueError):
     """A reward that cannot be loaded or that answered wrongly (said with its name)."""
 
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -31,12 +30,13 @@ from components.common.lineage import stage_code_version, file_digest, write_lin
 from components.common.reporting import stage_run
 from components.rlaif.config import RLAIFConfig
 from components.rlaif.policy import CodeVocabulary, LyraGRPOTrainer, LyraRollout, PromptTable, n_frames
-from components.rlaif.rewards import AudioReward, RewardError, as_trl_reward, load_audio_scorer
+from components.rlaif.rewards import AudioReward, as_trl_reward, load_audio_scorer
+from components.common.errors import LyraError
 
 STAGE = "lyra_rlaif"
 
 
-class RLAIFError(RuntimeError):
+class RLAIFError(LyraError, RuntimeError):
     """Input the stage cannot start from (reported as a message)."""
 
 
@@ -301,12 +301,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
 
 def main(args) -> int:
     from components.config import config_from_args
-    from components.lyra.codec import CodecMismatch
 
     cfg = config_from_args("rlaif", RLAIFConfig, args)
-    try:
-        run_rlaif(cfg, args.model, args.codec, args.tokens, args.out, args.metrics, judge_dir=args.judge)
-    except (RLAIFError, RewardError, FileNotFoundError, CodecMismatch) as exc:
-        print(f"lyra rlaif train: {exc}", file=sys.stderr, flush=True)
-        return 2
+    run_rlaif(cfg, args.model, args.codec, args.tokens, args.out, args.metrics, judge_dir=args.judge)
     return 0

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from components.scaling.fit import ScalingLaw
+from components.common.errors import LyraError
 
 FLOPS_PER_PARAM_TOKEN = 6.0    # forward (2) + backward (4) multiply-adds per parameter per token (Kaplan)
 FIT_FILE = "fit.json"          # what `lyra scaling sweep` writes into its output folder
 
 
-class ScalingError(RuntimeError):
+class ScalingError(LyraError, RuntimeError):
     """A sweep or a fit file that cannot give an answer (reported as a message)."""
 
 

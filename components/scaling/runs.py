@@ -32,11 +32,12 @@ import yaml
 from components.common.atomic import atomic_write_text
 from components.common.lineage import stage_code_version
 from components.lyra.config import LMConfig
+from components.common.errors import LyraError
 
 PIPES_PREFIX = "DAGSTER_PIPES_"         # the sweep's own Pipes channel; runs must not open it again
 
 
-class RunFailed(RuntimeError):
+class RunFailed(LyraError, RuntimeError):
     pass
 
 

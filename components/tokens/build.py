@@ -24,8 +24,10 @@ from components.tokens.shards import (
     SHARD_DIR, ClipTokens, finalize_index, known_instrument, plan_shards, shard_key, shard_name, write_meta, write_shard,
 )
 
+from components.common.errors import LyraError
 
-class TokenBuildError(ValueError):
+
+class TokenBuildError(LyraError, ValueError):
     """Inputs that cannot make a consistent token dataset (e.g. clips without captions)."""
 
 

@@ -40,25 +40,21 @@ def main(args) -> int:
             if not path.is_file():
                 run.log.error("missing input: %s", path)
                 return 2
-        try:
-            with atomic_dir(args.out) as staging:
-                metrics = build_token_shards(args.curated, args.captions, args.codec, args.out, staging, cfg,
-                                             progress=run.progress, log=run.log, codec_eval=args.codec_eval)
-                ds = TokenDataset(staging, split=None)
-                manifest_ids = pd.read_parquet(args.curated / "manifest.parquet", columns=["clip_id"])["clip_id"]
-                accounting = every_clip_in_exactly_one_shard(manifest_ids, ds.index)
-                in_range = codes_in_range(ds)
-                counts = ds.unigram_counts()
-                np.save(staging / "codebook_counts.npy", counts)
-                plot = plot_codebook_histograms(counts, staging / "codebook_histograms.png")
-                for outcome in (accounting, in_range):
-                    if not outcome.passed:
-                        raise TokenBuildError(f"{outcome.description}: FAILED {outcome.details}")
-                write_lineage(staging, stage="token_shards", params=cfg,
-                              inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions})
-        except TokenBuildError as exc:
-            run.log.error("%s", exc)
-            return 2
+        with atomic_dir(args.out) as staging:
+            metrics = build_token_shards(args.curated, args.captions, args.codec, args.out, staging, cfg,
+                                         progress=run.progress, log=run.log, codec_eval=args.codec_eval)
+            ds = TokenDataset(staging, split=None)
+            manifest_ids = pd.read_parquet(args.curated / "manifest.parquet", columns=["clip_id"])["clip_id"]
+            accounting = every_clip_in_exactly_one_shard(manifest_ids, ds.index)
+            in_range = codes_in_range(ds)
+            counts = ds.unigram_counts()
+            np.save(staging / "codebook_counts.npy", counts)
+            plot = plot_codebook_histograms(counts, staging / "codebook_histograms.png")
+            for outcome in (accounting, in_range):
+                if not outcome.passed:
+                    raise TokenBuildError(f"{outcome.description}: FAILED {outcome.details}")
+            write_lineage(staging, stage="token_shards", params=cfg,
+                          inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions})
         run.report_check("every_clip_in_exactly_one_shard", accounting.passed, metadata=accounting.metadata())
         run.report_check("codes_in_range", in_range.passed, metadata=in_range.metadata())
         run.add_image("codebook_histograms", args.out / plot.name)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.pipeline import STAGES, Stage
+from components.common.errors import LyraError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLE_PATH = REPO_ROOT / "infra" / "stages.yaml"
@@ -122,7 +123,7 @@ class Table(_Strict):
         return os.environ.get("LYRA_IMAGE") or self.image
 
 
-class TableError(ValueError):
+class TableError(LyraError, ValueError):
     pass
 
 

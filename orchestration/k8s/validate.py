@@ -25,12 +25,14 @@ import kubernetes_validate
 from kubernetes.utils import parse_quantity
 from pydantic.json_schema import GenerateJsonSchema
 
+from components.common.errors import LyraError
+
 K8S_VERSION = "1.37.0"
 GPU = "nvidia.com/gpu"
 TRAINER_GROUP = "trainer.kubeflow.org"
 
 
-class ManifestError(ValueError):
+class ManifestError(LyraError, ValueError):
     pass
 
 
