@@ -60,7 +60,7 @@ def build_oraql():
 
 def lyra_pieces(model, codec, frames: int, batch: int, seed: int) -> list[np.ndarray]:
     """`lyra generate`'s path: sample codes for `batch` copies of one prompt, decode them."""
-    from components.lyra.codec import decode_pieces
+    from components.omnicodec.decoding import decode_pieces
     from components.lyra.conditioners import Conditions
     from components.lyra.config import GenerateConfig
     from components.lyra.sampling import Sampler, SamplingParams

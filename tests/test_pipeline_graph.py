@@ -98,3 +98,11 @@ def test_the_longest_chain_after_pretraining_starts_first():
     for stage in STAGES:
         if stage.job == "lifecycle":
             assert job.graph.node_named(stage.name).tags.get("dagster/priority") == str(stage.priority), stage.name
+
+
+def test_editing_the_product_command_or_the_registry_reruns_no_stage():
+    """`lyra generate` (components/generate/) and the registry sit above the models: no stage imports them,
+    so editing either (e.g. the registry's HTML report) leaves every stage up to date."""
+    for stage in STAGES:
+        above = [p for p in stage.code_paths if p.startswith(("components/generate/", "components/registry/"))]
+        assert above == [], (stage.name, above)

@@ -29,7 +29,7 @@ from components.common.stats import bootstrap_interval, wilson_interval
 from components.influence import copying
 from components.influence.attributes import agreement
 from components.influence.pairs import Recording
-from components.lyra.codec import decode_in_batches
+from components.omnicodec.decoding import decode_in_batches
 from components.lyra.conditioners import Conditions
 from components.lyra.sampling import Sampler, SamplingParams
 

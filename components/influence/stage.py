@@ -136,7 +136,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
     from components.influence.pairs import recordings, split_by_piece, usable
     from components.influence.plots import plot_sweep, plot_training
     from components.influence.train import attach_reference, fine_tune
-    from components.lyra.codec import check_compatible, decode_in_batches, load_codec
+    from components.omnicodec.decoding import check_compatible, decode_in_batches, load_codec
     from components.lyra.model import LyraForMusicGeneration
     from components.lyra.sampling import SamplingParams
 

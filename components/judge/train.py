@@ -25,7 +25,7 @@ from components.common.reporting import stage_run
 from components.common.stats import wilson_interval
 from components.judge.config import JudgeConfig
 from components.judge.model import Judge, fit_head
-from components.lyra import codec as codec_io
+from components.omnicodec import decoding as codec_io
 from components.tokens.dataset import TokenDataset
 from components.common.errors import LyraError
 

@@ -33,10 +33,10 @@ from components.common.reporting import stage_run
 from components.judge.model import Judge
 from components.judge.train import LABELS_FILE
 from components.judge.verdict import head_verdict
-from components.lyra import codec as codec_io
+from components.omnicodec import decoding as codec_io
 from components.lyra.conditioning import caption_gap, caption_nll_matrix, retrieval_accuracy
 from components.lyra.config import GenerateConfig
-from components.lyra.generate import (GenerationError, generate_codes, load_model, model_identity, reproduce_command,
+from components.lyra.generation import (GenerationError, generate_codes, load_model, model_identity, reproduce_command,
                                       sampling_params)
 from components.lyra.length_control import length_summary, measure_lengths, plot_lengths
 from components.lyra.plots import plot_spectrograms

@@ -9,7 +9,8 @@
 
 Modules: bitrate (arithmetic), layers/seanet (encoder, decoder), quantizer (factorised RVQ),
 model (the codec + load/save), discriminators and losses (GAN training), data (random crops),
-train / evaluate (the `lyra codec train|eval` stages), coding (encode/decode of user files).
+train / evaluate (the `lyra codec train|eval` stages), coding (encode/decode of user files), decoding
+(what a model over its codes needs: load, check compatibility, decode generated pieces).
 """
 
 from components.omnicodec.config import CodecConfig, CodecEvalConfig, CodecModelConfig

@@ -103,8 +103,8 @@ def held_out_prompts(tokens: Path, n: int, seed: int) -> list:
 
 def generate_candidates(model, codec, text: np.ndarray, n: int, seconds: float, params, seed: int):
     """P prompts x n candidates in one generation call -> (audios [P * n], lengths, seconds taken)."""
-    from components.lyra import codec as codec_io
-    from components.lyra.generate import generate_codes
+    from components.omnicodec import decoding as codec_io
+    from components.lyra.generation import generate_codes
 
     generated, gen_s = generate_codes(model, np.repeat(text, n, axis=0), seconds, params, seed)
     t0 = time.perf_counter()
@@ -141,9 +141,9 @@ def plot_curve(path: Path, curve: list[dict], judge_name: str | None) -> None:
 
 def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_dir, out, metrics_path=None,
                         judge: Evaluator | None = None) -> dict:
-    from components.lyra import codec as codec_io
+    from components.omnicodec import decoding as codec_io
     from components.lyra.config import GenerateConfig
-    from components.lyra.generate import load_model, sampling_params
+    from components.lyra.generation import load_model, sampling_params
     from components.oraql.model import load_oraql
     from components.oraql.score import score_batch
 

@@ -292,9 +292,9 @@ def codec_ceiling(items: list[Item]) -> float:
 def generation_items(lyra_dir: str | Path, codec, tokens: str | Path, cfg: OraqlConfig, ceiling: float = 1.0,
                      progress=lambda it, **kw: it, log=None) -> list[Item]:
     """Lyra's music at each checkpoint, from captions of each split's clips (one batch per checkpoint)."""
-    from components.lyra import codec as codec_io
+    from components.omnicodec import decoding as codec_io
     from components.lyra.config import GenerateConfig
-    from components.lyra.generate import generate_codes, load_model, sampling_params
+    from components.lyra.generation import generate_codes, load_model, sampling_params
     from components.tokens.dataset import TokenDataset
 
     lyra_dir = Path(lyra_dir)

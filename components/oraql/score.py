@@ -104,7 +104,7 @@ class OraqlReward:
         """codes [B, K, T] (frames after a piece's length are ignored) -> B scores."""
         if self.codec is None:
             raise ValueError("OraqlReward needs a codec to score codes")
-        from components.lyra.codec import decode_pieces
+        from components.omnicodec.decoding import decode_pieces
 
         lengths = torch.full((codes.shape[0],), codes.shape[-1]) if lengths is None else lengths
         return self.from_audio(decode_pieces(self.codec, codes, lengths), int(self.codec.sample_rate))

@@ -33,7 +33,7 @@ class AudioReward:
         self.codec, self.score, self.batch_size = codec, score, batch_size
 
     def audio(self, codes: Sequence[np.ndarray]) -> list[np.ndarray]:
-        from components.lyra.codec import decode_in_batches
+        from components.omnicodec.decoding import decode_in_batches
 
         return decode_in_batches(self.codec, list(codes), self.batch_size)
 

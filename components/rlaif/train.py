@@ -207,7 +207,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from components.lyra import codec as codec_io
+    from components.omnicodec import decoding as codec_io
     from components.rlaif.evaluate import evaluate
     from components.rlaif.plots import plot_reward_and_kl
 

@@ -63,7 +63,7 @@ class SineCodec:
 @pytest.fixture
 def sine_codec(monkeypatch, tmp_path):
     """`--codec <dir>` loads the SineCodec; the folder holds a config.json so it has an identity."""
-    from components.lyra import codec as codec_io
+    from components.omnicodec import decoding as codec_io
 
     folder = tmp_path / "codec"
     folder.mkdir()

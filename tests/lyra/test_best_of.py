@@ -24,7 +24,7 @@ def oraql_dir(tmp_path):
 
 def test_best_of_n_generates_one_batch_and_keeps_oraqls_pick(trained, sine_codec, style_prompts, oraql_dir, tmp_path,
                                                              monkeypatch):
-    from components.lyra import generate
+    from components.generate import cli as generate
     from components.oraql.model import load_oraql
     from components.oraql.score import score_batch
 

@@ -12,7 +12,7 @@ def promote_to_production(reg, name: str, version: str) -> None:
 
 
 def test_lyra_at_production_loads_the_promoted_artifact(project, monkeypatch):
-    from components.lyra.generate import load_model
+    from components.lyra.generation import load_model
 
     project.train_codec(seed=0, valid_mel_distance=0.9)
     first = project.train_lyra(seed=0)
@@ -37,8 +37,8 @@ def test_lyra_at_production_loads_the_promoted_artifact(project, monkeypatch):
 def test_generate_resolves_model_and_codec_stages(project, monkeypatch, capsys):
     """`lyra generate --model lyra@production --codec omnicodec@production` opens the stored versions."""
     from components.cli import main as lyra
-    from components.lyra import codec as codec_io
-    from components.lyra import generate
+    from components.omnicodec import decoding as codec_io
+    from components.generate import cli as generate
 
     project.train_codec(seed=0, valid_mel_distance=0.9)
     project.train_lyra(seed=0)

@@ -1,1 +1,0 @@
-"""Dagster orchestration of the Lyra lifecycle. `definitions.py` is the code location."""
