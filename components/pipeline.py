@@ -160,7 +160,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="lyra_influence", group="influence",
-        description="Influence: LoRA fine-tune of the post-trained Lyra with a reference-song conditioner (5 Hz RVQ "
+        description="Influence: LoRA fine-tune of the pretrained Lyra with a reference-song conditioner (5 Hz quantised "
                     "bottleneck); influence index, two-choice and copy detectors on held-out pieces, bottleneck sweep.",
         # from the pretrained Lyra: on the tiny profile RLAIF's gain does not hold on test prompts and its gate
         # refuses the post-trained model, which must not be built upon (`lyra influence train --model
