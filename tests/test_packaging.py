@@ -2,6 +2,7 @@
 of the runtime lock, public Dagster APIs only, and a wheel that works in an environment of the runtime lock."""
 
 import ast
+import functools
 import importlib.metadata as metadata
 import re
 import shutil
@@ -36,6 +37,7 @@ def _declared() -> dict[str, str]:
     return _pins("\n".join(project["dependencies"]))
 
 
+@functools.cache
 def _imported_top_modules() -> dict[str, set[str]]:
     """Every absolute import in the packages, at any depth (imports inside functions included)."""
     found: dict[str, set[str]] = {}

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import platform
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +86,9 @@ def main(args) -> int:
     args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
-        print(f"lyra generate: --out must name a .wav file, got {out}", file=sys.stderr)
-        return 2
+        raise GenerationError(f"--out must name a .wav file, got {out}")
     if args.prompt is None and args.reference is None:
-        print("lyra generate: give a prompt, a --reference song, or both", file=sys.stderr)
-        return 2
+        raise GenerationError("give a prompt, a --reference song, or both")
     model = load_model(args.model, precision=cfg.precision)
     codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
     codec_io.check_compatible(codec, model.config)

@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -439,9 +438,7 @@ def main(args) -> int:
 
     cfg = config_from_args("lm", LMConfig, args)
     if not (Path(args.tokens) / "meta.json").is_file():          # before spawning N processes to say so
-        print(f"lyra lm train: {args.tokens} is not a token-shard folder (no meta.json); "
-              "run `lyra tokens build` first", file=sys.stderr, flush=True)
-        return 2
+        raise TrainingError(f"{args.tokens} is not a token-shard folder (no meta.json); run `lyra tokens build` first")
     code = relaunch_under_torchrun(cfg.nproc)
     if code is not None:
         return code

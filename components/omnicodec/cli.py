@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from components.config import add_config_arguments, config_from_args
@@ -64,23 +63,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
-def _fail(message: str) -> int:
-    print(f"lyra codec: {message}", file=sys.stderr)
-    return 2
-
-
 def _train(args) -> int:
     from components.common.distributed import relaunch_under_torchrun, shutdown
     from components.common.reporting import stage_run
     from components.omnicodec.config import CodecConfig
-    from components.omnicodec.data import DataError, split_clips
+    from components.omnicodec.data import split_clips
     from components.omnicodec.train import run_training
 
     cfg = config_from_args("codec", CodecConfig, args)
-    try:  # bad input fails here, once, before any worker process starts
-        split_clips(args.curated, ("train",))
-    except DataError as exc:
-        return _fail(str(exc))
+    split_clips(args.curated, ("train",))     # bad input fails here, once, before any worker process starts
     code = relaunch_under_torchrun(cfg.nproc)
     if code is not None:
         return code
@@ -89,8 +80,6 @@ def _train(args) -> int:
             result = run_training(cfg, args.curated, args.out, run, work_dir=args.work_dir, stop_after=args.stop_after)
             if result.finished:
                 run.finish(result.metrics, args.metrics)
-    except DataError as exc:
-        return _fail(str(exc))
     finally:
         shutdown()
     return 0
@@ -99,37 +88,27 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from components.common.reporting import stage_run
     from components.omnicodec.config import CodecEvalConfig
-    from components.omnicodec.data import DataError
     from components.omnicodec.evaluate import run_evaluation
 
     cfg = config_from_args("codec_eval", CodecEvalConfig, args)
-    try:
-        with stage_run("omnicodec_eval") as run:
-            metrics = run_evaluation(cfg, args.model, args.curated, args.out, run)
-            run.finish(metrics, args.metrics)
-    except (DataError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+    with stage_run("omnicodec_eval") as run:
+        metrics = run_evaluation(cfg, args.model, args.curated, args.out, run)
+        run.finish(metrics, args.metrics)
     return 0
 
 
 def _encode(args) -> int:
-    from components.omnicodec.coding import CodingError, encode_file
+    from components.omnicodec.coding import encode_file
 
-    try:
-        report = encode_file(args.input, args.model, args.out, n_quantizers=args.n_quantizers, bitrate_kbps=args.bitrate)
-    except (CodingError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+    report = encode_file(args.input, args.model, args.out, n_quantizers=args.n_quantizers, bitrate_kbps=args.bitrate)
     _report(report, args.metrics)
     return 0
 
 
 def _decode(args) -> int:
-    from components.omnicodec.coding import CodingError, decode_file
+    from components.omnicodec.coding import decode_file
 
-    try:
-        report = decode_file(args.input, args.model, args.out, sample_rate=args.sample_rate)
-    except (CodingError, FileNotFoundError) as exc:
-        return _fail(str(exc))
+    report = decode_file(args.input, args.model, args.out, sample_rate=args.sample_rate)
     _report(report, args.metrics)
     return 0
 

@@ -173,11 +173,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from components.common.atomic import atomic_write_text
 
-    try:
-        model = load_oraql(args.model)
-    except FileNotFoundError as exc:
-        print(f"lyra score: {exc}", file=sys.stderr)
-        return 2
+    model = load_oraql(args.model)
     fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "json")
     rows = score_files(model, input_files(args.inputs))
     text = render(rows, fmt)

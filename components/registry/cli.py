@@ -129,13 +129,12 @@ def _cmd_audit(args) -> int:
 
 def _cmd_publish(args) -> int:
     def go():
-        from components.registry.registry import Registry
+        from components.registry.registry import Registry, RegistryError
 
         source = _registry(args)
         target = Registry(Path(args.repo), profile=args.profile, git=Path(args.into).resolve())
         if target.git == source.git:
-            print(f"lyra: --into {args.into} is the registry being published", file=sys.stderr)
-            return 2
+            raise RegistryError(f"--into {args.into} is the registry being published")
         published = source.publish_into(target, args.models or None, args.actor)
         for row in published:
             print(f"{row['model']} {row['source_version']} -> {target.git}: {row['version']} (candidate)")

@@ -38,8 +38,7 @@ def main(args) -> int:
     with stage_run("token_shards") as run:
         for path in (args.codec / "config.json", args.curated / "manifest.parquet", args.captions / "captions.parquet"):
             if not path.is_file():
-                run.log.error("missing input: %s", path)
-                return 2
+                raise TokenBuildError(f"missing input: {path}")
         with atomic_dir(args.out) as staging:
             metrics = build_token_shards(args.curated, args.captions, args.codec, args.out, staging, cfg,
                                          progress=run.progress, log=run.log, codec_eval=args.codec_eval)

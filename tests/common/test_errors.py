@@ -12,12 +12,25 @@ from components.common.errors import LyraError
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _refuse(args):
+    raise LyraError("data/x.wav: too short")
+
+
+def _open_missing_file(args):
+    with open("/nonexistent/lyra/file"):
+        pass
+
+
+def _bug(args):
+    raise KeyError("no such key")
+
+
 def configure(parser):
-    """A stand-in `lyra fake <action>` command (COMMANDS is pointed at this module below)."""
+    """`lyra fake refuse|missing|bug`: a command whose actions raise each kind of error, registered in
+    COMMANDS by the fixture below so that the real `lyra` entry point handles them."""
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("refuse").set_defaults(func=lambda args: (_ for _ in ()).throw(LyraError("data/x.wav: too short")))
-    sub.add_parser("missing").set_defaults(func=lambda args: open("/nonexistent/lyra/file"))
-    sub.add_parser("bug").set_defaults(func=lambda args: {}["no such key"])
+    for name, action in (("refuse", _refuse), ("missing", _open_missing_file), ("bug", _bug)):
+        sub.add_parser(name).set_defaults(func=action)
 
 
 @pytest.fixture
