@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import importlib
 import sys
 from pathlib import Path
@@ -32,178 +33,26 @@ from typing import Iterable
 
 import yaml
 
-from components.config import BASE_PROFILE, PROFILES, load_params
+from components.common.stage import METRICS_DIR, Check, Gate, Stage  # noqa: F401  (the names stages are declared with)
+from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_config
 
-METRICS_DIR = "data/metrics"
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    name: str                    # Dagster asset key and DVC stage name
-    group: str                   # lifecycle group (Dagster asset group)
-    description: str
-    argv: tuple[str, ...]        # the `lyra` command, without the shared --metrics option
-    deps: tuple[str, ...]        # data paths read (other stages' outputs or raw inputs)
-    outs: tuple[str, ...]        # paths written, each a folder replaced atomically
-    params: str                  # params.yaml section, looked up in every profile
-    config: str = ""             # "module:Class" of the typed config that validates the params section
-    pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
-    distributed: bool = False    # trains with torchrun/DeepSpeed (nproc from the params section)
-    extra_params: tuple[str, ...] = ()   # further params sections the stage reads (DVC tracks them too)
-    job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
-    runs: tuple[str, ...] = ()   # stages whose command this one starts in subprocesses (their code is its code too)
-    # Which ready stage the executor starts first (higher first), so that the longest chain is never the one
-    # left waiting (on tiny: ORAQL -> RLAIF after Lyra's pretraining, 4 min of the last 5)
-    priority: int = 0
-
-    def config_class(self):
-        module, _, name = self.config.partition(":")
-        return getattr(importlib.import_module(module), name)
-
-    @property
-    def metrics_path(self) -> str:
-        return f"{METRICS_DIR}/{self.name}.json"
-
-    @property
-    def command(self) -> list[str]:
-        return ["lyra", *self.argv, "--metrics", self.metrics_path]
-
-    @property
-    def code_paths(self) -> tuple[str, ...]:
-        """The source files the stage's command imports (DVC deps, Dagster code_version): see code_deps.py."""
-        return stage_code_paths(self)
+# The packages that declare stages (components/<package>/declaration.py), in lifecycle order: adding a
+# stage is its package plus one line here
+STAGE_PACKAGES = ("corpus", "curation", "captioning", "omnicodec", "tokens", "judge", "lyra", "rlaif",
+                  "influence", "oraql", "scaling")
 
 
-STAGES: tuple[Stage, ...] = (
-    Stage(
-        name="demo_corpus", group="corpus",
-        description="Offline, licence-clean demo corpus: music21 scores rendered under several GM instruments.",
-        argv=("corpus", "demo", "--out", "data/corpus"),
-        deps=(), outs=("data/corpus",), params="corpus",
-        config="components.corpus.config:CorpusConfig",
-    ),
-    Stage(
-        name="curated_clips", group="curation",
-        description="Decoded, mono, resampled, loudness-normalised, de-duplicated clips; rejects quarantined with a reason.",
-        argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated"),
-        deps=("data/corpus",), outs=("data/curated",), params="curation",
-        config="components.curation.config:CurationConfig",
-    ),
-    Stage(
-        name="captions", group="captioning",
-        description="Tags (tempo, key, metre, loudness, brightness, instrument) -> varied captions + sentence embeddings.",
-        argv=("caption", "--curated", "data/curated", "--out", "data/captions"),
-        deps=("data/curated",), outs=("data/captions",), params="captions",
-        config="components.captioning.config:CaptionConfig",
-    ),
-    Stage(
-        name="omnicodec", group="omnicodec",
-        description="Train the OmniCodec neural audio codec (SEANet + factorised RVQ + GAN losses) on curated clips.",
-        argv=("codec", "train", "--curated", "data/curated", "--out", "data/models/omnicodec"),
-        deps=("data/curated",), outs=("data/models/omnicodec",), params="codec",
-        config="components.omnicodec.config:CodecConfig",
-        pool="gpu", distributed=True,
-    ),
-    Stage(
-        name="omnicodec_eval", group="omnicodec",
-        description="ViSQOL, mel distance, SI-SDR and codebook usage of OmniCodec on held-out pieces, per bitrate.",
-        argv=("codec", "eval", "--model", "data/models/omnicodec", "--curated", "data/curated", "--out", "data/eval/omnicodec"),
-        deps=("data/models/omnicodec", "data/curated"), outs=("data/eval/omnicodec",),
-        params="codec_eval", config="components.omnicodec.config:CodecEvalConfig",
-    ),
-    Stage(
-        name="token_shards", group="tokens",
-        description="The curated corpus encoded once with OmniCodec into memory-mappable shards + index.",
-        argv=("tokens", "build", "--codec", "data/models/omnicodec", "--codec-eval", "data/eval/omnicodec",
-              "--curated", "data/curated", "--captions", "data/captions", "--out", "data/tokens"),
-        # reading the codec's evaluation puts the codec gate (a blocking check on it) before the shards
-        deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",), params="tokens",
-        config="components.tokens.config:TokensConfig",
-        pool="gpu",                # encodes on the codec's device (cuda in the gpu / cluster profiles)
-    ),
-    Stage(
-        name="conditioning_judge", group="judge",
-        description="An audio classifier (instrument, collection) trained on real decoded music of training pieces only: "
-                    "the independent judge of Lyra's conditioning.",
-        argv=("judge", "train", "--tokens", "data/tokens", "--codec", "data/models/omnicodec", "--curated", "data/curated",
-              "--out", "data/models/judge"),
-        deps=("data/tokens", "data/models/omnicodec", "data/curated"), outs=("data/models/judge",), params="judge",
-        config="components.judge.config:JudgeConfig",
-        priority=-1,
-    ),
-    Stage(
-        name="lyra_pretrain", group="lyra",
-        description="Pretrain the Lyra text-to-music transformer (delay pattern, text + timing conditioning) with DeepSpeed.",
-        argv=("lm", "train", "--tokens", "data/tokens", "--out", "data/models/lyra"),
-        deps=("data/tokens",), outs=("data/models/lyra",), params="lm",
-        config="components.lyra.config:LMConfig", pool="gpu", distributed=True,
-        priority=1,
-    ),
-    Stage(
-        name="lyra_samples", group="lyra",
-        description="Music generated from held-out captions, decoded with OmniCodec, with conditioning metrics.",
-        argv=("lm", "sample", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/samples/lyra"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",), params="generate",
-        config="components.lyra.config:GenerateConfig",
-        priority=-1,
-    ),
-    Stage(
-        name="lyra_rlaif", group="rlaif",
-        description="Post-train Lyra with GRPO (TRL) against a reward model; held-out gain, KL, best-of-n, diversity.",
-        argv=("rlaif", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/models/lyra_rlaif"),
-        # the reward model (rlaif.reward_model) is ORAQL: reading it puts its blocking gate before RLAIF
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
-        outs=("data/models/lyra_rlaif",), params="rlaif", config="components.rlaif.config:RLAIFConfig",
-        pool="gpu", priority=1,    # ORAQL -> RLAIF is the longest chain after Lyra's pretraining
-    ),
-    Stage(
-        name="lyra_influence", group="influence",
-        description="Influence: LoRA fine-tune of the pretrained Lyra with a reference-song conditioner (5 Hz quantised "
-                    "bottleneck); influence index, two-choice and copy detectors on held-out pieces, bottleneck sweep.",
-        # from the pretrained Lyra: on the tiny profile RLAIF's gain does not hold on test prompts and its gate
-        # refuses the post-trained model, which must not be built upon (`lyra influence train --model
-        # data/models/lyra_rlaif` starts from an accepted post-trained model)
-        argv=("influence", "train", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--curated", "data/curated", "--judge", "data/models/judge",
-              "--out", "data/models/lyra_influence"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/curated", "data/models/judge"),
-        outs=("data/models/lyra_influence",),
-        params="influence", config="components.influence.config:InfluenceConfig", pool="gpu",
-    ),
-    Stage(
-        name="oraql", group="oraql",
-        description="ORAQL music-quality model: a graded ladder of curated clips + Lyra generations early to late "
-                    "(+ human ratings), selected on valid, correlations on held-out pieces.",
-        argv=("oraql", "train", "--curated", "data/curated", "--codec", "data/models/omnicodec",
-              "--lyra", "data/models/lyra", "--tokens", "data/tokens", "--out", "data/models/oraql"),
-        deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",), params="oraql",
-        config="components.oraql.config:OraqlConfig",
-        priority=1,
-    ),
-    Stage(
-        name="lyra_best_of_n", group="oraql",
-        description="Best-of-n generation on held-out prompts: ORAQL's pick for n = 1, 2, 4, 8 (mean, worst, share "
-                    "below the n = 1 median), and an independent judge on the same picks.",
-        argv=("oraql", "best-of-n", "--lyra", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--oraql", "data/models/oraql", "--out", "data/eval/lyra_best_of_n",
-              "--judge", "components.oraql.best_of_n:conditioning_judge", "--judge-model", "data/models/judge"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
-        outs=("data/eval/lyra_best_of_n",),
-        params="best_of_n", config="components.oraql.config:BestOfNConfig",
-        priority=-1,
-    ),
-    Stage(
-        name="lyra_scaling", group="scaling",
-        description="Scaling laws: a sweep of small Lyra runs over sizes and token budgets, a fitted L(N, D) checked "
-                    "on a held-out larger run, the compute-optimal size per FLOP budget and per number of codebooks.",
-        argv=("scaling", "sweep", "--tokens", "data/tokens", "--out", "data/eval/scaling"),
-        deps=("data/tokens",), outs=("data/eval/scaling",), params="scaling", runs=("lyra_pretrain",),
-        config="components.scaling.config:ScalingConfig", extra_params=("lm",),
-        pool="gpu", job="scaling",   # not in the lifecycle: minutes of extra training, run when sizing a model
-    ),
-)
+def collect(modules: Iterable[str]) -> tuple[Stage, ...]:
+    """Every stage the declaration modules declare, names unique, each package's stages in its group."""
+    stages = tuple(stage for module in modules for stage in importlib.import_module(module).STAGES)
+    names = [s.name for s in stages]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"stages declared twice: {', '.join(repeated)}")
+    return stages
+
+
+STAGES: tuple[Stage, ...] = collect(f"components.{package}.declaration" for package in STAGE_PACKAGES)
 
 
 @functools.lru_cache(maxsize=None)
@@ -219,6 +68,55 @@ def stage_code_paths(stage: Stage) -> tuple[str, ...]:
     roots = code_deps.handler_roots(handler.__module__, handler.__name__) | code_deps.referenced_modules([stage.argv, configured])
     own = code_deps.source_files(code_deps.closure(roots, opaque=[handler.__module__]))
     return tuple(sorted(set(own).union(*(stage_code_paths(stage_by_name(name)) for name in stage.runs))))
+
+
+def stage_config(stage: Stage, repo: Path, profile: str | None):
+    """The stage's typed config for `profile` (what the stage itself ran with)."""
+    return load_stage_config(stage.params, stage.config_class(), params_path=repo / "params.yaml", profile=profile)
+
+
+@dataclasses.dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    rules: dict[str, bool]     # rule -> passed; empty = every rule turned off by the config (accepted)
+    numbers: dict              # the gate's declared figures found in what it read (numbers and intervals)
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, ok in self.rules.items() if not ok]
+
+
+def gate_figures(gate: Gate, metrics: dict) -> dict:
+    """The gate's declared numbers ("a.b" = nested) found in `metrics`: numbers, and intervals as lists."""
+    out = {}
+    for key in gate.numbers:
+        node = metrics
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        plain = isinstance(node, (int, float)) and not isinstance(node, bool)
+        if plain or (isinstance(node, list) and all(isinstance(v, (int, float)) for v in node)):
+            out[key] = node
+    return out
+
+
+def gate_input(stage: Stage, gate: Gate, repo: Path) -> dict:
+    """What the gate's rules read: the stage's metrics file, or its declared source."""
+    path = repo / stage.gate_source(gate)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics for stage {stage.name} (gate {gate.name}); run the stage first")
+    return json.loads(path.read_text())
+
+
+def judge_gate(stage: Stage, gate: Gate, metrics: dict, cfg, **context) -> GateVerdict:
+    """The gate's rules on `metrics` (a metrics dict, wherever it was written) with the stage's config."""
+    from components.common.stage import resolve
+
+    rules = {name: bool(ok) for name, ok in resolve(gate.rules)(metrics, cfg, **context).items()}
+    return GateVerdict(all(rules.values()), rules, gate_figures(gate, metrics))
+
+
+def gates_by_name(stages: Iterable[Stage] | None = None) -> dict[str, tuple[Stage, Gate]]:
+    return {gate.name: (stage, gate) for stage in (STAGES if stages is None else stages) for gate in stage.gates}
 
 
 def job_stages(job: str) -> list[Stage]:
@@ -242,11 +140,11 @@ def upstream(stage: Stage, stages: Iterable[Stage] = STAGES) -> list[Stage]:
             and any(_inside(dep, out) for dep in stage.deps for out in other.outs)]
 
 
-def dvc_pipeline(params: dict | None = None) -> dict:
+def dvc_pipeline(params: dict | None = None, stages: Iterable[Stage] | None = None) -> dict:
     """The dvc.yaml document for STAGES; params keys are listed for every profile that sets them."""
     params = load_params() if params is None else params
     doc: dict = {"stages": {}}
-    for stage in STAGES:
+    for stage in STAGES if stages is None else stages:
         # the active profile's values are the base profile's with its own block on top (config.py):
         # a stage depends on those two blocks only, so editing another profile changes nothing here
         param_keys = ["profile"] + [key for section in (stage.params, *stage.extra_params)

@@ -16,7 +16,7 @@ import dagster as dg
 
 from components.common.lineage import code_version, tree_digest
 from components.config import load_params, load_stage_config, profile_values
-from components.pipeline import STAGES, Stage, upstream
+from components.pipeline import Stage, upstream
 from orchestration.dvc import DvcResource
 from orchestration.launchers import REPO_ROOT, StageLauncher, StageProcessFailed
 
@@ -103,6 +103,3 @@ def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None
 
     return _asset
 
-
-def stage_assets_for_group(group: str) -> list[dg.AssetsDefinition]:
-    return [stage_asset(s) for s in STAGES if s.group == group]

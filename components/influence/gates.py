@@ -38,3 +38,9 @@ def influence_gate_decisions(metrics: dict, min_influence: float | None = 0.0, m
         high = wilson_interval(_count(metrics["flagged_spliced"], n), n)[1] if n else metrics["flagged_spliced"]
         rules["detectors_catch_copies"] = bool(high >= min_spliced_flagged)
     return rules
+
+
+def influence_gate(metrics: dict, cfg) -> dict[str, bool]:
+    """`influence_gate` as declared (components/influence/declaration.py); cfg: InfluenceConfig."""
+    return influence_gate_decisions(metrics, cfg.gate_min_influence, cfg.gate_min_two_choice, cfg.gate_max_flagged,
+                                    cfg.gate_min_spliced_flagged)

@@ -22,3 +22,13 @@ def samples_gate_decisions(metrics: dict, head: str | None, alpha: float) -> dic
     text, no_text = metrics.get(f"judge_{head}_accuracy_text"), metrics.get(f"judge_{head}_accuracy_no_text")
     p = metrics.get(f"judge_{head}_p_text_vs_no_text")
     return {"text_beats_no_text": None not in (text, no_text, p) and text > no_text and p < alpha}
+
+
+def pretrain_gate(metrics: dict, cfg) -> dict[str, bool]:
+    """`lyra_beats_unigram` as declared (components/lyra/declaration.py); cfg: LMConfig."""
+    return pretrain_gate_decisions(metrics, cfg.gate_max_loss_vs_unigram)
+
+
+def samples_gate(metrics: dict, cfg) -> dict[str, bool]:
+    """`judge_hears_the_prompt` as declared; cfg: GenerateConfig."""
+    return samples_gate_decisions(metrics, cfg.gate_head, cfg.gate_alpha)

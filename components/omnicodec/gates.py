@@ -26,3 +26,9 @@ def codec_gate_decisions(metrics: dict, previous: dict | None, min_information_g
     if previous is not None and visqol is not None and previous.get("visqol") is not None:
         gates["no_regression_on_previous_version"] = visqol >= previous["visqol"] - VISQOL_NOISE
     return gates
+
+
+def codec_gate(metrics: dict, cfg, previous: dict | None = None) -> dict[str, bool]:
+    """`codec_gate` as declared (components/omnicodec/declaration.py); cfg: CodecEvalConfig. `previous`: the
+    accepted version to compare with (Dagster's check history; the registry compares against a stage's holder)."""
+    return codec_gate_decisions(metrics, previous, cfg.gate_min_information_gap)

@@ -10,7 +10,7 @@ data versions in dvc.lock, its params, its lineage.json) follows from that stage
         lyra:
           stage: lyra_pretrain                     # components/pipeline.py row that writes the folder
           evaluations: [lyra_samples]              # stages whose metrics/plots/audio describe it
-          checks: [lyra_beats_unigram, judge_hears_the_prompt]   # blocking checks a promotion needs
+          # required checks: the blocking gates its stage and evaluations declare (never fewer)
           parents: [omnicodec]                     # models it was built from (their versions are recorded)
           compare: {lyra_pretrain.val_loss: {higher_is_better: false, tolerance: 0.02}}
 """
@@ -40,7 +40,7 @@ class ModelSpec(BaseModel):
     # checkpoints/ with optimizer state never does): the registered artifact is what inference loads
     weights: tuple[str, ...] = ("*.safetensors", "config.json")
     evaluations: tuple[str, ...] = ()
-    checks: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()          # blocking gates of other stages to require too (its own are always required)
     parents: tuple[str, ...] = ()
     # "<stage>.<metric>" of a stage metrics file (data/metrics/<stage>.json) -> rule
     compare: dict[str, Comparison] = {}

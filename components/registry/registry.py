@@ -255,7 +255,7 @@ class Registry:
 
     def _describe(self, name: str, spec: ModelSpec, artifact: dict, parents: dict) -> dict:
         from components.pipeline import stage_by_name
-        from components.registry.checks import evaluate
+        from components.registry.checks import evaluate, required_checks
 
         folder = self.model_folder(name)
         lineage_file = folder / "lineage.json"
@@ -281,7 +281,9 @@ class Registry:
                 "environment": trained.get("environment"),
             },
             "metrics": metrics,
-            "checks": evaluate(spec.checks, self.repo, self.profile),
+            # the gates its stages declare, whatever the config lists: no version is promoted without them
+            "checks": evaluate(tuple(dict.fromkeys((*required_checks(spec.stage, spec.evaluations), *spec.checks))),
+                               self.repo, self.profile),
         }
         # two versions are compared only on the same held-out data (and the same judges, e.g. ORAQL)
         own = set(stage_by_name(spec.stage).outs)

@@ -11,7 +11,7 @@ own command from components/pipeline.py with its outputs redirected:
 
     runs = seeds x {threads[0]}  +  {seeds[0]} x threads[1:]     (5 seeds + 1 thread count = 6 runs)
 
-Every registry check that reads the stage's metrics (components/registry/checks.py) judges every run.
+Every blocking gate the stage declares (components/<package>/declaration.py) judges every run.
 A run whose metrics.json exists is reused, so an interrupted sweep picks up where it stopped.
 
     lyra stability lyra_rlaif --seeds 0 1 2 3 4 --threads 1 2
@@ -48,22 +48,24 @@ def stage_command(stage, out: Path, metrics: Path, seed: int, threads: int, over
 
 
 def checks_of(stage_name: str) -> list[str]:
-    from components.registry.checks import RULES
+    """The blocking gates the stage declares (components/<package>/declaration.py)."""
+    from components.pipeline import stage_by_name
 
-    return [name for name, (stage, _) in RULES.items() if stage == stage_name]
+    return [gate.name for gate in stage_by_name(stage_name).gates if gate.blocking]
 
 
 def judge(stage, metrics: dict, overrides: list[str], profile: str | None) -> dict[str, dict]:
     """{check: {"passed", "failed_rules", "numbers"}} for one run's metrics."""
     from components.config import load_stage_config
-    from components.registry.checks import numbers_from_metrics, rules_from_metrics
+    from components.pipeline import judge_gate
 
     cfg = load_stage_config(stage.params, stage.config_class(), profile=profile, overrides=overrides)
     out = {}
-    for check in checks_of(stage.name):
-        rules = rules_from_metrics(check, metrics, cfg)
-        out[check] = {"passed": all(rules.values()), "failed_rules": [r for r, ok in rules.items() if not ok],
-                      "numbers": numbers_from_metrics(check, metrics)}
+    for gate in stage.gates:
+        if gate.blocking:
+            verdict = judge_gate(stage, gate, metrics, cfg)
+            out[gate.name] = {"passed": verdict.passed, "failed_rules": verdict.failed,
+                              "numbers": {k: v for k, v in verdict.numbers.items() if not isinstance(v, list)}}
     return out
 
 
@@ -89,7 +91,7 @@ def run_sweep(stage_name: str, seeds: list[int], threads: list[int], out: Path, 
 
     stage = stage_by_name(stage_name)
     if not checks_of(stage_name):
-        raise SystemExit(f"stage {stage_name} has no registry check to judge (components/registry/checks.py RULES)")
+        raise SystemExit(f"stage {stage_name} declares no blocking gate to judge (components/<package>/declaration.py)")
     if "seed" not in stage.config_class().model_fields:     # e.g. an evaluation: only the reduction order varies
         print(f"{stage_name} has no seed: runs differ by thread count only (seed its upstream stage instead)")
         seeds = seeds[:1]

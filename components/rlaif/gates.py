@@ -17,3 +17,9 @@ def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_divers
         "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
         **({"judge_not_worse": bool(metrics["judge_p_post_worse"] >= judge_p)} if judged else {}),
     }
+
+
+def rlaif_gate(metrics: dict, cfg) -> dict[str, bool]:
+    """`rlaif_gate` as declared (components/rlaif/declaration.py); cfg: RLAIFConfig."""
+    return rlaif_gate_decisions(metrics, cfg.gate_min_gain, cfg.gate_max_diversity_loss, cfg.gate_max_more_silent,
+                                cfg.gate_judge_p)

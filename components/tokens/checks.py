@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
+from components.common.stage import CheckOutcome
 from components.tokens.dataset import TokenDataset
-
-
-@dataclasses.dataclass
-class CheckOutcome:
-    passed: bool
-    description: str
-    details: dict
-
-    def metadata(self) -> dict:
-        return {k: v for k, v in self.details.items() if isinstance(v, (int, float, str, bool))}
 
 
 def every_clip_in_exactly_one_shard(curated_clip_ids: Iterable[str], index: pd.DataFrame) -> CheckOutcome:
@@ -44,6 +34,17 @@ def codes_in_range(ds: TokenDataset) -> CheckOutcome:
             lo, hi = min(lo, int(codes.min())), max(hi, int(codes.max()))
     passed = bool(lo >= 0 and hi < ds.codebook_size) if np.isfinite(lo) else False
     return CheckOutcome(passed, f"codes within [0, {ds.codebook_size})", {"min_code": float(lo), "max_code": float(hi)})
+
+
+def every_clip_in_exactly_one_shard_check(repo: Path, cfg) -> CheckOutcome:
+    """The declared check (components/tokens/declaration.py) on data/curated and data/tokens."""
+    manifest = pd.read_parquet(repo / "data" / "curated" / "manifest.parquet", columns=["clip_id"])
+    return every_clip_in_exactly_one_shard(manifest["clip_id"], pd.read_parquet(repo / "data" / "tokens" / "index.parquet",
+                                                                                columns=["clip_id"]))
+
+
+def codes_in_range_check(repo: Path, cfg) -> CheckOutcome:
+    return codes_in_range(TokenDataset(repo / "data" / "tokens", split=None))
 
 
 def codebook_statistics(counts: np.ndarray) -> dict:

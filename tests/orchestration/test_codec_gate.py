@@ -1,6 +1,6 @@
 """The codec promotion rules: beat the untrained codec, carry the clip in the codes, do not regress."""
 
-from orchestration.defs.asset_checks import codec_gate_decisions
+from components.omnicodec.gates import codec_gate_decisions
 
 GOOD = {"visqol": 2.85, "mel_distance": 1.11, "code_information_mel_gap": 0.21,
         "untrained": {"visqol": 2.15, "mel_distance": 3.44}}

@@ -12,33 +12,43 @@ GOOD = {"spearman_clip": 0.85, "spearman_clip_ci95": [0.8, 0.9], "spearman_syste
         "untrained_spearman_clip": 0.05, "untrained_held_out_spearman": 0.05, "n_test_items": 300, "n_test_clips": 16}
 
 
-def run_check(check, tmp_path, monkeypatch, metrics):
-    (tmp_path / "models" / "oraql").mkdir(parents=True)
-    (tmp_path / "models" / "oraql" / "evaluation.json").write_text(json.dumps({"metrics": metrics}))
-    monkeypatch.setattr(asset_checks, "DATA", tmp_path)
-    return check()
+CHECKS = {next(iter(c.check_specs)).name: c for c in asset_checks.checks}
+
+
+def run_check(name, tmp_path, monkeypatch, metrics):
+    """The declared check, run by Dagster on a metrics file written where the stage writes it."""
+    (tmp_path / "data" / "metrics").mkdir(parents=True)
+    (tmp_path / "data" / "metrics" / "oraql.json").write_text(json.dumps(metrics))
+    (tmp_path / "params.yaml").write_text("base: {}\n")
+    monkeypatch.setattr(asset_checks, "REPO_ROOT", tmp_path)
+    check = CHECKS[name]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([dg.AssetSpec("oraql"), check], instance=instance, selection=dg.AssetSelection.checks(check),
+                                raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
 
 
 def test_gate_blocks_and_targets_warn():
-    gate = next(iter(asset_checks.oraql_gate.check_specs))
-    targets = next(iter(asset_checks.oraql_targets.check_specs))
+    gate = next(iter(CHECKS["oraql_gate"].check_specs))
+    targets = next(iter(CHECKS["oraql_targets"].check_specs))
     assert gate.asset_key == targets.asset_key == dg.AssetKey("oraql")
     assert gate.blocking and not targets.blocking
 
 
 def test_gate_passes_a_model_that_learnt_and_names_what_failed(tmp_path, monkeypatch):
-    assert run_check(asset_checks.oraql_gate, tmp_path, monkeypatch, GOOD).passed
+    assert run_check("oraql_gate", tmp_path, monkeypatch, GOOD).passed
     untrained_like = {**GOOD, "spearman_clip_ci95": [0.01, 0.2], "held_out_spearman": 0.0}
-    result = run_check(asset_checks.oraql_gate, tmp_path / "b", monkeypatch, untrained_like)
+    result = run_check("oraql_gate", tmp_path / "b", monkeypatch, untrained_like)
     assert not result.passed
-    assert result.description == "ORAQL refused: per_clip_beats_untrained, held_out_type_beats_untrained"
-    coin = run_check(asset_checks.oraql_gate, tmp_path / "c", monkeypatch, {**GOOD, "pairwise_accuracy_ci95": [0.45, 0.6]})
-    assert coin.description == "ORAQL refused: pairwise_beats_chance"
+    assert result.description == "refused: per_clip_beats_untrained, held_out_type_beats_untrained"
+    coin = run_check("oraql_gate", tmp_path / "c", monkeypatch, {**GOOD, "pairwise_accuracy_ci95": [0.45, 0.6]})
+    assert coin.description == "refused: pairwise_beats_chance"
 
 
 def test_targets_check_reports_each_missed_target(tmp_path, monkeypatch):
-    assert run_check(asset_checks.oraql_targets, tmp_path, monkeypatch, GOOD).passed
-    result = run_check(asset_checks.oraql_targets, tmp_path / "b", monkeypatch, {**GOOD, "pairwise_accuracy": 0.6})
+    assert run_check("oraql_targets", tmp_path, monkeypatch, GOOD).passed
+    result = run_check("oraql_targets", tmp_path / "b", monkeypatch, {**GOOD, "pairwise_accuracy": 0.6})
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
-    assert result.description == "targets missed: pairwise_accuracy"
+    assert result.description == "missed: pairwise_accuracy"
     assert result.metadata["rule.pairwise_accuracy"].value is False

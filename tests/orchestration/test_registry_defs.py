@@ -86,6 +86,7 @@ def test_the_retraining_schedule_runs_the_lifecycle_job():
 
 def test_the_codec_gate_remembers_the_production_codec_through_the_registry(project, monkeypatch):
     """A fresh Dagster instance has no gate history; the registry still knows what production holds."""
+    from components.omnicodec.gates import codec_gate_decisions
     from components.registry.promote import promote
     from orchestration.defs import asset_checks
     from tests.registry.conftest import CODEC_EVAL
@@ -103,5 +104,5 @@ def test_the_codec_gate_remembers_the_production_codec_through_the_registry(proj
     previous = asset_checks._registered_codec(same_clips)
     assert previous == {"visqol": CODEC_EVAL["visqol"], "codec_digest": "omnicodec@v0.0.1 (production)"}
     assert asset_checks._registered_codec("other clips") is None
-    assert asset_checks.codec_gate_decisions({**CODEC_EVAL, "visqol": 3.0}, previous)[
+    assert codec_gate_decisions({**CODEC_EVAL, "visqol": 3.0}, previous)[
         "no_regression_on_previous_version"] is False

@@ -1,6 +1,6 @@
 """The RLAIF gate: a post-trained model passes only if it improved held out, within the KL bound, without hacks."""
 
-from orchestration.defs.asset_checks import rlaif_gate_decisions
+from components.rlaif.gates import rlaif_gate_decisions
 
 GOOD = {"reward_gain_ci95": [0.01, 0.05], "kl_nats_per_code": 0.05, "max_kl_per_code": 0.1, "diversity_pretrained": 1.0,
         "diversity_post_trained": 0.9, "silent_fraction_pretrained": 0.0, "silent_fraction_post_trained": 0.05}

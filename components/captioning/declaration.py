@@ -1,0 +1,15 @@
+"""The captions stage as the pipeline sees it (components/common/stage.py)."""
+
+from components.common.stage import Check, Stage
+
+STAGES = (
+    Stage(
+        name="captions", group="captioning",
+        description="Tags (tempo, key, metre, loudness, brightness, instrument) -> varied captions + sentence embeddings.",
+        argv=("caption", "--curated", "data/curated", "--out", "data/captions"),
+        deps=("data/curated",), outs=("data/captions",), params="captions",
+        config="components.captioning.config:CaptionConfig",
+        checks=(Check("every_clip_captioned", "one caption row and one finite embedding per curated clip",
+                      "components.captioning.checks:every_clip_captioned"),),
+    ),
+)
