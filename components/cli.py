@@ -6,8 +6,10 @@ Subcommands are imported only when used, so `lyra --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import sys
+from pathlib import Path
 
 # name -> (module that defines `configure(parser)`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,6 +33,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),
 }
+
+
+def commands() -> dict[str, tuple[str, str]]:
+    """COMMANDS, plus every package with a cli.py that none of them names, as `lyra <package>` (help: the first
+    line of its docstring): a new stage's package brings its own command."""
+    named = {module for module, _ in COMMANDS.values()}
+    found = dict(COMMANDS)
+    for cli in sorted(Path(__file__).parent.glob("*/cli.py")):
+        module = f"components.{cli.parent.name}.cli"
+        if module not in named and cli.parent.name not in found:
+            doc = ast.get_docstring(ast.parse(cli.read_text())) or ""
+            found[cli.parent.name] = (module, doc.strip().splitlines()[0] if doc.strip() else "")
+    return found
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -59,13 +74,13 @@ def _top_parser() -> argparse.ArgumentParser:
         epilog="Run `lyra <command> --help` for a command's options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name, (_, help_text) in COMMANDS.items():
+    for name, (_, help_text) in commands().items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def build_command_parser(name: str) -> argparse.ArgumentParser:
-    module_name, help_text = COMMANDS[name]
+    module_name, help_text = COMMANDS[name] if name in COMMANDS else commands()[name]
     module = importlib.import_module(module_name)
     parser = LyraArgumentParser(prog=f"lyra {name}", description=help_text)
     configure = getattr(module, f"configure_{name}", None) or module.configure
@@ -75,7 +90,7 @@ def build_command_parser(name: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help") or (argv[0] not in COMMANDS and argv[0] not in commands()):
         parser = _top_parser()
         if argv and argv[0] not in ("-h", "--help"):
             parser.error(f"unknown command {argv[0]!r}")

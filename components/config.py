@@ -115,10 +115,12 @@ def load_stage_config(
     params_path: str | os.PathLike | None = None,
     profile: str | None = None,
     overrides: Iterable[str] = (),
+    defaults: dict | None = None,
 ) -> C:
-    """Build `model` from the `section` of the active profile, with KEY=VALUE overrides on top."""
+    """Build `model` from the `section` of the active profile over `defaults` (values declared in code), with
+    KEY=VALUE overrides on top."""
     params = load_params(params_path)
-    values = profile_values(params, profile).get(section) or {}
+    values = deep_merge(defaults or {}, profile_values(params, profile).get(section) or {})
     values = deep_merge(values, parse_overrides(overrides))
     try:
         return model.model_validate(values)

@@ -11,8 +11,22 @@
     stage.py         the `lyra caption` stage; cli.py its command line
 """
 
-from components.captioning.captioner import Captioner, TemplateCaptioner
-from components.captioning.tags import ClipTags
-from components.captioning.text_encoder import TextEncoder
+
+def __getattr__(name: str):
+    # imported on first use, so that reading the stage declaration (declaration.py) loads no model library
+    if name in ("Captioner", "TemplateCaptioner"):
+        from components.captioning import captioner
+
+        return getattr(captioner, name)
+    if name in ("ClipTags",):
+        from components.captioning import tags
+
+        return getattr(tags, name)
+    if name in ("TextEncoder",):
+        from components.captioning import text_encoder
+
+        return getattr(text_encoder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Captioner", "ClipTags", "TemplateCaptioner", "TextEncoder"]

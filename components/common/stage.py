@@ -2,6 +2,7 @@
 
     components/<package>/declaration.py   STAGES = (Stage(...), ...)   each with its checks and gates
     components/pipeline.py                collects the packages' STAGES (one line per package)
+    Stage(..., checks=(Check,), gates=(Gate,), registers=Model(...))
         -> dvc.yaml, the Dagster assets and asset checks, the registry's promotion checks and the
            Kubernetes stage table's defaults are all derived from these declarations
 
@@ -69,6 +70,21 @@ class Gate:
 
 
 @dataclasses.dataclass(frozen=True)
+class Model:
+    """The model a stage builds, as the registry records it (params.yaml `registry.models.<name>` adds the
+    no-regression rules and may override any field)."""
+
+    name: str                                # registry name: `lyra promote <name> ...`, `<name>@production`
+    evaluations: tuple[str, ...] = ()        # stages whose metrics, plots and audio describe a version
+    parents: tuple[str, ...] = ()            # models it is built from (their versions are recorded)
+    weights: tuple[str, ...] = ()            # deployable files globbed in its folder (default: the registry's)
+
+    def registry_entry(self, stage: str) -> dict:
+        entry = {"stage": stage, "evaluations": list(self.evaluations), "parents": list(self.parents)}
+        return {**entry, "weights": list(self.weights)} if self.weights else entry
+
+
+@dataclasses.dataclass(frozen=True)
 class Stage:
     name: str                    # Dagster asset key and DVC stage name
     group: str                   # lifecycle group (Dagster asset group) = the package that declares it
@@ -88,6 +104,7 @@ class Stage:
     priority: int = 0
     checks: tuple[Check, ...] = ()
     gates: tuple[Gate, ...] = ()
+    registers: Model | None = None   # the model the registry versions from this stage's first output
 
     def config_class(self):
         return resolve(self.config)

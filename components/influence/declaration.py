@@ -1,6 +1,6 @@
 """Influence's stage as the pipeline sees it (components/common/stage.py)."""
 
-from components.common.stage import Gate, Stage
+from components.common.stage import Gate, Model, Stage
 
 STAGES = (
     Stage(
@@ -16,6 +16,9 @@ STAGES = (
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/curated", "data/models/judge"),
         outs=("data/models/lyra_influence",),
         params="influence", config="components.influence.config:InfluenceConfig", pool="gpu",
+        # + the LoRA adapter and the reference conditioner
+        registers=Model("lyra_influence", parents=("lyra", "omnicodec"),
+                        weights=("*.safetensors", "config.json", "adapter/*")),
         gates=(Gate("influence_gate", "Influence on held-out pieces: the reference raises the influence index (paired, "
                     "vs no reference), two-choice above chance, few copies flagged while the detectors catch spliced "
                     "copies", "components.influence.gates:influence_gate",

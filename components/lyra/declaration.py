@@ -1,6 +1,6 @@
 """Lyra's stages as the pipeline sees them (components/common/stage.py)."""
 
-from components.common.stage import Gate, Stage
+from components.common.stage import Gate, Model, Stage
 
 STAGES = (
     Stage(
@@ -10,6 +10,7 @@ STAGES = (
         deps=("data/tokens",), outs=("data/models/lyra",), params="lm",
         config="components.lyra.config:LMConfig", pool="gpu", distributed=True,
         priority=1,
+        registers=Model("lyra", evaluations=("lyra_samples",), parents=("omnicodec",)),
         gates=(Gate("lyra_beats_unigram", "gate: the chosen model's held-out (valid) loss sits below the unigram "
                     "baseline by the configured margin", "components.lyra.gates:pretrain_gate",
                     numbers=("val_loss", "unigram_val_loss", "val_vs_unigram", "test_vs_unigram", "selected_step")),),

@@ -13,7 +13,18 @@ train / evaluate (the `lyra codec train|eval` stages), coding (encode/decode of 
 (what a model over its codes needs: load, check compatibility, decode generated pieces).
 """
 
-from components.omnicodec.config import CodecConfig, CodecEvalConfig, CodecModelConfig
-from components.omnicodec.model import OmniCodec, build_codec, load_codec
+
+def __getattr__(name: str):
+    # imported on first use, so that reading the stage declaration (declaration.py) loads no model library
+    if name in ("CodecConfig", "CodecEvalConfig", "CodecModelConfig"):
+        from components.omnicodec import config
+
+        return getattr(config, name)
+    if name in ("OmniCodec", "build_codec", "load_codec"):
+        from components.omnicodec import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["CodecConfig", "CodecEvalConfig", "CodecModelConfig", "OmniCodec", "build_codec", "load_codec"]

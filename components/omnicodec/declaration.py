@@ -1,6 +1,6 @@
 """OmniCodec's stages as the pipeline sees them (components/common/stage.py)."""
 
-from components.common.stage import Gate, Stage
+from components.common.stage import Gate, Model, Stage
 
 STAGES = (
     Stage(
@@ -10,6 +10,7 @@ STAGES = (
         deps=("data/curated",), outs=("data/models/omnicodec",), params="codec",
         config="components.omnicodec.config:CodecConfig",
         pool="gpu", distributed=True,
+        registers=Model("omnicodec", evaluations=("omnicodec_eval",)),
     ),
     Stage(
         name="omnicodec_eval", group="omnicodec",

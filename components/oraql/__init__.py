@@ -12,7 +12,18 @@ evaluate (correlations with bootstrap intervals), score (`lyra score`, the rewar
 (`lyra generate --best-of N` and the `lyra_best_of_n` asset), plots, cli.
 """
 
-from components.oraql.model import Oraql, load_oraql
-from components.oraql.score import OraqlReward, score_batch
+
+def __getattr__(name: str):
+    # imported on first use, so that reading the stage declaration (declaration.py) loads no model library
+    if name in ("Oraql", "load_oraql"):
+        from components.oraql import model
+
+        return getattr(model, name)
+    if name in ("OraqlReward", "score_batch"):
+        from components.oraql import score
+
+        return getattr(score, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Oraql", "OraqlReward", "load_oraql", "score_batch"]

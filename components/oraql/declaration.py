@@ -1,6 +1,6 @@
 """ORAQL's stages as the pipeline sees them (components/common/stage.py)."""
 
-from components.common.stage import Gate, Stage
+from components.common.stage import Gate, Model, Stage
 
 # the held-out figures both ORAQL checks show beside their verdicts
 ORAQL_NUMBERS = ("spearman_clip", "spearman_clip_ci95", "spearman_system", "spearman_system_ci95", "pairwise_accuracy",
@@ -17,6 +17,7 @@ STAGES = (
         deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",),
         params="oraql", config="components.oraql.config:OraqlConfig",
         priority=1,
+        registers=Model("oraql", evaluations=("lyra_best_of_n",), parents=("omnicodec", "lyra")),
         gates=(
             Gate("oraql_gate", "ORAQL beats the same network untrained on held-out pieces (per-clip Spearman interval "
                  "above it, and on the damage type never trained on) and chance on pairs (interval above 0.5)",

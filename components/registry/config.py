@@ -1,18 +1,16 @@
 """What the registry holds and how promotion judges it (params.yaml `registry`, typed).
 
-Each registered model names the pipeline stage that writes it; everything else (its folder, its
-data versions in dvc.lock, its params, its lineage.json) follows from that stage. A new model
-(e.g. `lyra_influence`) needs one entry here and nothing else.
+Each registered model is declared by the stage that writes it (`registers=Model(...)` in
+components/<package>/declaration.py): its name, evaluation stages, parents and weights. Everything
+else (its folder, its data versions in dvc.lock, its params, its lineage.json) follows from that
+stage, and its required checks are the blocking gates its stage and evaluations declare. params.yaml
+adds what a team tunes, and may override any declared field:
 
     registry:
-      tolerance_note: ...
       models:
-        lyra:
-          stage: lyra_pretrain                     # components/pipeline.py row that writes the folder
-          evaluations: [lyra_samples]              # stages whose metrics/plots/audio describe it
-          # required checks: the blocking gates its stage and evaluations declare (never fewer)
-          parents: [omnicodec]                     # models it was built from (their versions are recorded)
+        lyra:                                      # declared by lyra_pretrain: evaluations [lyra_samples], parents [omnicodec]
           compare: {lyra_pretrain.val_loss: {higher_is_better: false, tolerance: 0.02}}
+          held_out: [data/tokens]
 """
 
 from __future__ import annotations

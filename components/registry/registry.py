@@ -42,9 +42,13 @@ def now() -> str:
 
 
 def load_registry_config(repo: Path, profile: str | None = None) -> RegistryConfig:
+    """params.yaml `registry` over the models the stages declare (`Stage.registers`)."""
     from components.config import load_stage_config
+    from components.pipeline import STAGES
 
-    return load_stage_config("registry", RegistryConfig, params_path=Path(repo) / "params.yaml", profile=profile)
+    declared = {s.registers.name: s.registers.registry_entry(s.name) for s in STAGES if s.registers}
+    return load_stage_config("registry", RegistryConfig, params_path=Path(repo) / "params.yaml", profile=profile,
+                             defaults={"models": declared})
 
 
 def _version_key(version: str) -> tuple[int, ...]:

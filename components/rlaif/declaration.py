@@ -1,6 +1,6 @@
 """RLAIF's stage as the pipeline sees it (components/common/stage.py)."""
 
-from components.common.stage import Gate, Stage
+from components.common.stage import Gate, Model, Stage
 
 STAGES = (
     Stage(
@@ -12,6 +12,7 @@ STAGES = (
         deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/oraql", "data/models/judge"),
         outs=("data/models/lyra_rlaif",), params="rlaif", config="components.rlaif.config:RLAIFConfig",
         pool="gpu", priority=1,    # ORAQL -> RLAIF is the longest chain after Lyra's pretraining
+        registers=Model("lyra_rlaif", parents=("lyra", "oraql", "omnicodec")),
         gates=(Gate("rlaif_gate", "post-trained Lyra improved on held-out prompts within the KL bound, without "
                     "collapse, silence or a prompt the judge hears less often", "components.rlaif.gates:rlaif_gate",
                     numbers=("reward_pretrained", "reward_post_trained", "reward_gain", "reward_gain_ci95",

@@ -9,7 +9,18 @@
 `TokenDataset` memory-maps the shards: reading a window is a slice, not a decode.
 """
 
-from components.tokens.dataset import TokenClip, TokenDataset
-from components.tokens.shards import ClipTokens, write_token_shards
+
+def __getattr__(name: str):
+    # imported on first use, so that reading the stage declaration (declaration.py) loads no model library
+    if name in ("TokenClip", "TokenDataset"):
+        from components.tokens import dataset
+
+        return getattr(dataset, name)
+    if name in ("ClipTokens", "write_token_shards"):
+        from components.tokens import shards
+
+        return getattr(shards, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ClipTokens", "TokenClip", "TokenDataset", "write_token_shards"]
