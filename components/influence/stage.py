@@ -13,7 +13,6 @@ influence.json, sweep.png, training.png, examples/*.wav, lineage.json.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -23,8 +22,9 @@ import torch
 from components.common.atomic import atomic_dir, atomic_write_json
 from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
+from components.common.resume import ResumeFolder, checkpoint_folder
 from components.influence.config import InfluenceConfig
-from components.influence.train import Checkpoints, InfluenceError, run_fingerprint
+from components.influence.train import InfluenceError, run_fingerprint
 
 STAGE = "lyra_influence"
 
@@ -167,7 +167,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
                  cfg.codebook_size, conditioner.bits_per_second(), codec.bitrate(None))
 
         # ---- fine-tune (resumable)
-        checkpoints = Checkpoints(out, run_fingerprint(cfg, model_dir, codec_dir, tokens))
+        checkpoints = ResumeFolder(checkpoint_folder(out), run_fingerprint(cfg, model_dir, codec_dir, tokens), log)
         t0 = time.perf_counter()
         peft_model, history = fine_tune(model, fine_pool, usable(valid, R, W), cfg, checkpoints, log, stop_after)
         if stop_after is not None and stop_after < cfg.steps:

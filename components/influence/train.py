@@ -15,22 +15,18 @@ rerun with the same command resumes from its last checkpoint; another config or 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from components.common.atomic import atomic_path, atomic_write_json
-from components.common.lineage import file_digest, stage_code_version
 from components.influence.config import InfluenceConfig
 from components.influence.pairs import Recording, pair_batch
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.reference import ReferenceConditioner
 from components.common.errors import LyraError
+from components.common.resume import ResumeFolder, fingerprint
+from components.common.schedules import warmup_cosine
 
 CONDITIONER = "condition.reference."
 
@@ -83,10 +79,8 @@ def trainable_state(peft_model) -> dict[str, torch.Tensor]:
 
 
 def lr_at(step: int, cfg: InfluenceConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    """Warm-up, then cosine decay to a tenth of the peak."""
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.steps, floor=0.1 * cfg.lr)
 
 
 def target_frames(cfg: InfluenceConfig, model_config) -> int:
@@ -96,34 +90,8 @@ def target_frames(cfg: InfluenceConfig, model_config) -> int:
 
 # ----------------------------------------------------------------------------------- checkpoints
 def run_fingerprint(cfg: InfluenceConfig, model_dir: Path, codec_dir: Path, tokens: Path) -> str:
-    h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(stage_code_version("lyra_influence").encode())
-    for path in (model_dir / "model.safetensors", codec_dir / "model.safetensors", tokens / "index.parquet"):
-        h.update(file_digest(path).encode() if path.is_file() else b"-")
-    return h.hexdigest()[:16]
-
-
-class Checkpoints:
-    """One `state.pt` (written atomically) in `.<out>.checkpoints/`, valid for one fingerprint."""
-
-    def __init__(self, out: Path, fingerprint: str):
-        self.root = out.parent / f".{out.name}.checkpoints"
-        marker = self.root / "run.json"
-        if self.root.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("fingerprint") != fingerprint):
-            shutil.rmtree(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(marker, {"fingerprint": fingerprint})
-        self.path = self.root / "state.pt"
-
-    def load(self) -> dict | None:
-        return torch.load(self.path, weights_only=False) if self.path.is_file() else None
-
-    def save(self, state: dict) -> None:
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+    return fingerprint(cfg, "lyra_influence", (model_dir / "model.safetensors", codec_dir / "model.safetensors",
+                                               tokens / "index.parquet"))
 
 
 # ----------------------------------------------------------------------------------- training
@@ -175,7 +143,7 @@ def reference_gain(model, recs: list[Recording], cfg: InfluenceConfig, n_batches
 
 
 def fine_tune(model: LyraForMusicGeneration, recs: list[Recording], held: list[Recording], cfg: InfluenceConfig,
-              checkpoints: Checkpoints | None, log, stop_after: int | None = None) -> tuple[object, dict]:
+              checkpoints: ResumeFolder | None, log, stop_after: int | None = None) -> tuple[object, dict]:
     """Train LoRA + the conditioner on reference/target pairs of `recs`; returns (peft model, history).
 
     `stop_after` ends the run early (as a kill would), after that many steps, for the resume test."""

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import shutil
 import socket
@@ -32,7 +30,7 @@ import torch.nn.functional as F
 from components.common.atomic import atomic_dir, atomic_write_json
 from components.common.distributed import (all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun,
                                            shutdown)
-from components.common.lineage import stage_code_version, write_lineage
+from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.common.seeds import derive_seed
 from components.lyra.config import LMConfig
@@ -43,6 +41,8 @@ from components.lyra.model import LyraForMusicGeneration, build_model
 from components.lyra.plots import plot_loss_curve
 from components.tokens.dataset import TokenDataset
 from components.common.errors import LyraError
+from components.common.resume import ResumeFolder, checkpoint_folder, fingerprint
+from components.common.schedules import warmup_cosine
 
 STAGE = "lyra_pretrain"
 SELECTION_SPLIT = "valid"      # picks the checkpoint; `test` is scored once, at the end, and picks nothing
@@ -96,10 +96,7 @@ def deepspeed_config(cfg: LMConfig, bf16: bool) -> dict:
 
 def lr_at(step: int, cfg: LMConfig) -> float:
     """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps (nanoGPT's get_lr)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.steps, floor=cfg.min_lr)
 
 
 def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -114,12 +111,7 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 def run_fingerprint(cfg: LMConfig, tokens: Path, world: int) -> str:
     """What a checkpoint must match to be resumed: config, code, token data, world size."""
-    h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(stage_code_version(STAGE).encode())
-    for name in ("meta.json", "index.parquet"):
-        h.update((tokens / name).read_bytes())
-    h.update(f"world={world}".encode())
-    return h.hexdigest()[:16]
+    return fingerprint(cfg, STAGE, (tokens / "meta.json", tokens / "index.parquet"), extra=(f"world={world}",))
 
 
 RENDEZVOUS_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -160,10 +152,14 @@ def process_group():
 
 # ------------------------------------------------------------------------------- checkpoints
 class Checkpoints:
-    """DeepSpeed checkpoints in a folder beside the output, with an atomically written `latest.json`."""
+    """DeepSpeed checkpoints in the run's resume folder (components/common/resume.py), with an atomically
+    written `latest.json` naming the tag to resume from."""
 
-    def __init__(self, root: Path, fingerprint: str, keep: int):
-        self.root, self.fingerprint, self.keep = root, fingerprint, keep
+    def __init__(self, out: Path, fingerprint: str, keep: int, is_main: bool, log=None):
+        self.root, self.fingerprint, self.keep = checkpoint_folder(out), fingerprint, keep
+        if is_main:                                      # another run's checkpoints are set aside, never resumed
+            ResumeFolder(self.root, fingerprint, log)
+        barrier()
 
     def latest(self) -> dict | None:
         marker = self.root / "latest.json"
@@ -187,12 +183,6 @@ class Checkpoints:
                 shutil.rmtree(self.root / old, ignore_errors=True)
         barrier()
         return tag
-
-    def discard_stale(self, is_main: bool) -> None:
-        """A checkpoint folder from another config/data/world size is not resumable: start afresh."""
-        if is_main and self.root.exists() and self.latest() is None:
-            shutil.rmtree(self.root, ignore_errors=True)
-        barrier()
 
 
 # -------------------------------------------------------------------------------- evaluation
@@ -294,9 +284,7 @@ def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
         def validate() -> float | None:
             return evaluate(engine, select, cfg, special, end, rank, world, device) if select is not None else None
 
-        ckpts = Checkpoints(out.parent / f".{out.name}.checkpoints", run_fingerprint(cfg, tokens, world),
-                            cfg.keep_checkpoints)
-        ckpts.discard_stale(info.is_main)
+        ckpts = Checkpoints(out, run_fingerprint(cfg, tokens, world), cfg.keep_checkpoints, info.is_main, log)
         history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": [], "best": None}
         step, resumed_from = 0, None
         resume = ckpts.latest()

@@ -1,8 +1,8 @@
-"""Resumable training checkpoints, written atomically into a stable work folder.
+"""Resumable training checkpoints, written atomically into the run's resume folder (components/common/resume.py).
 
-    <work_dir>/
-        run.json                     config digest of the run these checkpoints belong to
-        checkpoints/step_000250.pt   model + discriminator + optimizers + schedulers + step +
+    <work_dir>/                      default `.<out>.checkpoints/` beside the output
+        run.json                     fingerprint of the run these checkpoints belong to
+        step_000250.pt               model + discriminator + optimizers + schedulers + step +
                                      per-rank RNG states (python, numpy, torch, cuda) + loss history
 
 The data sampler needs no state of its own: the batch of step s is a function of (seed, s, rank)
@@ -11,7 +11,6 @@ The data sampler needs no state of its own: the batch of step s is a function of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -21,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.common.atomic import atomic_path, atomic_write_json
+from components.common.atomic import atomic_path
+from components.common.resume import ResumeFolder, fingerprint
 
 CHECKPOINT_RE = re.compile(r"step_(\d+)\.pt$")
 
@@ -31,11 +31,11 @@ TRAJECTORY_NEUTRAL = {"steps", "log_every", "checkpoint_every", "keep_checkpoint
                       "num_workers", "n_examples"}
 
 
-def config_digest(config, code: str = "") -> str:
-    """What checkpoints must match to be resumed: the trajectory-relevant config and the code
+def config_digest(config) -> str:
+    """What checkpoints must match to be resumed: the trajectory-relevant config and the stage's code
     version (a run resumed after a code change would continue the old code's weights)."""
     values = {k: v for k, v in config.model_dump(mode="json").items() if k not in TRAJECTORY_NEUTRAL}
-    return hashlib.sha256(json.dumps({"config": values, "code": code}, sort_keys=True).encode()).hexdigest()[:16]
+    return fingerprint(json.dumps(values, sort_keys=True), "omnicodec")
 
 
 def rng_state() -> dict[str, Any]:
@@ -54,11 +54,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def checkpoint_path(work_dir: Path, step: int) -> Path:
-    return Path(work_dir) / "checkpoints" / f"step_{step:06d}.pt"
+    return Path(work_dir) / f"step_{step:06d}.pt"
 
 
 def list_checkpoints(work_dir: Path) -> list[tuple[int, Path]]:
-    folder = Path(work_dir) / "checkpoints"
+    folder = Path(work_dir)
     found = []
     for path in folder.glob("step_*.pt") if folder.is_dir() else []:
         match = CHECKPOINT_RE.search(path.name)
@@ -84,16 +84,6 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
 
 def prepare_work_dir(work_dir: Path, digest: str, log) -> Path | None:
     """The newest checkpoint to resume from, or None. Checkpoints of a different config or code are set aside."""
-    work_dir = Path(work_dir)
-    run_file = work_dir / "run.json"
-    if run_file.is_file():
-        previous = json.loads(run_file.read_text()).get("config_digest")
-        if previous != digest and list_checkpoints(work_dir):
-            stale = work_dir / f"stale-{previous}"
-            (work_dir / "checkpoints").rename(stale)
-            log.warning("config or code changed since the checkpoints in %s were written; moved them to %s and "
-                        "starting from scratch", work_dir, stale.name)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_file, {"config_digest": digest})
+    ResumeFolder(work_dir, digest, log)
     found = list_checkpoints(work_dir)
     return found[-1][1] if found else None

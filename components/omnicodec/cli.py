@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--curated", required=True, type=Path, help="curated folder (manifest.parquet + clips/)")
     train.add_argument("--out", required=True, type=Path, help="model folder, replaced atomically at the end")
     train.add_argument("--work-dir", type=Path, default=None,
-                       help="where resumable checkpoints live while training (default: <out>.partial); "
+                       help="where resumable checkpoints live while training (default: .<out>.checkpoints beside it); "
                             "rerunning the same command after a kill resumes from there")
     train.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                        help="stop right after STEP's checkpoint, as if killed (rerun to resume)")

@@ -8,7 +8,7 @@ One step (DAC's recipe):
     every dead_code_interval steps: codes unused since the last check move onto current latents
 
 Where things go:
-    <work_dir>/ (default `<out>.partial/`)   resumable checkpoints; a killed run rerun with the same
+    <work_dir>/ (default `.<out>.checkpoints/`)   resumable checkpoints; a killed run rerun with the same
                                              command continues from the newest one, bit for bit
     <out>/                                   replaced atomically at the end: model.safetensors,
                                              config.json, checkpoints/last.pt, loss_curve.png,
@@ -39,7 +39,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from components.common.atomic import atomic_dir
 from components.common.audio import write_wav
 from components.common.distributed import DistInfo, barrier, init_distributed
-from components.common.lineage import stage_code_version, write_lineage
+from components.common.lineage import write_lineage
+from components.common.resume import checkpoint_folder
 from components.common.seeds import torch_generator
 from components.omnicodec import checkpoint as ckpt
 from components.omnicodec import plots
@@ -236,7 +237,7 @@ class TrainResult:
 
 
 def default_work_dir(out: Path) -> Path:
-    return out.parent / f"{out.name}.partial"
+    return checkpoint_folder(out)
 
 
 def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: Path | None = None,
@@ -257,7 +258,7 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
 
     codec = codec if codec is not None else build_codec(cfg.model, cfg.seed)
     trainer = CodecTrainer(cfg, codec, device=device, info=info, sample_rate=sr)
-    digest = ckpt.config_digest(cfg, stage_code_version("omnicodec"))
+    digest = ckpt.config_digest(cfg)
     resume_from = ckpt.prepare_work_dir(work_dir, digest, log) if info.is_main else None
     if info.is_distributed:
         holder = [resume_from]

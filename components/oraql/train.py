@@ -15,10 +15,6 @@ and ends in the same state. A step's batch and dropout depend only on (seed, ste
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import math
-import shutil
 import time
 from pathlib import Path
 
@@ -28,12 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from components.common.atomic import atomic_dir, atomic_path, atomic_write_json
-from components.common.lineage import stage_code_version, file_digest, write_lineage
+from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.oraql import evaluate
 from components.oraql.config import OraqlConfig
 from components.oraql.model import HEADS, Oraql
 from components.common.errors import LyraError
+from components.common.resume import ResumeFolder, checkpoint_folder, fingerprint
+from components.common.schedules import ramped_cosine
 
 STAGE = "oraql"
 
@@ -113,30 +111,11 @@ def valid_spearman(model: Oraql, data: LabelledSet) -> float:
 
 
 # ------------------------------------------------------------------------------- training
-class TrainingCheckpoint:
-    """One resumable state file, written atomically, valid only for the same fingerprint."""
-
-    def __init__(self, root: Path, fingerprint: str):
-        self.root, self.fingerprint = root, fingerprint
-        self.path = root / "state.pt"
-
-    def load(self) -> dict | None:
-        if not self.path.is_file():
-            return None
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
-        return state if state.get("fingerprint") == self.fingerprint else None
-
-    def save(self, state: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path, suffix=".pt") as tmp:
-            torch.save({**state, "fingerprint": self.fingerprint}, tmp)
-
-
 class Killed(RuntimeError):
     """Raised by `fit(stop_after=...)`: a test's stand-in for a kill."""
 
 
-def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: TrainingCheckpoint | None = None,
+def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: ResumeFolder | None = None,
         log=None, progress=lambda it, **kw: it, stop_after: int | None = None) -> tuple[Oraql, dict]:
     """Train from scratch or from `checkpoint`; returns the model of the best `valid` step and the history."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")   # the gpu profile's bigger encoder
@@ -159,7 +138,7 @@ def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: Tr
     for step in progress(range(step, cfg.steps), desc="oraql train", total=cfg.steps - step, unit="step"):
         rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(int(rng.integers(1 << 62)))                 # dropout: a function of (seed, step)
-        lr = cfg.lr * min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        lr = ramped_cosine(step, cfg.lr, 20, cfg.steps)
         for group in optim.param_groups:
             group["lr"] = lr
         model.train()
@@ -201,13 +180,12 @@ def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: Tr
 
 # ------------------------------------------------------------------------------- the stage
 def input_fingerprint(cfg: OraqlConfig, paths: dict[str, Path | None]) -> str:
-    h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(stage_code_version(STAGE).encode())
-    for name, path in sorted(paths.items()):
-        for f in (path,) if path is None or path.is_file() else sorted(p for p in path.glob("*") if p.is_file()
-                                                                      and p.suffix in (".parquet", ".safetensors", ".json")):
-            h.update(f"{name}:{'-' if f is None else file_digest(f)}".encode())
-    return h.hexdigest()[:16]
+    """Config, code, and every table, weights and config file of the input folders."""
+    files = []
+    for _, path in sorted(paths.items()):
+        files += [path] if path is None or path.is_file() else sorted(
+            p for p in path.glob("*") if p.is_file() and p.suffix in (".parquet", ".safetensors", ".json"))
+    return fingerprint(cfg, STAGE, files)
 
 
 def build_items(cfg: OraqlConfig, curated: Path, codec_dir: Path | None, lyra_dir: Path | None, tokens: Path | None,
@@ -288,25 +266,22 @@ def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, to
     with stage_run(STAGE) as run:
         log = run.log
         started, started_cpu = time.perf_counter(), time.process_time()
-        work = out.parent / f".{out.name}.checkpoints"
-        fingerprint = input_fingerprint(cfg, {"curated": curated / "manifest.parquet", "codec": codec, "lyra": lyra,
-                                              "tokens": tokens})
-        ckpt = TrainingCheckpoint(work, fingerprint)
+        ckpt = ResumeFolder(checkpoint_folder(out), input_fingerprint(
+            cfg, {"curated": curated / "manifest.parquet", "codec": codec, "lyra": lyra, "tokens": tokens}), log)
+        work = ckpt.root
         cached, marker = work / "items.npz", work / "items.json"
-        if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        if marker.is_file():           # the folder belongs to this run's fingerprint: same inputs, config and code
             saved = np.load(cached, allow_pickle=False)
             table, features, pairs = pd.read_parquet(work / "items.parquet"), saved["features"], saved["pairs"]
             log.info("%d items from the interrupted run (same inputs, config and code)", len(table))
         else:
-            shutil.rmtree(work, ignore_errors=True)
             table, features, pairs = build_items(cfg, curated, codec, lyra, tokens, run)
-            work.mkdir(parents=True, exist_ok=True)
             with atomic_path(cached, suffix=".npz") as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, features=features, pairs=pairs)
             with atomic_path(work / "items.parquet", suffix=".parquet") as tmp:
                 table.to_parquet(tmp)
-            atomic_write_json(marker, {"fingerprint": fingerprint})       # last: the items above are complete
+            atomic_write_json(marker, {"items": len(table)})       # last: the items above are complete
         build_s, build_cpu = time.perf_counter() - started, time.process_time() - started_cpu
         held = table["kind"] == cfg.held_out_type
         split = table["split"].to_numpy()
@@ -377,7 +352,7 @@ def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, to
             write_lineage(staging, stage=STAGE, inputs={k: v for k, v in {"curated": curated, "codec": codec, "lyra": lyra,
                                                                            "tokens": tokens}.items() if v is not None},
                           params=cfg, extra={"metrics": metrics})
-        shutil.rmtree(work, ignore_errors=True)
+        ckpt.remove()
         log.info("ORAQL scores %.0f s of audio per second per core; stage %.1f s (items %.1f s, training %.1f s); "
                  "CPU %.1f s (items %.1f s, training %.1f s)", speed, metrics["stage_seconds"], build_s, train_s,
                  metrics["stage_cpu_seconds"], build_cpu, train_cpu)

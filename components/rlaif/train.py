@@ -15,8 +15,6 @@ rlaif.json (history of reward and KL per step, evaluation, config), reward_kl.pn
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import warnings
@@ -26,12 +24,13 @@ import numpy as np
 import torch
 
 from components.common.atomic import atomic_dir, atomic_write_json
-from components.common.lineage import stage_code_version, file_digest, write_lineage
+from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.rlaif.config import RLAIFConfig
 from components.rlaif.policy import CodeVocabulary, LyraGRPOTrainer, LyraRollout, PromptTable, n_frames
 from components.rlaif.rewards import AudioReward, as_trl_reward, load_audio_scorer
 from components.common.errors import LyraError
+from components.common.resume import ResumeFolder, checkpoint_folder, fingerprint
 
 STAGE = "lyra_rlaif"
 
@@ -119,24 +118,16 @@ def build_reward(cfg: RLAIFConfig, codec, tokens: Path, seconds: float, log):
 
 def run_fingerprint(cfg: RLAIFConfig, model_dir: Path, codec_dir: Path, tokens: Path) -> str:
     """What a checkpoint must match to be resumed: config, code, pretrained model, codec, tokens."""
-    h = hashlib.sha1(cfg.model_dump_json().encode())
-    h.update(stage_code_version(STAGE).encode())
-    for path in (model_dir / "model.safetensors", codec_dir / "config.json", tokens / "meta.json", tokens / "index.parquet"):
-        h.update(file_digest(path).encode() if path.is_file() else b"-")
-    return h.hexdigest()[:16]
+    return fingerprint(cfg, STAGE, (model_dir / "model.safetensors", codec_dir / "config.json", tokens / "meta.json",
+                                    tokens / "index.parquet"))
 
 
-def checkpoint_dir(out: Path, fingerprint: str) -> tuple[Path, str | None]:
-    """The checkpoint folder (stale ones removed) and the checkpoint to resume from, if any.
+def checkpoint_dir(out: Path, digest: str, log=None) -> tuple[Path, str | None]:
+    """The checkpoint folder (another run's set aside) and the checkpoint to resume from, if any.
 
     The Trainer writes a checkpoint folder in place, its trainer_state.json last: a folder without
     one was cut short by a kill and is removed (its predecessor is resumed)."""
-    root = out.parent / f".{out.name}.checkpoints"
-    marker = root / "run.json"
-    if root.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("fingerprint") != fingerprint):
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(marker, {"fingerprint": fingerprint})
+    root = ResumeFolder(checkpoint_folder(out), digest, log).root
     complete = []
     for folder in root.glob("checkpoint-*"):
         if (folder / "trainer_state.json").is_file():
@@ -225,7 +216,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
         train_prompts, valid_prompts, test_prompts = prompt_tables(cfg, tokens, instrument_of)
         reward = build_reward(cfg, codec, tokens, cfg.seconds, log)
         vocab = CodeVocabulary(policy.config.num_codebooks, policy.config.codebook_size)
-        root, resume = checkpoint_dir(out, run_fingerprint(cfg, model_dir, codec_dir, tokens))
+        root, resume = checkpoint_dir(out, run_fingerprint(cfg, model_dir, codec_dir, tokens), log)
         rollouts = cfg.prompts_per_step * cfg.num_generations
         log.info("GRPO: %d steps x %d prompts x %d rollouts of %.1f s (%d frames); beta %.3g; %d training prompts, "
                  "%d valid, %d test%s", cfg.steps, cfg.prompts_per_step, cfg.num_generations, cfg.seconds,

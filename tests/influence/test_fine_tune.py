@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from components.influence.pairs import Recording, pair_batch
-from components.influence.train import Checkpoints, attach_reference, fine_tune, trainable_state
+from components.common.resume import ResumeFolder, checkpoint_folder
+from components.influence.train import attach_reference, fine_tune, trainable_state
 from tests.influence.conftest import FRAME_RATE, K, V, influence_config, synthetic_recordings, tiny_lyra
 
 LOG = logging.getLogger("test")
@@ -81,7 +82,7 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_codec, tmp_path):
     def run(stop_after=None, folder="a"):
         model = tiny_lyra()
         attach_reference(model, cfg, tiny_codec)
-        ckpts = Checkpoints(tmp_path / folder / "out", "fingerprint")
+        ckpts = ResumeFolder(checkpoint_folder(tmp_path / folder / "out"), "fingerprint")
         return fine_tune(model, recs, recs[:2], cfg, ckpts, LOG, stop_after=stop_after), ckpts
 
     (_, _), ckpts = run(stop_after=6)                # "killed" after step 6: the step-4 checkpoint is on disk
@@ -93,4 +94,5 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_codec, tmp_path):
     assert history["loss"] == pytest.approx(straight_history["loss"], rel=1e-4, abs=1e-5)
     a, b = trainable_state(resumed), trainable_state(straight)
     assert all(torch.allclose(a[n], b[n], atol=1e-5) for n in a)
-    assert Checkpoints(tmp_path / "a" / "out", "another config").load() is None    # a stale checkpoint is dropped
+    other = ResumeFolder(checkpoint_folder(tmp_path / "a" / "out"), "another config")
+    assert other.load() is None and (other.root / "stale-fingerprint" / "state.pt").is_file()   # set aside, not resumed

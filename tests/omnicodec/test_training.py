@@ -79,8 +79,8 @@ def test_changed_config_does_not_resume_stale_checkpoints(curated, tmp_path):
 
 
 def test_changed_code_does_not_resume_stale_checkpoints(curated, tmp_path, monkeypatch):
-    from components.omnicodec import train as codec_train
+    from components.common import resume
 
     _run(small_train_config(), curated, tmp_path / "m", stop_after=4)
-    monkeypatch.setattr(codec_train, "stage_code_version", lambda stage: "edited-source")   # as if a file changed
+    monkeypatch.setattr(resume, "stage_code_version", lambda stage: "edited-source")   # as if a file changed
     _assert_set_aside_then_started_afresh(curated, tmp_path / "m", small_train_config(steps=4))

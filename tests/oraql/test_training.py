@@ -8,7 +8,8 @@ from scipy.stats import spearmanr
 from components.oraql import degrade
 from components.oraql.config import OraqlConfig, OraqlModelConfig
 from components.oraql.model import HEADS, Oraql, load_oraql, log_mel_features
-from components.oraql.train import Killed, LabelledSet, TrainingCheckpoint, fit, predict
+from components.common.resume import ResumeFolder
+from components.oraql.train import Killed, LabelledSet, fit, predict
 from tests.oraql.synth import melody
 
 SR = 16_000
@@ -60,7 +61,7 @@ def test_a_killed_run_resumes_to_the_same_final_state(data, tmp_path):
     (train, _), (valid, _), _ = data
     cfg = config()
     reference, ref_history = fit(train, valid, cfg)
-    ckpt = TrainingCheckpoint(tmp_path / "ckpt", "fingerprint")
+    ckpt = ResumeFolder(tmp_path / "ckpt", "fingerprint")
     with pytest.raises(Killed):
         fit(train, valid, cfg, ckpt, stop_after=80)
     assert ckpt.load()["step"] == 80
@@ -69,7 +70,7 @@ def test_a_killed_run_resumes_to_the_same_final_state(data, tmp_path):
     assert history == ref_history
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
-    assert TrainingCheckpoint(tmp_path / "ckpt", "other inputs").load() is None     # never resumed across inputs
+    assert ResumeFolder(tmp_path / "ckpt", "other inputs").load() is None     # never resumed across inputs
 
 
 def test_save_and_load_round_trip(tmp_path, data):
