@@ -205,8 +205,7 @@ def phrasing_similarity(embeddings: np.ndarray) -> dict[str, float | None]:
 def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: CaptionConfig, run,
                    *, encoder: TextEncoder | None = None) -> dict:
     """Caption a curated folder into `out` (replaced atomically). Returns the metrics."""
-    from components.common.atomic import atomic_dir, atomic_write_json
-    from components.common.lineage import write_lineage
+    from components.common.atomic import atomic_write_json
 
     curated, out = Path(curated), Path(out)
     t0 = time.perf_counter()
@@ -236,21 +235,19 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
         "seconds_analysis": round(t_analysis, 2), "seconds_encode": round(t_encode, 2),
     }
 
-    with atomic_dir(out) as staging:
-        table.to_parquet(staging / "captions.parquet", index=False)
-        np.save(staging / "embeddings.npy", embeddings)
-        atomic_write_json(staging / "agreement.json", {**report, "words": word_counts(tags)})
-        plot = _try_plot(table, config, staging / "agreement.png", run)
-        write_lineage(staging, stage=STAGE_NAME, inputs={"curated": curated}, params=config,
-                      extra={"text_encoder": encoder.describe(), "captioner": captioner.name,
-                             "n_clips": len(rows), "embeddings_shape": list(embeddings.shape)})
+    with run.output(out, inputs={"curated": curated}, params=config,
+                    lineage={"text_encoder": encoder.describe(), "captioner": captioner.name,
+                             "n_clips": len(rows), "embeddings_shape": list(embeddings.shape)}) as staged:
+        table.to_parquet(staged.dir / "captions.parquet", index=False)
+        np.save(staged.dir / "embeddings.npy", embeddings)
+        atomic_write_json(staged.dir / "agreement.json", {**report, "words": word_counts(tags)})
+        if _try_plot(table, config, staged.dir / "agreement.png", run):
+            staged.image("agreement", "agreement.png")
     metrics["seconds_total"] = round(time.perf_counter() - t0, 2)
 
     run.add_metadata(words=word_counts(tags))
     run.add_markdown("examples", _examples_markdown(table))
     run.add_path("captions", out / "captions.parquet")
-    if plot:
-        run.add_image("agreement", out / "agreement.png")
     run.log.info("tempo acc1 %s / acc2 %s over %s clips; key exact %s, MIREX %s over %s clips; %.1f s",
                  metrics["tempo_acc1"], metrics["tempo_acc2"], metrics["tempo_n_compared"], metrics["key_exact"],
                  metrics["key_mirex"], metrics["key_n_compared"], metrics["seconds_total"])

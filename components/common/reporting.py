@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ from typing import Any, Iterable, Iterator, Mapping, TypeVar
 
 from tqdm.auto import tqdm
 
-from components.common.atomic import atomic_write_json
+from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.lineage import write_lineage
 
 T = TypeVar("T")
 PIPES_ENV = "DAGSTER_PIPES_CONTEXT"
@@ -84,6 +86,20 @@ def md_image(png_path: str | os.PathLike, alt: str = "") -> str:
     return f"![{alt}](data:image/png;base64,{data})"
 
 
+@dataclasses.dataclass
+class StagedOutput:
+    """A stage's output folder while it is written (see StageRun.output)."""
+
+    dir: Path                                  # the staging folder: write everything here
+    lineage: dict                              # facts lineage.json records besides inputs, params, code (e.g. metrics)
+    images: dict[str, str] = dataclasses.field(default_factory=dict)   # metadata key -> file in the folder
+
+    def image(self, key: str, name: str) -> Path:
+        """Where to write a plot that the run shows in Dagster under `key` once the folder is published."""
+        self.images[key] = name
+        return self.dir / name
+
+
 class StageRun:
     def __init__(self, name: str, pipes: Any | None):
         self.name = name
@@ -135,6 +151,20 @@ class StageRun:
         for key, value in (metadata or {}).items():
             if isinstance(value, (int, float, str, bool)):
                 self.metadata[f"check_{check_name}_{key}"] = value
+
+    @contextlib.contextmanager
+    def output(self, out: str | os.PathLike, *, inputs: Mapping[str, str | os.PathLike], params: Any = None,
+               lineage: Mapping[str, Any] | None = None) -> Iterator[StagedOutput]:
+        """The one way a stage writes its output folder: files go into `staged.dir`; on success lineage.json is
+        added (inputs with their digests, params, the stage's code version, `staged.lineage`), the folder
+        replaces `out` as a whole (an exception leaves the previous `out` as it was), and the images named
+        with `staged.image(...)` join the run's metadata. The metrics file comes after, with `finish`."""
+        with atomic_dir(out) as staging:
+            staged = StagedOutput(Path(staging), dict(lineage or {}))
+            yield staged
+            write_lineage(staging, stage=self.name, inputs=inputs, params=params, extra=staged.lineage)
+        for key, name in staged.images.items():
+            self.add_image(key, Path(out) / name)
 
     def finish(self, metrics: Mapping[str, Any] | None = None, metrics_path: str | os.PathLike | None = None,
                *, asset_key: str | None = None, data_version: str | None = None) -> None:

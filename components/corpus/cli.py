@@ -28,8 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from components.common.atomic import atomic_dir
-    from components.common.lineage import write_lineage
     from components.common.reporting import stage_run
     from components.corpus.build import build_corpus, corpus_metrics, plot_durations
     from components.corpus.render import soundfont_path
@@ -44,17 +42,16 @@ def main(args) -> int:
         size = f"{config.hours} h of audio" if config.hours else f"{config.n_pieces} pieces"
         run.log.info("building the demo corpus: %s x %d instruments, seed %d, %d worker(s)",
                      size, config.instruments_per_piece, config.seed, config.workers)
-        with atomic_dir(args.out) as staging:
-            build = build_corpus(config, staging, progress=run.progress)
-            metrics = corpus_metrics(build, config)
-            plot = plot_durations(build.tracks, staging / "durations_by_collection.png")
-            import music21
+        import music21
 
-            write_lineage(staging, stage="demo_corpus", inputs={"soundfont": soundfont_path()}, params=config, extra={"music21_version": music21.__version__})
+        with run.output(args.out, inputs={"soundfont": soundfont_path()}, params=config,
+                        lineage={"music21_version": music21.__version__}) as staged:
+            build = build_corpus(config, staged.dir, progress=run.progress)
+            metrics = corpus_metrics(build, config)
+            plot_durations(build.tracks, staged.image("durations_by_collection", "durations_by_collection.png"))
         run.log.info("%d tracks from %d pieces, %.1f min of audio in %.1f s (%.0fx realtime); %d scores skipped",
                      metrics["n_tracks"], metrics["n_pieces"], metrics["audio_seconds"] / 60,
                      metrics["build_seconds"], metrics["x_realtime"], metrics["skipped_scores"])
-        run.add_image("durations_by_collection", args.out / plot.name)
         run.add_path("tracks", args.out / "tracks.parquet")
         run.finish(metrics, args.metrics)
     return 0

@@ -26,8 +26,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from components.common.atomic import atomic_dir
-    from components.common.lineage import write_lineage
     from components.common.reporting import stage_run
     from components.curation.curate import (
         check_folders,
@@ -42,11 +40,10 @@ def main(args) -> int:
     with stage_run("curated_clips") as run:
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)
-        with atomic_dir(args.out) as staging:
-            result = curate_folder(args.input, staging, config, progress=run.progress, log=run.log)
+        with run.output(args.out, inputs={"audio": args.input}, params=config) as staged:
+            result = curate_folder(args.input, staged.dir, config, progress=run.progress, log=run.log)
             metrics = curation_metrics(result, config)
-            plot = plot_summary(result, config, staging / "curation_summary.png")
-            write_lineage(staging, stage="curated_clips", inputs={"audio": args.input}, params=config)
+            plot_summary(result, config, staged.image("curation_summary", "curation_summary.png"))
 
         # Data checks: recorded, reported to Dagster, never fatal here (the orchestrator's blocking
         # asset checks decide whether downstream stages may use this version).
@@ -63,7 +60,6 @@ def main(args) -> int:
         run.log.info("%d files in: %d curated into %d clips (%.1f min), %d quarantine rows %s; %.0fx realtime",
                      metrics["files_in"], metrics["files_curated"], metrics["clips"], metrics["clip_seconds"] / 60,
                      metrics["quarantine_rows"], metrics["quarantined_by_reason"], metrics["x_realtime"])
-        run.add_image("curation_summary", args.out / plot.name)
         run.add_path("manifest", args.out / "manifest.parquet")
         run.add_path("quarantine", args.out / "quarantine.parquet")
         run.add_metadata(**{f"quarantined.{k}": v for k, v in metrics["quarantined_by_reason"].items()})

@@ -19,8 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.common.atomic import atomic_dir
-from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.common.stats import wilson_interval
 from components.judge.config import JudgeConfig
@@ -67,78 +65,87 @@ def accuracy_row(predicted: np.ndarray, truth: np.ndarray) -> dict:
     return {"accuracy": k / n if n else float("nan"), "n": n, "interval95": [low, high]}
 
 
+def _decoded_splits(judge: Judge, tokens: Path, curated: Path, codec, labels: pd.DataFrame, cfg: JudgeConfig,
+                    progress) -> dict:
+    """Per split: clip ids, judge features of the decoded audio, labels. Held-out pieces never in train."""
+    data = {}
+    for split in ("train", "valid", "test", "ood"):
+        ids, audio = decoded_clips(tokens, split, codec, cfg.max_clips_per_split, cfg.decode_batch, cfg.seed, progress)
+        unknown = [i for i in ids if i not in labels.index]
+        if unknown:
+            raise JudgeError(f"{len(unknown)} clip(s) of {tokens} are not in {curated}/manifest.parquet, "
+                             f"e.g. {unknown[:3]}: tokens and curated folder come from different corpora")
+        data[split] = {"ids": ids, "features": judge.features(audio), "labels": labels.loc[ids]}
+    train_pieces = set(data["train"]["labels"]["piece_id"])
+    held_pieces = {p for s in ("valid", "test", "ood") for p in data[s]["labels"]["piece_id"]}
+    if train_pieces & held_pieces:   # the split is by piece; a judge that saw a held-out piece is no judge
+        raise JudgeError(f"pieces in both train and held-out splits: {sorted(train_pieces & held_pieces)[:3]}")
+    return data
+
+
+def _train_head(judge: Judge, data: dict, head: str, cfg: JudgeConfig, log) -> tuple[dict, tuple | None]:
+    """One head: C chosen on valid (test is not looked at), its accuracy per split, test's confusion inputs."""
+    y_train = data["train"]["labels"][head].astype(str).to_numpy()
+    classes = sorted(set(y_train))
+    if len(classes) < 2:
+        raise JudgeError(f"the training clips have only {classes} as {head}: nothing to tell apart")
+    code = {c: i for i, c in enumerate(classes)}
+
+    def encoded(split):
+        # labels the head never learnt (an OOD instrument) cannot be answered: left out, counted
+        y = data[split]["labels"][head].astype(str).to_numpy()
+        keep = np.array([v in code for v in y], dtype=bool)
+        return [f for f, k in zip(data[split]["features"], keep) if k], \
+            np.array([code[v] for v in y[keep]], dtype=int), int((~keep).sum())
+
+    X_train, t_train, _ = encoded("train")
+    X_valid, t_valid, _ = encoded("valid")
+    judge.classes[head] = classes
+    scores = {}
+    for C in cfg.c_grid:
+        judge.pipelines[head] = fit_head(X_train, t_train, C, cfg.seed)
+        scores[C] = float(np.mean(judge.predict(head, X_valid) == t_valid)) if len(t_valid) else 0.0
+    best_c = max(cfg.c_grid, key=lambda c: (scores[c], -c))   # ties: the stronger regulariser
+    judge.pipelines[head] = fit_head(X_train, t_train, best_c, cfg.seed)
+    head_metrics = {"classes": classes, "C": best_c, "valid_accuracy_by_C": {str(c): s for c, s in scores.items()},
+                    "train": accuracy_row(judge.predict(head, X_train), t_train)}
+    for split in ("valid", "test", "ood"):
+        X, t, unseen = encoded(split)
+        if len(t):
+            head_metrics[split] = {**accuracy_row(judge.predict(head, X), t), "unseen_class_clips": unseen,
+                                   "majority_rate": float(np.bincount(t).max() / len(t))}
+    X_test, t_test, _ = encoded("test")
+    log.info("judge %s: %d classes, C=%g (valid %.2f); test accuracy %s", head, len(classes), best_c,
+             scores[best_c], json.dumps(head_metrics.get("test", {}).get("accuracy")))
+    return head_metrics, (classes, t_test, judge.predict(head, X_test)) if len(t_test) else None
+
+
 def run_judge_stage(cfg: JudgeConfig, tokens, codec_dir, curated, out, metrics_path=None) -> dict:
+    from components.judge.plots import plot_confusions
+
     tokens, codec_dir, curated, out = Path(tokens), Path(codec_dir), Path(curated), Path(out)
     with stage_run(STAGE) as run:
-        log, start = run.log, time.perf_counter()
+        start = time.perf_counter()
         labels = clip_labels(curated).set_index("clip_id")
         torch.set_num_threads(cfg.threads)
         codec = codec_io.load_codec(codec_dir)
         judge = Judge(sample_rate=codec.sample_rate, crop_seconds=cfg.crop_seconds, crops_per_clip=cfg.crops_per_clip,
                       n_mels=cfg.n_mels, classes={}, pipelines={})
-        data = {}
-        for split in ("train", "valid", "test", "ood"):
-            ids, audio = decoded_clips(tokens, split, codec, cfg.max_clips_per_split, cfg.decode_batch, cfg.seed,
-                                       run.progress)
-            unknown = [i for i in ids if i not in labels.index]
-            if unknown:
-                raise JudgeError(f"{len(unknown)} clip(s) of {tokens} are not in {curated}/manifest.parquet, "
-                                 f"e.g. {unknown[:3]}: tokens and curated folder come from different corpora")
-            data[split] = {"ids": ids, "features": judge.features(audio), "labels": labels.loc[ids]}
-        train_pieces = set(data["train"]["labels"]["piece_id"])
-        held_pieces = {p for s in ("valid", "test", "ood") for p in data[s]["labels"]["piece_id"]}
-        if train_pieces & held_pieces:   # the split is by piece; a judge that saw a held-out piece is no judge
-            raise JudgeError(f"pieces in both train and held-out splits: {sorted(train_pieces & held_pieces)[:3]}")
-
+        data = _decoded_splits(judge, tokens, curated, codec, labels, cfg, run.progress)
         metrics: dict = {"clips": {s: len(d["ids"]) for s, d in data.items()}, "heads": {}}
         confusion = {}
         for head in cfg.heads:
-            y_train = data["train"]["labels"][head].astype(str).to_numpy()
-            classes = sorted(set(y_train))
-            if len(classes) < 2:
-                raise JudgeError(f"the training clips have only {classes} as {head}: nothing to tell apart")
-            code = {c: i for i, c in enumerate(classes)}
-
-            def encoded(split):
-                # labels the head never learnt (an OOD instrument) cannot be answered: left out, counted
-                y = data[split]["labels"][head].astype(str).to_numpy()
-                keep = np.array([v in code for v in y], dtype=bool)
-                return [f for f, k in zip(data[split]["features"], keep) if k], \
-                    np.array([code[v] for v in y[keep]], dtype=int), int((~keep).sum())
-
-            X_train, t_train, _ = encoded("train")
-            X_valid, t_valid, _ = encoded("valid")
-            judge.classes[head] = classes
-            scores = {}
-            for C in cfg.c_grid:                              # chosen on valid; test is not looked at
-                judge.pipelines[head] = fit_head(X_train, t_train, C, cfg.seed)
-                scores[C] = float(np.mean(judge.predict(head, X_valid) == t_valid)) if len(t_valid) else 0.0
-            best_c = max(cfg.c_grid, key=lambda c: (scores[c], -c))   # ties: the stronger regulariser
-            judge.pipelines[head] = fit_head(X_train, t_train, best_c, cfg.seed)
-            head_metrics = {"classes": classes, "C": best_c, "valid_accuracy_by_C": {str(c): s for c, s in scores.items()},
-                            "train": accuracy_row(judge.predict(head, X_train), t_train)}
-            for split in ("valid", "test", "ood"):
-                X, t, unseen = encoded(split)
-                if len(t):
-                    head_metrics[split] = {**accuracy_row(judge.predict(head, X), t), "unseen_class_clips": unseen,
-                                           "majority_rate": float(np.bincount(t).max() / len(t))}
-            X_test, t_test, _ = encoded("test")
-            if len(t_test):
-                confusion[head] = (classes, t_test, judge.predict(head, X_test))
-            metrics["heads"][head] = head_metrics
-            log.info("judge %s: %d classes, C=%g (valid %.2f); test accuracy %s", head, len(classes), best_c,
-                     scores[best_c], json.dumps(head_metrics.get("test", {}).get("accuracy")))
+            metrics["heads"][head], test_confusion = _train_head(judge, data, head, cfg, run.log)
+            if test_confusion is not None:
+                confusion[head] = test_confusion
         metrics["seconds"] = time.perf_counter() - start
-        flat = {f"{h}_test_accuracy": m.get("test", {}).get("accuracy") for h, m in metrics["heads"].items()}
+        metrics.update({f"{h}_test_accuracy": m.get("test", {}).get("accuracy") for h, m in metrics["heads"].items()})
 
-        with atomic_dir(out) as staging:
-            judge.save(staging)
-            labels.reset_index().to_parquet(staging / LABELS_FILE, index=False)
-            from components.judge.plots import plot_confusions
-            plot_confusions(staging / "confusion_test.png", confusion)
-            write_lineage(staging, stage=STAGE, inputs={"tokens": tokens, "codec": codec_dir, "curated": curated},
-                          params=cfg, extra={"metrics": {**metrics, **flat}})
-        run.add_image("confusion_test", out / "confusion_test.png")
+        with run.output(out, inputs={"tokens": tokens, "codec": codec_dir, "curated": curated}, params=cfg,
+                        lineage={"metrics": metrics}) as staged:
+            judge.save(staged.dir)
+            labels.reset_index().to_parquet(staged.dir / LABELS_FILE, index=False)
+            plot_confusions(staged.image("confusion_test", "confusion_test.png"), confusion)
         run.add_path("judge", out)
-        run.finish({**metrics, **flat}, metrics_path)
-    return {**metrics, **flat}
+        run.finish(metrics, metrics_path)
+    return metrics

@@ -32,9 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.atomic import atomic_write_json
 from components.common.audio import write_wav
-from components.common.lineage import write_lineage
 from components.omnicodec import plots
 from components.omnicodec.config import CodecEvalConfig
 from components.omnicodec.data import read_segment, split_clips
@@ -225,19 +224,18 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
         if ood and ood["visqol"] is not None and default["visqol"] is not None else None,
         "clip_seconds": cfg.clip_seconds, "frame_rate": codec.frame_rate, "sample_rate": codec.sample_rate,
     }
-    with atomic_dir(out) as staging:
-        atomic_write_json(staging / "metrics.json", metrics)
-        plots.quality_vs_bitrate(trained["per_bitrate"], baseline["per_bitrate"], staging / "quality_vs_bitrate.png",
-                                 ood["per_bitrate"] if ood else None)
+    with run.output(out, inputs={"model": model_dir, "curated": curated}, params=cfg,
+                    lineage={"metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}}) as staged:
+        atomic_write_json(staged.dir / "metrics.json", metrics)
+        plots.quality_vs_bitrate(trained["per_bitrate"], baseline["per_bitrate"],
+                                 staged.image("quality_vs_bitrate", "quality_vs_bitrate.png"), ood["per_bitrate"] if ood else None)
         for i, deg in trained["examples"].items():
-            write_wav(staging / "examples" / f"{clips[i].clip_id}_input.wav", audio[i], codec.sample_rate)
-            write_wav(staging / "examples" / f"{clips[i].clip_id}_decoded.wav", np.clip(deg, -1, 1), codec.sample_rate)
-        write_lineage(staging, stage="omnicodec_eval", inputs={"model": model_dir, "curated": curated}, params=cfg, extra={"metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}})
+            write_wav(staged.dir / "examples" / f"{clips[i].clip_id}_input.wav", audio[i], codec.sample_rate)
+            write_wav(staged.dir / "examples" / f"{clips[i].clip_id}_decoded.wav", np.clip(deg, -1, 1), codec.sample_rate)
     if ood:
         run.log.info("out of distribution (%d clips of unseen pieces and timbres) at %.2f kbps: ViSQOL %s, mel "
                      "distance %s, information gap %s", ood["n_clips"], metrics["bitrate_kbps"], fmt_value(ood["visqol"]),
                      fmt_value(ood["mel_distance"]), fmt_value(ood["code_information_mel_gap"]))
-    run.add_image("quality_vs_bitrate", out / "quality_vs_bitrate.png")
     run.add_path("eval_dir", out)
     fmt = fmt_value
     run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "

@@ -36,10 +36,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from components.common.atomic import atomic_dir
 from components.common.audio import write_wav
 from components.common.distributed import DistInfo, barrier, init_distributed
-from components.common.lineage import write_lineage
 from components.common.resume import checkpoint_folder
 from components.common.seeds import torch_generator
 from components.omnicodec import checkpoint as ckpt
@@ -340,12 +338,13 @@ def _write_model_folder(cfg, trainer: CodecTrainer, codec: OmniCodec, curated, o
                                 if f"perplexity_{k}" in last_perplexity],
         "codebook_replaced": sum(v for h in trainer.history for k, v in h.items() if k.startswith("replaced_")),
     }
-    with atomic_dir(out) as staging:
+    with run.output(out, inputs={"curated": curated}, params=cfg, lineage={"metrics": metrics}) as staged:
+        staging = staged.dir
         codec.save_pretrained(staging, extra_config={"init_seed": cfg.seed, "trained_steps": trainer.step})
         (staging / "checkpoints").mkdir()
         last = ckpt.list_checkpoints(work_dir)[-1][1]
         shutil.copy2(last, staging / "checkpoints" / "last.pt")
-        plots.loss_curve(trainer.history, staging / "loss_curve.png",
+        plots.loss_curve(trainer.history, staged.image("loss_curve", "loss_curve.png"),
                          cfg.adv_start_step if cfg.adversarial and cfg.adv_start_step < cfg.steps else None)
         n = min(cfg.n_examples, len(valid_crops))
         codec.eval()
@@ -353,15 +352,12 @@ def _write_model_folder(cfg, trainer: CodecTrainer, codec: OmniCodec, curated, o
             recon, _ = codec(valid_crops[:n].to(trainer.device))
         recon = recon.float().cpu()
         titles = [c.clip_id for c in valid_clips[:n]]
-        plots.spectrogram_pairs(valid_crops[:n], recon, cfg.model.sample_rate, staging / "spectrograms.png", titles)
+        plots.spectrogram_pairs(valid_crops[:n], recon, cfg.model.sample_rate, staged.image("spectrograms", "spectrograms.png"),
+                                titles)
         for i in range(n):
             write_wav(staging / "examples" / f"{i}_input.wav", valid_crops[i, 0].numpy(), cfg.model.sample_rate)
             write_wav(staging / "examples" / f"{i}_reconstruction.wav", np.clip(recon[i, 0].numpy(), -1, 1),
                       cfg.model.sample_rate)
-        write_lineage(staging, stage="omnicodec", inputs={"curated": curated}, params=cfg,
-                      extra={"metrics": metrics})
-    run.add_image("loss_curve", out / "loss_curve.png")
-    run.add_image("spectrograms", out / "spectrograms.png")
     run.add_path("examples", out / "examples")
     run.add_path("model_dir", out)
     run.log.info("trained %d steps in %.0f s; validation mel distance %.3f -> %.3f", trainer.step,

@@ -23,13 +23,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from components.common.atomic import atomic_dir, atomic_path, atomic_write_json
-from components.common.lineage import write_lineage
+from components.common.atomic import atomic_path, atomic_write_json
 from components.common.reporting import stage_run
 from components.oraql import evaluate
 from components.oraql.config import OraqlConfig
 from components.oraql.model import HEADS, Oraql
 from components.common.errors import LyraError
+from components.common.metrics import pick
 from components.common.resume import ResumeFolder, checkpoint_folder, fingerprint
 from components.common.schedules import ramped_cosine
 
@@ -259,104 +259,126 @@ def scoring_speed(model: Oraql, cfg: OraqlConfig, seconds: float = 60.0) -> floa
         torch.set_num_threads(threads)
 
 
+# the stage's headline figures (its metrics file, Dagster, the gate) in the agreement report
+HEADLINE = {
+    **{f"{name}{suffix}": f"test.{name}.{key}" for name in ("spearman_clip", "pearson_clip", "spearman_system",
+                                                            "pearson_system", "held_out_spearman")
+       for suffix, key in (("", "value"), ("_ci95", "ci95"))},
+    "pairwise_accuracy": "test.pairwise.value", "pairwise_accuracy_ci95": "test.pairwise.ci95",
+    "untrained_spearman_clip": "untrained.spearman_clip.value",
+    "untrained_held_out_spearman": "untrained.held_out_spearman.value",
+    "fidelity_spearman_clip": "test_fidelity.spearman_clip.value",
+    "coherence_spearman_clip": "test_coherence.spearman_clip.value",
+    "n_test_items": "test.n_items", "n_test_clips": "test.n_clusters", "n_test_systems": "test.n_systems",
+}
+
+
+def _labelled_items(cfg: OraqlConfig, ckpt: ResumeFolder, curated: Path, codec, lyra, tokens, run):
+    """The labelled items, built once per fingerprint: a resumed run reads those of the interrupted one."""
+    work = ckpt.root
+    cached, marker = work / "items.npz", work / "items.json"
+    if marker.is_file():           # the folder belongs to this run's fingerprint: same inputs, config and code
+        saved = np.load(cached, allow_pickle=False)
+        table, features, pairs = pd.read_parquet(work / "items.parquet"), saved["features"], saved["pairs"]
+        run.log.info("%d items from the interrupted run (same inputs, config and code)", len(table))
+        return table, features, pairs
+    table, features, pairs = build_items(cfg, curated, codec, lyra, tokens, run)
+    with atomic_path(cached, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, features=features, pairs=pairs)
+    with atomic_path(work / "items.parquet", suffix=".parquet") as tmp:
+        table.to_parquet(tmp)
+    atomic_write_json(marker, {"items": len(table)})       # last: the items above are complete
+    return table, features, pairs
+
+
+def _agreement_report(model: Oraql, table: pd.DataFrame, features: np.ndarray, split: np.ndarray, held, valid,
+                      cfg: OraqlConfig) -> dict:
+    """Agreement with the labels on test pieces (the trained model, each head, the same network untrained)
+    and on valid."""
+    test_mask = split == "test"
+    test_items = table[test_mask].reset_index(drop=True)
+    scores = predict(model, features[test_mask])
+    torch.manual_seed(cfg.seed)
+    untrained = predict(Oraql(cfg.model).eval(), features[test_mask])
+    kw = dict(held_out_type=cfg.held_out_type, margin=cfg.pairwise_margin, n_boot=cfg.bootstrap, seed=cfg.seed)
+    report = {
+        "test": evaluate.agreement(test_items, scores[:, 0], **kw),
+        "test_fidelity": evaluate.agreement(test_items, scores[:, 1], head="fidelity", **{**kw, "n_boot": 0}),
+        "test_coherence": evaluate.agreement(test_items, scores[:, 2], head="coherence", **{**kw, "n_boot": 0}),
+        "untrained": evaluate.agreement(test_items, untrained[:, 0], **{**kw, "n_boot": 0}),
+    }
+    if len(valid):
+        valid_items = table[(split == "valid") & ~held].reset_index(drop=True)
+        report["valid"] = evaluate.agreement(valid_items, predict(model, valid.features)[:, 0], **{**kw, "n_boot": 0})
+    return report
+
+
+def _write_model(out: Path, run, model: Oraql, table: pd.DataFrame, features: np.ndarray, split, report: dict,
+                 metrics: dict, history: dict, cfg: OraqlConfig, inputs: dict) -> None:
+    from components.oraql.plots import plot_agreement
+
+    table = table.assign(split=split)
+    all_scores = predict(model, features)
+    for j, head in enumerate(HEADS):
+        table[f"score_{head}"] = all_scores[:, j]
+    with run.output(out, inputs={k: v for k, v in inputs.items() if v is not None}, params=cfg,
+                    lineage={"metrics": metrics}) as staged:
+        model.save_pretrained(staged.dir, extra={"held_out_type": cfg.held_out_type,
+                                                 "selected_step": metrics["selected_step"],
+                                                 "labels": "overall = fidelity x coherence on [0, 1]; see "
+                                                           "components/oraql/ladder.py"})
+        atomic_write_json(staged.dir / "training.json", {"history": history, "config": cfg.model_dump(mode="json")})
+        atomic_write_json(staged.dir / "evaluation.json", {**report, "metrics": metrics})
+        table.to_parquet(staged.dir / "items.parquet")
+        plot_agreement(staged.image("agreement", "agreement.png"), table[split == "test"].reset_index(drop=True),
+                       cfg.held_out_type)
+
+
 def run_train_stage(cfg: OraqlConfig, curated, out, *, codec=None, lyra=None, tokens=None, metrics_path=None) -> dict:
     curated, out = Path(curated), Path(out)
     codec, lyra, tokens = (Path(p) if p else None for p in (codec, lyra, tokens))
+    inputs = {"curated": curated, "codec": codec, "lyra": lyra, "tokens": tokens}
     torch.set_num_threads(cfg.threads)
     with stage_run(STAGE) as run:
         log = run.log
         started, started_cpu = time.perf_counter(), time.process_time()
-        ckpt = ResumeFolder(checkpoint_folder(out), input_fingerprint(
-            cfg, {"curated": curated / "manifest.parquet", "codec": codec, "lyra": lyra, "tokens": tokens}), log)
-        work = ckpt.root
-        cached, marker = work / "items.npz", work / "items.json"
-        if marker.is_file():           # the folder belongs to this run's fingerprint: same inputs, config and code
-            saved = np.load(cached, allow_pickle=False)
-            table, features, pairs = pd.read_parquet(work / "items.parquet"), saved["features"], saved["pairs"]
-            log.info("%d items from the interrupted run (same inputs, config and code)", len(table))
-        else:
-            table, features, pairs = build_items(cfg, curated, codec, lyra, tokens, run)
-            with atomic_path(cached, suffix=".npz") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, features=features, pairs=pairs)
-            with atomic_path(work / "items.parquet", suffix=".parquet") as tmp:
-                table.to_parquet(tmp)
-            atomic_write_json(marker, {"items": len(table)})       # last: the items above are complete
+        ckpt = ResumeFolder(checkpoint_folder(out), input_fingerprint(cfg, {**inputs, "curated": curated / "manifest.parquet"}),
+                            log)
+        table, features, pairs = _labelled_items(cfg, ckpt, curated, codec, lyra, tokens, run)
         build_s, build_cpu = time.perf_counter() - started, time.process_time() - started_cpu
         held = table["kind"] == cfg.held_out_type
         split = table["split"].to_numpy()
         train = labelled_set(table, features, (split == "train") & ~held, pairs)
         valid = labelled_set(table, features, (split == "valid") & ~held, pairs)
-        test_mask = split == "test"
         log.info("items: %d train, %d valid (held-out kind %r excluded from both), %d test; %d A/B pairs",
-                 len(train), len(valid), cfg.held_out_type, int(test_mask.sum()), len(train.pairs))
-        if (split == "train").sum() == 0 or test_mask.sum() == 0:
+                 len(train), len(valid), cfg.held_out_type, int((split == "test").sum()), len(train.pairs))
+        if (split == "train").sum() == 0 or (split == "test").sum() == 0:
             raise OraqlError("need items on train and test pieces")
         t0, c0 = time.perf_counter(), time.process_time()
         model, history = fit(train, valid, cfg, ckpt, log, run.progress)
         train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
 
-        test_items = table[test_mask].reset_index(drop=True)
-        scores = predict(model, features[test_mask])
-        torch.manual_seed(cfg.seed)
-        untrained = predict(Oraql(cfg.model).eval(), features[test_mask])
-        kw = dict(held_out_type=cfg.held_out_type, margin=cfg.pairwise_margin, n_boot=cfg.bootstrap, seed=cfg.seed)
-        report = {
-            "test": evaluate.agreement(test_items, scores[:, 0], **kw),
-            "test_fidelity": evaluate.agreement(test_items, scores[:, 1], head="fidelity", **{**kw, "n_boot": 0}),
-            "test_coherence": evaluate.agreement(test_items, scores[:, 2], head="coherence", **{**kw, "n_boot": 0}),
-            "untrained": evaluate.agreement(test_items, untrained[:, 0], **{**kw, "n_boot": 0}),
-        }
-        if len(valid):
-            valid_items = table[(split == "valid") & ~held].reset_index(drop=True)
-            report["valid"] = evaluate.agreement(valid_items, predict(model, valid.features)[:, 0], **{**kw, "n_boot": 0})
+        report = _agreement_report(model, table, features, split, held, valid, cfg)
         speed = scoring_speed(model, cfg)
         log.info("test: %s", evaluate.summary_line(report["test"]))
         log.info("untrained: %s", evaluate.summary_line(report["untrained"]))
-        t = report["test"]
+        best = history["best"]
         metrics = {
-            "spearman_clip": t["spearman_clip"]["value"], "spearman_clip_ci95": t["spearman_clip"]["ci95"],
-            "pearson_clip": t["pearson_clip"]["value"], "pearson_clip_ci95": t["pearson_clip"]["ci95"],
-            "spearman_system": t["spearman_system"]["value"], "spearman_system_ci95": t["spearman_system"]["ci95"],
-            "pearson_system": t["pearson_system"]["value"], "pearson_system_ci95": t["pearson_system"]["ci95"],
-            "pairwise_accuracy": t["pairwise"]["value"], "pairwise_accuracy_ci95": t["pairwise"]["ci95"],
-            "held_out_type": cfg.held_out_type, "held_out_spearman": t["held_out_spearman"]["value"],
-            "held_out_spearman_ci95": t["held_out_spearman"]["ci95"],
-            "untrained_spearman_clip": report["untrained"]["spearman_clip"]["value"],
-            "untrained_held_out_spearman": report["untrained"]["held_out_spearman"]["value"],
-            "fidelity_spearman_clip": report["test_fidelity"]["spearman_clip"]["value"],
-            "coherence_spearman_clip": report["test_coherence"]["spearman_clip"]["value"],
-            "n_test_items": t["n_items"], "n_test_clips": t["n_clusters"], "n_test_systems": t["n_systems"],
+            **pick(report, HEADLINE), "held_out_type": cfg.held_out_type,
             "n_train_items": len(train), "n_valid_items": len(valid), "n_pairs_human": int(len(pairs)),
-            "selected_step": history["best"]["step"] if history["best"] else cfg.steps,
-            "valid_spearman": history["best"]["spearman"] if history["best"] else None,
+            "selected_step": best["step"] if best else cfg.steps, "valid_spearman": best["spearman"] if best else None,
             "scoring_seconds_per_second_per_core": speed,
             "items_seconds": build_s, "train_seconds": train_s, "stage_seconds": time.perf_counter() - started,
             # CPU seconds (all threads): what the stage costs on an idle machine, whatever else ran beside it
             "items_cpu_seconds": build_cpu, "train_cpu_seconds": train_cpu,
             "stage_cpu_seconds": time.process_time() - started_cpu,
         }
-        table = table.assign(split=split)
-        all_scores = predict(model, features)
-        for j, head in enumerate(HEADS):
-            table[f"score_{head}"] = all_scores[:, j]
-        with atomic_dir(out) as staging:
-            model.save_pretrained(staging, extra={"held_out_type": cfg.held_out_type, "selected_step": metrics["selected_step"],
-                                                  "labels": "overall = fidelity x coherence on [0, 1]; see components/oraql/ladder.py"})
-            atomic_write_json(staging / "training.json", {"history": history, "config": cfg.model_dump(mode="json")})
-            atomic_write_json(staging / "evaluation.json", {**report, "metrics": metrics})
-            table.to_parquet(staging / "items.parquet")
-            from components.oraql.plots import plot_agreement
-
-            plot_agreement(staging / "agreement.png", table[test_mask].reset_index(drop=True), cfg.held_out_type)
-            write_lineage(staging, stage=STAGE, inputs={k: v for k, v in {"curated": curated, "codec": codec, "lyra": lyra,
-                                                                           "tokens": tokens}.items() if v is not None},
-                          params=cfg, extra={"metrics": metrics})
+        _write_model(out, run, model, table, features, split, report, metrics, history, cfg, inputs)
         ckpt.remove()
         log.info("ORAQL scores %.0f s of audio per second per core; stage %.1f s (items %.1f s, training %.1f s); "
                  "CPU %.1f s (items %.1f s, training %.1f s)", speed, metrics["stage_seconds"], build_s, train_s,
                  metrics["stage_cpu_seconds"], build_cpu, train_cpu)
-        run.add_image("agreement", out / "agreement.png")
         run.add_path("model", out)
         run.finish(metrics, metrics_path)
     return metrics

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.common.atomic import atomic_dir
-from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.config import add_config_arguments, config_from_args
 from components.tokens.build import TokenBuildError, build_token_shards
@@ -39,7 +37,9 @@ def main(args) -> int:
         for path in (args.codec / "config.json", args.curated / "manifest.parquet", args.captions / "captions.parquet"):
             if not path.is_file():
                 raise TokenBuildError(f"missing input: {path}")
-        with atomic_dir(args.out) as staging:
+        with run.output(args.out, params=cfg,
+                        inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions}) as staged:
+            staging = staged.dir
             metrics = build_token_shards(args.curated, args.captions, args.codec, args.out, staging, cfg,
                                          progress=run.progress, log=run.log, codec_eval=args.codec_eval)
             ds = TokenDataset(staging, split=None)
@@ -48,15 +48,12 @@ def main(args) -> int:
             in_range = codes_in_range(ds)
             counts = ds.unigram_counts()
             np.save(staging / "codebook_counts.npy", counts)
-            plot = plot_codebook_histograms(counts, staging / "codebook_histograms.png")
+            plot_codebook_histograms(counts, staged.image("codebook_histograms", "codebook_histograms.png"))
             for outcome in (accounting, in_range):
                 if not outcome.passed:
                     raise TokenBuildError(f"{outcome.description}: FAILED {outcome.details}")
-            write_lineage(staging, stage="token_shards", params=cfg,
-                          inputs={"codec": args.codec, "curated": args.curated, "captions": args.captions})
         run.report_check("every_clip_in_exactly_one_shard", accounting.passed, metadata=accounting.metadata())
         run.report_check("codes_in_range", in_range.passed, metadata=in_range.metadata())
-        run.add_image("codebook_histograms", args.out / plot.name)
         splits = metrics.pop("splits")
         metrics.update({f"clips_{k}": int(v) for k, v in splits.items()})
         metrics.update(codebook_statistics(counts))
