@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.atomic import atomic_write_json
 from components.common.audio import rms_dbfs, write_wav
-from components.common.lineage import write_lineage
 from components.common.mel import log_mel_spectrogram
 from components.common.reporting import stage_run
 from components.judge.model import Judge
@@ -91,6 +90,78 @@ def generate_set(model, prompts: list[Prompt], cfg: GenerateConfig, unconditiona
     return pieces, steps / seconds if seconds else None
 
 
+def held_out_prompts(tokens: Path, judge, labels: pd.DataFrame, judge_dir: Path, n: int) -> tuple[str, int, list[Prompt]]:
+    """(split, labelled clips, prompts): prompts spread over the judge's first head's classes."""
+    split, clips = prompt_split(tokens)
+    clips = [c for c in clips if c.clip_id in labels.index]
+    if not clips:
+        raise GenerationError(f"none of the {split} clips of {tokens} is labelled in {judge_dir}/{LABELS_FILE}")
+    head = list(judge.classes)[0]
+    return split, len(clips), choose_prompts(clips, [str(labels.loc[c.clip_id, head]) for c in clips], n)
+
+
+def judge_verdicts(judge, labels: pd.DataFrame, prompts: list[Prompt], audio: dict[str, list], log) -> tuple[dict, dict]:
+    """Per head: the judge's accuracy on real clips and on generations with and without the text (the same
+    seeds), and what it answered for each prompt."""
+    feats = {name: judge.features(a) for name, a in audio.items()}
+    verdict, answers = {}, {}
+    for head in judge.classes:
+        code = {c: i for i, c in enumerate(judge.classes[head])}
+        truth_names = [str(labels.loc[p.clip.clip_id, head]) for p in prompts]
+        known = np.array([t in code for t in truth_names])        # a class the judge never learnt: left out
+        truth = np.array([code.get(t, -1) for t in truth_names])
+        preds = {name: judge.predict(head, f) for name, f in feats.items()}
+        verdict[head] = head_verdict(truth[known], *(preds[s][known] for s in ("real", "text", "no_text")))
+        verdict[head]["prompts_with_unknown_class"] = int((~known).sum())
+        answers[head] = {name: [judge.classes[head][i] for i in p] for name, p in preds.items()}
+        v = verdict[head]
+        log.info("judge (%s): with text %.2f, without %.2f, real %.2f, chance %.2f over n=%d; share of real %.2f; "
+                 "p(text > no text) = %.2g", head, v["accuracy_text"], v["accuracy_no_text"], v["accuracy_real"],
+                 v["chance_majority"], v["n"], v["share_of_real"], v["p_text_vs_no_text"])
+    return verdict, answers
+
+
+def self_consistency(model, prompts: list[Prompt], with_text: list, texts: np.ndarray, cfg: GenerateConfig) -> dict:
+    """The model scoring itself (a diagnostic, never evidence of conditioning): caption NLL matrices."""
+    m = min(cfg.self_consistency_prompts, len(prompts))
+    sub_texts = texts[:m]
+    real_nll = caption_nll_matrix(model, [p.clip.codes for p in prompts[:m]], sub_texts,
+                                  np.array([p.clip.seconds_start for p in prompts[:m]]),
+                                  np.array([p.clip.seconds_total for p in prompts[:m]]))
+    gen_nll = caption_nll_matrix(model, [g.numpy() for g in with_text[:m]], sub_texts, np.zeros(m),
+                                 np.full(m, cfg.sample_seconds))
+    return {"real": real_nll, "generated": gen_nll, "texts": sub_texts}
+
+
+def write_examples(staged, prompts: list[Prompt], audio: dict[str, list], answers: dict, labels: pd.DataFrame,
+                   loudness: list[float], codec, cfg: GenerateConfig, model_dir: Path, codec_dir: Path) -> None:
+    """The first prompts' audio (with and without the text), what the judge heard, how to reproduce them."""
+    heads, mels, titles = list(answers), [], []
+    for i in range(min(cfg.n_audio_examples, len(prompts))):
+        p, wav = prompts[i], audio["text"][i]
+        name = f"{i:02d}_{p.clip.clip_id}"
+        write_wav(staged.dir / f"{name}.wav", wav, codec.sample_rate)
+        write_wav(staged.dir / f"{name}.no_text.wav", audio["no_text"][i], codec.sample_rate)
+        seed = cfg.seed + (i // cfg.batch_size) * cfg.batch_size
+        atomic_write_json(staged.dir / f"{name}.json", {
+            "prompt": p.caption, "source_clip": p.clip.clip_id, "batch_seed": seed,
+            "seconds_generated": len(wav) / codec.sample_rate,
+            "judge": {h: {s: answers[h][s][i] for s in answers[h]} for h in heads},
+            "truth": {h: str(labels.loc[p.clip.clip_id, h]) for h in heads},
+            "rms_dbfs": loudness[i], "model": model_identity(model_dir), "codec": model_identity(codec_dir),
+            "reproduce": reproduce_command(p.caption, cfg.model_copy(update={"seed": seed}), cfg.sample_seconds,
+                                           os.fspath(model_dir), os.fspath(codec_dir), f"{name}.wav"),
+            "reproduce_note": "generated in a batch of prompts: the command gives the same settings, not the same draw",
+        })
+        if len(wav):
+            mels.append(log_mel_spectrogram(torch.from_numpy(wav), codec.sample_rate, n_fft=1024, n_mels=64).numpy())
+            said = ", ".join(f"{answers[h]['text'][i]}" for h in heads)
+            titles.append(f"{i:02d} [judge: {said}] {p.caption}")
+    if mels:
+        plot_spectrograms(staged.image("spectrograms", "spectrograms.png"), mels, titles,
+                          [mel.shape[-1] * 256 / codec.sample_rate for mel in mels])
+
+
 def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_dir, out, metrics_path=None) -> dict:
     model_dir, codec_dir, tokens, judge_dir, out = map(Path, (model_dir, codec_dir, tokens, judge_dir, out))
     with stage_run(STAGE) as run:
@@ -102,110 +173,47 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
         codec_io.check_compatible(codec, model.config)
         judge = Judge.load(judge_dir)
         labels = pd.read_parquet(judge_dir / LABELS_FILE).set_index("clip_id")
-        split, clips = prompt_split(tokens)
-        clips = [c for c in clips if c.clip_id in labels.index]
-        if not clips:
-            raise GenerationError(f"none of the {split} clips of {tokens} is labelled in {judge_dir}/{LABELS_FILE}")
-        heads = list(judge.classes)
-        prompts = choose_prompts(clips, [str(labels.loc[c.clip_id, heads[0]]) for c in clips], cfg.n_prompts)
-        log.info("%d prompts from %d %s clips; judge heads %s", len(prompts), len(clips), split, heads)
+        split, n_clips, prompts = held_out_prompts(tokens, judge, labels, judge_dir, cfg.n_prompts)
+        log.info("%d prompts from %d %s clips; judge heads %s", len(prompts), n_clips, split, list(judge.classes))
 
         # --- three sets of music: the prompts' real clips, generations with and without the text
         max_frames = int(round(cfg.sample_seconds * model.config.frame_rate))
         real = codec_io.decode_in_batches(codec, [p.clip.codes[:, :max_frames] for p in prompts], cfg.batch_size)
         with_text, frames_per_s = generate_set(model, prompts, cfg, False, run.progress, "generating with text")
         no_text, _ = generate_set(model, prompts, cfg, True, run.progress, "generating without text")
-        text_audio = codec_io.decode_in_batches(codec, with_text, cfg.batch_size)
-        no_text_audio = codec_io.decode_in_batches(codec, no_text, cfg.batch_size)
+        audio = {"real": real, "text": codec_io.decode_in_batches(codec, with_text, cfg.batch_size),
+                 "no_text": codec_io.decode_in_batches(codec, no_text, cfg.batch_size)}
+        verdict, answers = judge_verdicts(judge, labels, prompts, audio, log)
 
-        # --- the judge's verdict, per head
-        feats = {name: judge.features(audio) for name, audio in
-                 (("real", real), ("text", text_audio), ("no_text", no_text_audio))}
-        verdict, answers = {}, {}
-        for head in heads:
-            code = {c: i for i, c in enumerate(judge.classes[head])}
-            truth_names = [str(labels.loc[p.clip.clip_id, head]) for p in prompts]
-            known = np.array([t in code for t in truth_names])        # a class the judge never learnt: left out
-            truth = np.array([code.get(t, -1) for t in truth_names])
-            preds = {name: judge.predict(head, f) for name, f in feats.items()}
-            verdict[head] = head_verdict(truth[known], *(preds[s][known] for s in ("real", "text", "no_text")))
-            verdict[head]["prompts_with_unknown_class"] = int((~known).sum())
-            answers[head] = {name: [judge.classes[head][i] for i in p] for name, p in preds.items()}
-            v = verdict[head]
-            log.info("judge (%s): with text %.2f, without %.2f, real %.2f, chance %.2f over n=%d; share of real %.2f; "
-                     "p(text > no text) = %.2g", head, v["accuracy_text"], v["accuracy_no_text"], v["accuracy_real"],
-                     v["chance_majority"], v["n"], v["share_of_real"], v["p_text_vs_no_text"])
-
-        # --- length control, unforced
-        texts = np.stack([p.embedding for p in prompts])
+        texts = np.stack([p.embedding for p in prompts])      # length control, unforced
         length_rows = measure_lengths(model, texts, cfg.length_requests, cfg.length_seeds, sampling_params(cfg), cfg.seed)
         lengths = length_summary(length_rows)
+        nll = self_consistency(model, prompts, with_text, texts, cfg)
 
-        # --- self-consistency (the model scoring itself: a diagnostic, never evidence of conditioning)
-        m = min(cfg.self_consistency_prompts, len(prompts))
-        sub_texts = texts[:m]
-        real_nll = caption_nll_matrix(model, [p.clip.codes for p in prompts[:m]], sub_texts,
-                                      np.array([p.clip.seconds_start for p in prompts[:m]]),
-                                      np.array([p.clip.seconds_total for p in prompts[:m]]))
-        gen_nll = caption_nll_matrix(model, [g.numpy() for g in with_text[:m]], sub_texts, np.zeros(m),
-                                     np.full(m, cfg.sample_seconds))
-
-        loudness = [rms_dbfs(a) for a in text_audio]
-        silent = [level < SILENCE_DBFS for level in loudness]
+        loudness = [rms_dbfs(a) for a in audio["text"]]
         metrics = {
             "prompt_split": split, "n_prompts": len(prompts), "sample_seconds": cfg.sample_seconds,
             **{f"judge_{h}_{k}": v for h, hv in verdict.items() for k, v in hv.items() if not isinstance(v, list)},
-            "silent_fraction": float(np.mean(silent)),
+            "silent_fraction": float(np.mean([level < SILENCE_DBFS for level in loudness])),
             "rms_dbfs_mean": float(np.mean([level for level in loudness if math.isfinite(level)] or [-math.inf])),
             "length_control": lengths, "generation_frames_per_second": frames_per_s,
-            "self_consistency_retrieval_real": retrieval_accuracy(real_nll, sub_texts)[0],
-            "self_consistency_retrieval_generated": retrieval_accuracy(gen_nll, sub_texts)[0],
-            "self_consistency_chance": retrieval_accuracy(real_nll, sub_texts)[1],
-            "self_consistency_gap_real_nats": caption_gap(real_nll),
+            "self_consistency_retrieval_real": retrieval_accuracy(nll["real"], nll["texts"])[0],
+            "self_consistency_retrieval_generated": retrieval_accuracy(nll["generated"], nll["texts"])[0],
+            "self_consistency_chance": retrieval_accuracy(nll["real"], nll["texts"])[1],
+            "self_consistency_gap_real_nats": caption_gap(nll["real"]),
             "seconds": time.perf_counter() - started,
         }
-
-        with atomic_dir(out) as staging:
-            mels, titles = [], []
-            for i in range(min(cfg.n_audio_examples, len(prompts))):
-                p, audio = prompts[i], text_audio[i]
-                name = f"{i:02d}_{p.clip.clip_id}"
-                write_wav(staging / f"{name}.wav", audio, codec.sample_rate)
-                write_wav(staging / f"{name}.no_text.wav", no_text_audio[i], codec.sample_rate)
-                seed = cfg.seed + (i // cfg.batch_size) * cfg.batch_size
-                atomic_write_json(staging / f"{name}.json", {
-                    "prompt": p.caption, "source_clip": p.clip.clip_id, "batch_seed": seed,
-                    "seconds_generated": len(audio) / codec.sample_rate,
-                    "judge": {h: {s: answers[h][s][i] for s in answers[h]} for h in heads},
-                    "truth": {h: str(labels.loc[p.clip.clip_id, h]) for h in heads},
-                    "rms_dbfs": loudness[i], "model": model_identity(model_dir), "codec": model_identity(codec_dir),
-                    "reproduce": reproduce_command(p.caption, cfg.model_copy(update={"seed": seed}), cfg.sample_seconds,
-                                                   os.fspath(model_dir), os.fspath(codec_dir), f"{name}.wav"),
-                    "reproduce_note": "generated in a batch of prompts: the command gives the same settings, not the "
-                                      "same draw",
-                })
-                if len(audio):
-                    mels.append(log_mel_spectrogram(torch.from_numpy(audio), codec.sample_rate, n_fft=1024,
-                                                    n_mels=64).numpy())
-                    said = ", ".join(f"{answers[h]['text'][i]}" for h in heads)
-                    titles.append(f"{i:02d} [judge: {said}] {p.caption}")
-            if mels:
-                plot_spectrograms(staging / "spectrograms.png", mels, titles,
-                                  [mel.shape[-1] * 256 / codec.sample_rate for mel in mels])
-            plot_lengths(staging / "lengths.png", length_rows)
-            atomic_write_json(staging / "verdict.json", {
+        with run.output(out, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens, "judge": judge_dir},
+                        params=cfg, lineage={"metrics": metrics}) as staged:
+            write_examples(staged, prompts, audio, answers, labels, loudness, codec, cfg, model_dir, codec_dir)
+            plot_lengths(staged.image("lengths", "lengths.png"), length_rows)
+            atomic_write_json(staged.dir / "verdict.json", {
                 "prompts": [{"caption": p.caption, "clip": p.clip.clip_id} for p in prompts],
                 "judge_answers": answers, "verdict": verdict, "lengths": length_rows,
-                "self_consistency_nll_real": real_nll.round(4).tolist(),
-                "self_consistency_nll_generated": gen_nll.round(4).tolist(), "metrics": metrics,
+                "self_consistency_nll_real": nll["real"].round(4).tolist(),
+                "self_consistency_nll_generated": nll["generated"].round(4).tolist(), "metrics": metrics,
             })
-            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
-                                                        "judge": judge_dir},
-                          params=cfg, extra={"metrics": metrics})
         log.info("lengths (END free): %s", ", ".join(f"{k}: median {v['median_generated_s']:.1f} s" for k, v in lengths.items()))
-        for image in ("spectrograms", "lengths"):
-            if (out / f"{image}.png").is_file():
-                run.add_image(image, out / f"{image}.png")
         run.add_path("samples", out)
         run.finish(metrics, metrics_path)
     return metrics

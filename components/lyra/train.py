@@ -22,15 +22,15 @@ import shutil
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.atomic import atomic_write_json
 from components.common.distributed import (all_reduce_mean, barrier, init_distributed, relaunch_under_torchrun,
                                            shutdown)
-from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.common.seeds import derive_seed
 from components.lyra.config import LMConfig
@@ -245,144 +245,204 @@ def train(cfg: LMConfig, tokens: str | os.PathLike, out: str | os.PathLike, metr
         return _train(cfg, tokens, out, metrics_path, info)
 
 
-def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
+@dataclasses.dataclass
+class Pretraining:
+    """What the steps of one pretraining run share (every rank holds its own)."""
+
+    cfg: LMConfig
+    engine: Any
+    optimizer: Any
+    sampler: WindowSampler
+    ckpts: Checkpoints
+    held: list[HeldOut]
+    select: HeldOut | None         # the split that chooses the checkpoint (valid); None: the last step is kept
+    info: Any
+    device: torch.device
+    bf16: bool
+    special: int
+    end: int
+
+    def evaluate(self, held: HeldOut) -> float:
+        return evaluate(self.engine, held, self.cfg, self.special, self.end, self.info.rank, self.info.world_size,
+                        self.device)
+
+    def validate(self) -> float | None:
+        return self.evaluate(self.select) if self.select is not None else None
+
+    def optimizer_step(self, step: int) -> tuple[float, float]:
+        """One optimizer step over this rank's slices of the global batch: (mean loss over ranks, lr)."""
+        cfg, world = self.cfg, self.info.world_size
+        lr = lr_at(step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            first = (micro * world + self.info.rank) * cfg.micro_batch    # this rank's slice of the global batch
+            batch = self.sampler.batch(step, range(first, first + cfg.micro_batch)).to(self.device)
+            # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
+            # N-process runs draw exactly what an uninterrupted 1-process run draws
+            torch.manual_seed(derive_seed(cfg.seed, step, first))
+            with bf16_autocast(self.bf16, self.device):
+                loss = self.engine(**batch.model_inputs()).loss
+            self.engine.backward(loss)
+            self.engine.step()
+            loss_sum += loss.item()
+        return all_reduce_mean(loss_sum / cfg.grad_accum), lr
+
+    def save(self, done: int, history: dict, tag: str | None = None) -> str:
+        return self.ckpts.save(self.engine, done, {"step": done, "history": history}, self.info.is_main, tag=tag)
+
+
+def _prepare(cfg: LMConfig, tokens: Path, out: Path, info, device: torch.device, bf16: bool, log):
+    """The model, its DeepSpeed engine, the window sampler, the held-out splits and the checkpoint folder."""
     import deepspeed
 
-    rank, world = info.rank, info.world_size
+    train_ds = TokenDataset(tokens, split="train")
+    if len(train_ds) == 0:
+        raise TrainingError(f"{tokens} has no training clips")
+    torch.manual_seed(cfg.seed)                         # identical initial weights on every rank
+    model = build_model(cfg.model, num_codebooks=train_ds.num_codebooks, codebook_size=train_ds.codebook_size,
+                        frame_rate=train_ds.frame_rate, sample_rate=train_ds.sample_rate, text_dim=train_ds.text_dim)
+    mcfg = model.config
+    special, end, W = mcfg.special_id, mcfg.end_id, mcfg.window_frames
+    log.info("Lyra: %.2f M parameters, K=%d x %d codes, %d-frame windows, %d process(es), ZeRO-%d, %s",
+             sum(p.numel() for p in model.parameters()) / 1e6, mcfg.num_codebooks, mcfg.codebook_size, W,
+             info.world_size, cfg.zero_stage, "bf16" if bf16 else "fp32")
+    optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
+                                  fused=device.type == "cuda")
+    engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                   config=deepspeed_config(cfg, bf16 and device.type == "cuda"))
+    sampler = WindowSampler(train_ds, W, special=special, end=end, seed=cfg.seed,
+                            cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
+    held = held_out_splits(tokens, train_ds, W, cfg.eval_windows, special, end)
+    select = next((h for h in held if h.split == SELECTION_SPLIT), None)
+    if select is None:
+        log.warning("no %s clips: the last step's model is kept (test never selects)", SELECTION_SPLIT)
+    for h in held:
+        log.info("held-out %s: %d windows from %d clips; unigram baseline %.3f nats/code",
+                 h.split, len(h.windows), len(h.dataset), h.unigram)
+    ckpts = Checkpoints(out, run_fingerprint(cfg, tokens, info.world_size), cfg.keep_checkpoints, info.is_main, log)
+    return model, Pretraining(cfg, engine, optimizer, sampler, ckpts, held, select, info, device, bf16, special, end)
+
+
+@dataclasses.dataclass
+class Speed:
+    """Model FLOPs utilisation against this machine's measured matmul peak (or the configured one)."""
+
+    flops_per_step: float
+    peak: float                    # all ranks together
+    measured: float
+    datasheet: float | None
+    compute_s: float = 0.0
+    timed_steps: int = 0
+
+    @classmethod
+    def measure(cls, model, pre: Pretraining, positions: int, per_step: int) -> "Speed":
+        world = pre.info.world_size
+        # the matmul peak of this machine in the training precision, every rank measuring at once
+        measured = all_reduce_mean(measure_peak_flops(pre.device, torch.bfloat16 if pre.bf16 else torch.float32))
+        peak = (pre.cfg.peak_tflops * 1e12 if pre.cfg.peak_tflops is not None else measured) * world
+        return cls(model.flops_per_position(positions) * positions * per_step, peak, measured,
+                   datasheet_peak_flops(pre.device))
+
+    def metrics(self, world: int, positions: int, per_step: int, configured: bool) -> dict:
+        step_s = self.compute_s / max(self.timed_steps, 1)
+        timed = self.timed_steps > 0
+        return {"seconds_per_step": step_s, "tokens_per_second": positions * per_step / step_s if timed else None,
+                "mfu": self.flops_per_step / (step_s * self.peak) if timed else None,
+                "peak_flops_per_device": self.peak / world,
+                "peak_source": "configured" if configured else "measured matmul calibration",
+                "measured_peak_flops_per_device": self.measured, "datasheet_peak_flops_per_device": self.datasheet,
+                "mfu_datasheet": self.flops_per_step / (step_s * self.datasheet * world)
+                if timed and self.datasheet else None}
+
+
+def _train_steps(pre: Pretraining, step: int, history: dict, speed: Speed, run) -> None:
+    """Steps `step` .. cfg.steps: validation on the selection split, best-so-far and periodic checkpoints."""
+    cfg, log, select = pre.cfg, run.log, pre.select
+    pre.engine.train()
+    for step in run.progress(range(step, cfg.steps), desc="lyra pretrain", total=cfg.steps - step, unit="step"):
+        t0 = time.perf_counter()
+        loss_mean, lr = pre.optimizer_step(step)
+        dt = time.perf_counter() - t0
+        if step > 0:                                                     # the first step pays for warm-up
+            speed.compute_s, speed.timed_steps = speed.compute_s + dt, speed.timed_steps + 1
+        grad_norm = pre.engine.get_global_grad_norm()
+        history["train"].append((step, loss_mean))
+        history["lr"].append((step, lr))
+        history["grad_norm"].append((step, float(grad_norm) if grad_norm is not None else float("nan")))
+        done = step + 1
+        if done % cfg.log_every == 0 and pre.info.is_main:
+            log.info("step %d/%d: loss %.3f, lr %.2e, %.0f ms/step, MFU %.1f%%", done, cfg.steps, loss_mean, lr,
+                     dt * 1e3, 100 * speed.flops_per_step / (dt * speed.peak))
+        if select is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+            val = pre.validate()
+            history["valid"].append((done, val))
+            log.info("step %d: %s loss %.3f (unigram %.3f)", done, select.split, val, select.unigram)
+            if cfg.select_best and (history["best"] is None or val < history["best"]["loss"]):
+                history["best"] = {"step": done, "loss": val}
+                pre.save(done, history, tag="best")
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            pre.save(done, history)
+
+
+def _choose_model(pre: Pretraining, history: dict) -> tuple[str, str, int]:
+    """Save the last step; load the best valid step when it generalised better. (final tag, chosen tag, step)"""
+    cfg = pre.cfg
+    val = pre.validate()
+    if val is not None and (not history["valid"] or history["valid"][-1][0] != cfg.steps):
+        history["valid"].append((cfg.steps, val))
+    final_tag = pre.save(cfg.steps, history)
+    best = history["best"]
+    if cfg.select_best and best is not None and val is not None and best["loss"] < val:
+        pre.engine.load_checkpoint(str(pre.ckpts.root), tag="best", load_optimizer_states=False,
+                                   load_lr_scheduler_states=False)
+        return final_tag, "best", best["step"]          # an earlier model generalised better
+    return final_tag, final_tag, cfg.steps
+
+
+def _train(cfg: LMConfig, tokens: Path, out: Path, metrics_path, info) -> dict:
+    world = info.world_size
     device = torch.device("cuda", info.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     bf16 = use_bf16(cfg, device)
-
     with stage_run(STAGE) as run:
         log = run.log
-        train_ds = TokenDataset(tokens, split="train")
-        if len(train_ds) == 0:
-            raise TrainingError(f"{tokens} has no training clips")
-        torch.manual_seed(cfg.seed)                         # identical initial weights on every rank
-        model = build_model(cfg.model, num_codebooks=train_ds.num_codebooks, codebook_size=train_ds.codebook_size,
-                            frame_rate=train_ds.frame_rate, sample_rate=train_ds.sample_rate, text_dim=train_ds.text_dim)
-        mcfg = model.config
-        special, end, W = mcfg.special_id, mcfg.end_id, mcfg.window_frames
-        n_params = sum(p.numel() for p in model.parameters())
-        log.info("Lyra: %.2f M parameters, K=%d x %d codes, %d-frame windows, %d process(es), ZeRO-%d, %s",
-                 n_params / 1e6, mcfg.num_codebooks, mcfg.codebook_size, W, world, cfg.zero_stage,
-                 "bf16" if bf16 else "fp32")
-        optimizer = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
-                                      fused=device.type == "cuda")
-        engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                                       config=deepspeed_config(cfg, bf16 and device.type == "cuda"))
-
-        sampler = WindowSampler(train_ds, W, special=special, end=end, seed=cfg.seed,
-                                cond_dropout=cfg.cond_dropout, phrasing=cfg.phrasing)
-        held = held_out_splits(tokens, train_ds, W, cfg.eval_windows, special, end)
-        select = next((h for h in held if h.split == SELECTION_SPLIT), None)
-        if select is None:
-            log.warning("no %s clips: the last step's model is kept (test never selects)", SELECTION_SPLIT)
-        for h in held:
-            log.info("held-out %s: %d windows from %d clips; unigram baseline %.3f nats/code",
-                     h.split, len(h.windows), len(h.dataset), h.unigram)
-
-        def validate() -> float | None:
-            return evaluate(engine, select, cfg, special, end, rank, world, device) if select is not None else None
-
-        ckpts = Checkpoints(out, run_fingerprint(cfg, tokens, world), cfg.keep_checkpoints, info.is_main, log)
+        model, pre = _prepare(cfg, tokens, out, info, device, bf16, log)
         history: dict = {"train": [], "valid": [], "lr": [], "grad_norm": [], "best": None}
         step, resumed_from = 0, None
-        resume = ckpts.latest()
+        resume = pre.ckpts.latest()
         if resume is not None:
-            _, client = engine.load_checkpoint(str(ckpts.root), tag=resume["tag"])
+            _, client = pre.engine.load_checkpoint(str(pre.ckpts.root), tag=resume["tag"])
             step, history = int(client["step"]), client["history"]
             resumed_from = step
             log.info("resumed from %s (step %d of %d)", resume["tag"], step, cfg.steps)
-
-        positions = mcfg.prefix_len + mcfg.window_steps                   # sequence length per window
-        per_step = cfg.micro_batch * cfg.grad_accum * world                # windows per optimizer step
-        flops_per_step = model.flops_per_position(positions) * positions * per_step
-        # the matmul peak of this machine in the training precision, every rank measuring at once
-        measured = all_reduce_mean(measure_peak_flops(device, torch.bfloat16 if bf16 else torch.float32))
-        datasheet = datasheet_peak_flops(device)
-        peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops is not None else measured) * world
-        compute_s, timed_steps, started = 0.0, 0, time.time()
-        engine.train()
-        for step in run.progress(range(step, cfg.steps), desc="lyra pretrain", total=cfg.steps - step, unit="step"):
-            t0 = time.perf_counter()
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = 0.0
-            for micro in range(cfg.grad_accum):
-                first = (micro * world + rank) * cfg.micro_batch             # this rank's slice of the global batch
-                batch = sampler.batch(step, range(first, first + cfg.micro_batch)).to(device)
-                # dropout masks, like the windows, depend only on (seed, step, slice): resumed and
-                # N-process runs draw exactly what an uninterrupted 1-process run draws
-                torch.manual_seed(derive_seed(cfg.seed, step, first))
-                with bf16_autocast(bf16, device):
-                    loss = engine(**batch.model_inputs()).loss
-                engine.backward(loss)
-                engine.step()
-                loss_sum += loss.item()
-            loss_mean = all_reduce_mean(loss_sum / cfg.grad_accum)
-            dt = time.perf_counter() - t0
-            if step > 0:                                                     # the first step pays for warm-up
-                compute_s, timed_steps = compute_s + dt, timed_steps + 1
-            grad_norm = engine.get_global_grad_norm()
-            history["train"].append((step, loss_mean))
-            history["lr"].append((step, lr))
-            history["grad_norm"].append((step, float(grad_norm) if grad_norm is not None else float("nan")))
-            done = step + 1
-            if done % cfg.log_every == 0 and info.is_main:
-                log.info("step %d/%d: loss %.3f, lr %.2e, %.0f ms/step, MFU %.1f%%", done, cfg.steps, loss_mean, lr,
-                         dt * 1e3, 100 * flops_per_step / (dt * peak))
-            if select is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                val = validate()
-                history["valid"].append((done, val))
-                log.info("step %d: %s loss %.3f (unigram %.3f)", done, select.split, val, select.unigram)
-                if cfg.select_best and (history["best"] is None or val < history["best"]["loss"]):
-                    history["best"] = {"step": done, "loss": val}
-                    ckpts.save(engine, done, {"step": done, "history": history}, info.is_main, tag="best")
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                ckpts.save(engine, done, {"step": done, "history": history}, info.is_main)
-
-        val = validate()
-        if val is not None and (not history["valid"] or history["valid"][-1][0] != cfg.steps):
-            history["valid"].append((cfg.steps, val))
-        final_tag = ckpts.save(engine, cfg.steps, {"step": cfg.steps, "history": history}, info.is_main)
-        best = history["best"]
-        if cfg.select_best and best is not None and val is not None and best["loss"] < val:
-            chosen_tag, chosen_step = "best", best["step"]          # an earlier model generalised better
-            engine.load_checkpoint(str(ckpts.root), tag="best", load_optimizer_states=False,
-                                   load_lr_scheduler_states=False)
-        else:
-            chosen_tag, chosen_step = final_tag, cfg.steps
+        positions = model.config.prefix_len + model.config.window_steps      # sequence length per window
+        per_step = cfg.micro_batch * cfg.grad_accum * world                    # windows per optimizer step
+        speed = Speed.measure(model, pre, positions, per_step)
+        started = time.time()
+        _train_steps(pre, step, history, speed, run)
+        final_tag, chosen_tag, chosen_step = _choose_model(pre, history)
         # every held-out split scored once, on the chosen model; only now is `test` looked at
-        scores = {h.split: evaluate(engine, h, cfg, special, end, rank, world, device) for h in held}
-        wall_s = time.time() - started
-        step_s = compute_s / max(timed_steps, 1)
+        scores = {h.split: pre.evaluate(h) for h in pre.held}
         metrics = {
             "steps": cfg.steps, "selected_step": chosen_step, "world_size": world, "zero_stage": cfg.zero_stage,
-            "precision": "bf16" if bf16 else "fp32", "parameters": n_params, "windows_per_step": per_step,
-            "positions_per_window": positions,
+            "precision": "bf16" if bf16 else "fp32", "parameters": sum(p.numel() for p in model.parameters()),
+            "windows_per_step": per_step, "positions_per_window": positions,
             "train_loss": float(np.mean([l for _, l in history["train"][-max(1, cfg.log_every):]])),
-            "selection_split": select.split if select is not None else None, "resumed_from_step": resumed_from,
-            "train_seconds": wall_s, "seconds_per_step": step_s,
-            "tokens_per_second": positions * per_step / step_s if timed_steps else None,
-            "mfu": flops_per_step / (step_s * peak) if timed_steps else None,
-            "peak_flops_per_device": peak / world,
-            "peak_source": "configured" if cfg.peak_tflops is not None else "measured matmul calibration",
-            "measured_peak_flops_per_device": measured,
-            "datasheet_peak_flops_per_device": datasheet,
-            "mfu_datasheet": flops_per_step / (step_s * datasheet * world) if timed_steps and datasheet else None,
+            "selection_split": pre.select.split if pre.select is not None else None, "resumed_from_step": resumed_from,
+            "train_seconds": time.time() - started, **speed.metrics(world, positions, per_step, cfg.peak_tflops is not None),
         }
-        for h in held:                                   # val_* (selection) and test_* (report)
+        for h in pre.held:                                   # val_* (selection) and test_* (report)
             name = "val" if h.split == "valid" else h.split
             metrics.update({f"{name}_loss": scores[h.split], f"unigram_{name}_loss": h.unigram,
                             f"{name}_vs_unigram": scores[h.split] / h.unigram, f"{name}_windows": len(h.windows)})
         if info.is_main:
             log.info("model of step %d: %s", chosen_step, ", ".join(
-                f"{h.split} loss {scores[h.split]:.3f} vs unigram {h.unigram:.3f}" for h in held))
-            log.info("%.0f s, %.0f positions/s, MFU %.2f%%", wall_s, metrics["tokens_per_second"] or 0,
+                f"{h.split} loss {scores[h.split]:.3f} vs unigram {h.unigram:.3f}" for h in pre.held))
+            log.info("%.0f s, %.0f positions/s, MFU %.2f%%", metrics["train_seconds"], metrics["tokens_per_second"] or 0,
                      100 * (metrics["mfu"] or 0))
-            write_output(out, engine, ckpts, final_tag, chosen_tag, cfg, mcfg, history, metrics,
-                         (select or held[0]).unigram, tokens, run)
+            write_output(out, pre.engine, pre.ckpts, final_tag, chosen_tag, cfg, model.config, history, metrics,
+                         (pre.select or pre.held[0]).unigram, tokens, run)
         barrier()
         run.finish(metrics, metrics_path)
     return metrics
@@ -404,20 +464,18 @@ def write_output(out: Path, engine, ckpts: "Checkpoints", final_tag: str, chosen
     missing, unexpected = model.load_state_dict(checkpoint_state_dict(ckpts, chosen_tag, cfg.zero_stage), strict=False)
     if unexpected or missing:
         raise TrainingError(f"checkpoint {chosen_tag} does not match the model: missing {missing}, unexpected {unexpected}")
-    with atomic_dir(out) as staging:
+    with run.output(out, inputs={"tokens": tokens}, params=cfg, lineage={"metrics": metrics}) as staged:
+        staging = staged.dir
         model.save_pretrained(staging)
         atomic_write_json(staging / "training.json", {"history": history, "metrics": metrics,
                                                       "config": cfg.model_dump(mode="json")})
-        plot_loss_curve(staging / "loss_curve.png", history["train"], history["valid"], unigram,
+        plot_loss_curve(staged.image("loss_curve", "loss_curve.png"), history["train"], history["valid"], unigram,
                         selected=metrics["selected_step"])
         (staging / "checkpoints").mkdir()                    # the last state, to continue training from
         shutil.move(str(ckpts.root / final_tag), str(staging / "checkpoints" / final_tag))
         atomic_write_json(staging / "checkpoints" / "latest.json", {"tag": final_tag, "step": cfg.steps,
                                                                     "fingerprint": ckpts.fingerprint})
-        write_lineage(staging, stage=STAGE, inputs={"tokens": tokens}, params=cfg,
-                      extra={"metrics": metrics})
     shutil.rmtree(ckpts.root, ignore_errors=True)
-    run.add_image("loss_curve", out / "loss_curve.png")
     run.add_path("model", out)
 
 
