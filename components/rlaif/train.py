@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.common.atomic import atomic_dir, atomic_write_json
-from components.common.lineage import write_lineage
+from components.common.atomic import atomic_write_json
 from components.common.reporting import stage_run
 from components.rlaif.config import RLAIFConfig
 from components.rlaif.policy import CodeVocabulary, LyraGRPOTrainer, LyraRollout, PromptTable, n_frames
@@ -191,12 +190,66 @@ def load_judge(judge_dir: Path | None):
     return JudgeCheck(judge_dir), dict(zip(labels["clip_id"].astype(str), labels[JudgeCheck.HEAD].astype(str)))
 
 
+def grpo_trainer(cfg: RLAIFConfig, policy, model_dir: Path, codec, reward, prompts: tuple, root: Path, judge):
+    """TRL's GRPO trainer on Lyra's rollouts: the training prompts in a seeded order, the reward (plus prompt
+    adherence when weighted), the held-out monitor on valid prompts."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    train_prompts, valid_prompts, _ = prompts
+    vocab = CodeVocabulary(policy.config.num_codebooks, policy.config.codebook_size)
+    args = GRPOConfig(
+        output_dir=str(root), use_cpu=not torch.cuda.is_available(), seed=cfg.seed, max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, num_generations=cfg.num_generations,
+        learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, beta=cfg.beta,
+        max_grad_norm=cfg.max_grad_norm, num_iterations=cfg.num_iterations, scale_rewards=cfg.scale_rewards,
+        logging_steps=1, save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
+        report_to=[], activation_checkpointing=False, bf16=False, disable_dropout=True, disable_tqdm=True,
+        dataloader_num_workers=0, reward_weights=[1.0, cfg.adherence_weight] if cfg.adherence_weight else None)
+    n_rows = cfg.steps * cfg.prompts_per_step
+    order = np.random.default_rng(cfg.seed).permutation(np.resize(np.arange(len(train_prompts.captions)), n_rows))
+    dataset = Dataset.from_dict({"prompt": [train_prompts.captions[i] for i in order]})
+    reward_funcs = [as_trl_reward(reward, cfg.reward.split(":")[-1])]
+    if cfg.adherence_weight:
+        from components.rlaif.adherence import PromptAdherence
+
+        reward_funcs.append(as_trl_reward(PromptAdherence(prepare_policy(model_dir), train_prompts), "prompt_adherence"))
+    return LyraGRPOTrainer(model=policy, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
+                           processing_class=vocab.tokenizer(), rollout_func=LyraRollout(train_prompts, vocab, cfg.seed),
+                           prompt_table=train_prompts, vocab=vocab,
+                           callbacks=[monitor_callback(valid_prompts, reward, codec, cfg, judge)]
+                           if cfg.monitor_every else None)
+
+
+def training_summary(cfg: RLAIFConfig, history: dict, metrics: dict, resume: str | None) -> dict:
+    return {
+        "eval_split": cfg.eval_split, "steps": cfg.steps, "beta": cfg.beta, "reward_model": cfg.reward,
+        "adherence_weight": cfg.adherence_weight, "resumed_from": Path(resume).name if resume else None,
+        "train_reward_first": history["reward"][0][1] if history["reward"] else None,
+        "train_reward_last": history["reward"][-1][1] if history["reward"] else None,
+        "train_kl_last": history["kl"][-1][1] if history["kl"] else None,
+        "max_kl_per_code": cfg.max_kl_per_code, "within_kl_bound": metrics["kl_nats_per_code"] <= cfg.max_kl_per_code,
+        "improved": bool(metrics["reward_gain_ci_excludes_zero"]),
+    }
+
+
+def log_evaluation(log, metrics: dict, cfg: RLAIFConfig) -> None:
+    log.info("held-out reward %.4f -> %.4f (gain %.4f, 95%% CI [%.4f, %.4f]); KL %.3f nats/code (bound %.3f); "
+             "best-of-%d at that KL %.4f; diversity %.3f -> %.3f; silent %.2f -> %.2f; "
+             "judge hears the instrument %.2f -> %.2f (n=%d, p(worse)=%.3g)",
+             metrics["reward_pretrained"], metrics["reward_post_trained"], metrics["reward_gain"],
+             *metrics["reward_gain_ci95"], metrics["kl_nats_per_code"], cfg.max_kl_per_code, metrics["best_of_n"],
+             metrics["reward_best_of_n"], metrics["diversity_pretrained"], metrics["diversity_post_trained"],
+             metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"],
+             metrics["judge_instrument_accuracy_pretrained"], metrics["judge_instrument_accuracy_post_trained"],
+             metrics["judge_n"], metrics["judge_p_post_worse"])
+
+
 def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None, judge_dir=None) -> dict:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     # TRL 1.16 calls a transformers property renamed in 5.x once per step: one line of noise per step in the log
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    from datasets import Dataset
-    from trl import GRPOConfig
+    import trl  # noqa: F401  (TRL loads with the settings above, before any seed is set)
 
     from components.omnicodec import decoding as codec_io
     from components.rlaif.evaluate import evaluate
@@ -213,37 +266,14 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
         codec = codec_io.load_codec(codec_dir)
         codec_io.check_compatible(codec, policy.config)
         judge, instrument_of = load_judge(judge_dir)
-        train_prompts, valid_prompts, test_prompts = prompt_tables(cfg, tokens, instrument_of)
+        prompts = train_prompts, valid_prompts, test_prompts = prompt_tables(cfg, tokens, instrument_of)
         reward = build_reward(cfg, codec, tokens, cfg.seconds, log)
-        vocab = CodeVocabulary(policy.config.num_codebooks, policy.config.codebook_size)
         root, resume = checkpoint_dir(out, run_fingerprint(cfg, model_dir, codec_dir, tokens), log)
-        rollouts = cfg.prompts_per_step * cfg.num_generations
         log.info("GRPO: %d steps x %d prompts x %d rollouts of %.1f s (%d frames); beta %.3g; %d training prompts, "
                  "%d valid, %d test%s", cfg.steps, cfg.prompts_per_step, cfg.num_generations, cfg.seconds,
                  n_frames(policy, cfg.seconds), cfg.beta, len(train_prompts.captions), len(valid_prompts.captions),
-                 len(test_prompts.captions),
-                 f"; resuming from {Path(resume).name}" if resume else "")
-        args = GRPOConfig(
-            output_dir=str(root), use_cpu=not torch.cuda.is_available(), seed=cfg.seed, max_steps=cfg.steps,
-            per_device_train_batch_size=rollouts, num_generations=cfg.num_generations, learning_rate=cfg.lr,
-            lr_scheduler_type="constant", warmup_steps=0, beta=cfg.beta, max_grad_norm=cfg.max_grad_norm,
-            num_iterations=cfg.num_iterations, scale_rewards=cfg.scale_rewards,
-            logging_steps=1, save_strategy="steps", save_steps=cfg.checkpoint_every, save_total_limit=2,
-            report_to=[], activation_checkpointing=False, bf16=False, disable_dropout=True, disable_tqdm=True,
-            dataloader_num_workers=0, reward_weights=[1.0, cfg.adherence_weight] if cfg.adherence_weight else None)
-        n_rows = cfg.steps * cfg.prompts_per_step
-        order = np.random.default_rng(cfg.seed).permutation(np.resize(np.arange(len(train_prompts.captions)), n_rows))
-        dataset = Dataset.from_dict({"prompt": [train_prompts.captions[i] for i in order]})
-        reward_funcs = [as_trl_reward(reward, cfg.reward.split(":")[-1])]
-        if cfg.adherence_weight:
-            from components.rlaif.adherence import PromptAdherence
-
-            reward_funcs.append(as_trl_reward(PromptAdherence(prepare_policy(model_dir), train_prompts), "prompt_adherence"))
-        trainer = LyraGRPOTrainer(model=policy, reward_funcs=reward_funcs,
-                                  args=args, train_dataset=dataset, processing_class=vocab.tokenizer(),
-                                  rollout_func=LyraRollout(train_prompts, vocab, cfg.seed),
-                                  prompt_table=train_prompts, vocab=vocab,
-                                  callbacks=[monitor_callback(valid_prompts, reward, codec, cfg, judge)] if cfg.monitor_every else None)
+                 len(test_prompts.captions), f"; resuming from {Path(resume).name}" if resume else "")
+        trainer = grpo_trainer(cfg, policy, model_dir, codec, reward, prompts, root, judge)
         trainer.train(resume_from_checkpoint=resume)
         history = history_of(trainer.state.log_history)
         policy = trainer.accelerator.unwrap_model(trainer.model).eval()
@@ -254,37 +284,19 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
         eval_prompts = test_prompts if cfg.eval_split == "test" else valid_prompts
         metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
                            n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge)
-        metrics["eval_split"] = cfg.eval_split
-        metrics.update({
-            "steps": cfg.steps, "beta": cfg.beta, "reward_model": cfg.reward, "adherence_weight": cfg.adherence_weight, "resumed_from": Path(resume).name if resume else None,
-            "train_reward_first": history["reward"][0][1] if history["reward"] else None,
-            "train_reward_last": history["reward"][-1][1] if history["reward"] else None,
-            "train_kl_last": history["kl"][-1][1] if history["kl"] else None,
-            "max_kl_per_code": cfg.max_kl_per_code, "within_kl_bound": metrics["kl_nats_per_code"] <= cfg.max_kl_per_code,
-            "improved": bool(metrics["reward_gain_ci_excludes_zero"]),
-        })
-        log.info("held-out reward %.4f -> %.4f (gain %.4f, 95%% CI [%.4f, %.4f]); KL %.3f nats/code (bound %.3f); "
-                 "best-of-%d at that KL %.4f; diversity %.3f -> %.3f; silent %.2f -> %.2f; "
-                 "judge hears the instrument %.2f -> %.2f (n=%d, p(worse)=%.3g)",
-                 metrics["reward_pretrained"], metrics["reward_post_trained"], metrics["reward_gain"],
-                 *metrics["reward_gain_ci95"], metrics["kl_nats_per_code"], cfg.max_kl_per_code, metrics["best_of_n"],
-                 metrics["reward_best_of_n"], metrics["diversity_pretrained"], metrics["diversity_post_trained"],
-                 metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"],
-                 metrics["judge_instrument_accuracy_pretrained"], metrics["judge_instrument_accuracy_post_trained"],
-                 metrics["judge_n"], metrics["judge_p_post_worse"])
-        with atomic_dir(out) as staging:
-            policy.save_pretrained(staging)
-            atomic_write_json(staging / "rlaif.json", {"history": history, "metrics": metrics,
-                                                       "config": cfg.model_dump(mode="json"),
-                                                       "train_prompts": len(train_prompts.captions),
-                                                       "valid_prompts": valid_prompts.captions,
-                                                       "test_prompts": test_prompts.captions})
-            plot_reward_and_kl(staging / "reward_kl.png", history, metrics)
-            write_lineage(staging, stage=STAGE, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
-                                                        **({"judge": judge_dir} if judge_dir else {})},
-                          params=cfg, extra={"metrics": metrics})
+        metrics.update(training_summary(cfg, history, metrics, resume))
+        log_evaluation(log, metrics, cfg)
+        with run.output(out, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
+                                     **({"judge": judge_dir} if judge_dir else {})},
+                        params=cfg, lineage={"metrics": metrics}) as staged:
+            policy.save_pretrained(staged.dir)
+            atomic_write_json(staged.dir / "rlaif.json", {"history": history, "metrics": metrics,
+                                                          "config": cfg.model_dump(mode="json"),
+                                                          "train_prompts": len(train_prompts.captions),
+                                                          "valid_prompts": valid_prompts.captions,
+                                                          "test_prompts": test_prompts.captions})
+            plot_reward_and_kl(staged.image("reward_kl", "reward_kl.png"), history, metrics)
         shutil.rmtree(root, ignore_errors=True)
-        run.add_image("reward_kl", out / "reward_kl.png")
         run.add_path("model", out)
         run.finish(metrics, metrics_path)
     return metrics
