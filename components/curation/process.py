@@ -134,33 +134,29 @@ def sidecar_columns(meta: dict) -> dict:
     return out
 
 
-def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: FileOutcome) -> None:
+def _decode(item: InputFile, config: CurationConfig):
+    """The file's audio at its own rate, or Rejected (not audio, undecodable)."""
     if not item.is_audio:
         suffix = item.path.suffix or "(none)"
         orphan = suffix.lower() == ".json"
         what = "an orphan sidecar (no audio file with this stem)" if orphan else "not an audio extension"
         raise Rejected("unsupported_format", f"extension {suffix}: {what}")
-    decoded = probe_and_decode(item.path, max_file_s=config.max_file_s, min_file_s=config.min_clip_s,
-                               max_channels=config.max_channels)
-    outcome.source_seconds = decoded.duration_s
-    meta = read_sidecar(item.sidecar)
-    piece_id, split = piece_and_split(item, meta, config)
+    return probe_and_decode(item.path, max_file_s=config.max_file_s, min_file_s=config.min_clip_s,
+                            max_channels=config.max_channels)
 
-    bad = ~np.isfinite(decoded.audio)
-    if bad.any():
-        raise Rejected("non_finite", f"{int(bad.sum())} NaN/inf samples of {decoded.audio.size}")
-    src_rate = decoded.sample_rate
-    clipped = dsp.clipped_mask(decoded.audio, config.clip_level, config.clip_run)   # (source samples,)
 
+def _audible(decoded, config: CurationConfig):
+    """Mono at the target rate in the audible band, and where its sound starts and stops; Rejected when
+    nothing can be heard or too little remains after trimming silence."""
     sr = config.sample_rate
     # what can be heard: a DC offset or sub-audible drift has level but no content. The mean goes
     # before resampling too: the resampler's edges would turn a constant into two clicks
     centred = decoded.audio - decoded.audio.mean(axis=-1, keepdims=True)
-    mono = dsp.audible_band(resample(to_mono(centred), src_rate, sr), sr, config.audible_low_hz)
+    mono = dsp.audible_band(resample(to_mono(centred), decoded.sample_rate, sr), sr, config.audible_low_hz)
     trim = dsp.trim_silence(mono, sr, top_db=config.trim_top_db, pad_s=config.trim_pad_s)
     if trim.loudest_db < config.silence_dbfs:
         raw = to_mono(decoded.audio)
-        raw_loudest = float(dsp.frame_db(raw, src_rate).max()) if raw.size else -200.0
+        raw_loudest = float(dsp.frame_db(raw, decoded.sample_rate).max()) if raw.size else -200.0
         if raw_loudest >= config.silence_dbfs:
             raise Rejected("no_content", f"loudest 50 ms frame at {raw_loudest:.1f} dBFS, but {trim.loudest_db:.1f} "
                                          f"dBFS above {config.audible_low_hz:g} Hz (< silence_dbfs="
@@ -172,6 +168,35 @@ def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: F
     if len(music) < config.min_clip_s * sr:
         raise Rejected("too_short", f"{len(music) / sr:.2f} s of sound after trimming silence "
                                     f"(< min_clip_s={config.min_clip_s:g})")
+    return music, trim
+
+
+def _clip_problem(clip: np.ndarray, active: float, clip_lufs: float, clipped_fraction: float,
+                  config: CurationConfig) -> tuple[str, str] | None:
+    """Why a segment cannot be a clip before normalisation (reason, detail), or None."""
+    if active < config.min_active_fraction:
+        return "silent", (f"only {100 * active:.0f}% of the clip is sound "
+                          f"(< min_active_fraction={config.min_active_fraction:g})")
+    if not math.isfinite(clip_lufs) or config.loudness_target_lufs - clip_lufs > config.max_gain_db:
+        return "silent", (f"clip loudness {clip_lufs:.1f} LUFS would need more than "
+                          f"max_gain_db={config.max_gain_db:g} dB")
+    if clipped_fraction > config.max_clipped_fraction:
+        return "clipped", (f"{100 * clipped_fraction:.2f}% of samples in clipped runs "
+                           f"(> max_clipped_fraction={config.max_clipped_fraction:g})")
+    return None
+
+
+def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: FileOutcome) -> None:
+    decoded = _decode(item, config)
+    outcome.source_seconds = decoded.duration_s
+    meta = read_sidecar(item.sidecar)
+    piece_id, split = piece_and_split(item, meta, config)
+    bad = ~np.isfinite(decoded.audio)
+    if bad.any():
+        raise Rejected("non_finite", f"{int(bad.sum())} NaN/inf samples of {decoded.audio.size}")
+    src_rate, sr = decoded.sample_rate, config.sample_rate
+    clipped = dsp.clipped_mask(decoded.audio, config.clip_level, config.clip_run)   # (source samples,)
+    music, trim = _audible(decoded, config)
     source_lufs = dsp.loudness_lufs(music, sr)
     low, high = config.loudness_range
 
@@ -179,36 +204,22 @@ def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: F
     for index, (s, e) in enumerate(dsp.segment_bounds(len(music), sr, config.clip_s, config.min_clip_s)):
         clip_id = clip_id_for(item.rel, index)
         clip = music[s:e]
-        start_s = (trim.start + s) / sr
-        duration_s = (e - s) / sr
+        start_s, duration_s = (trim.start + s) / sr, (e - s) / sr
         a, b = int(start_s * src_rate), int(math.ceil((start_s + duration_s) * src_rate))
         clipped_fraction = float(clipped[a:b].mean()) if b > a else 0.0
-        active = dsp.active_fraction(clip, sr, trim.threshold_db)
         clip_lufs = dsp.loudness_lufs(clip, sr)
-        if active < config.min_active_fraction:
-            outcome.quarantined.append(quarantine_row(
-                item.rel, "silent", f"only {100 * active:.0f}% of the clip is sound "
-                                    f"(< min_active_fraction={config.min_active_fraction:g})", clip_id))
+        problem = _clip_problem(clip, dsp.active_fraction(clip, sr, trim.threshold_db), clip_lufs, clipped_fraction,
+                                config)
+        if problem is None:
+            norm = dsp.normalise_loudness(clip, clip_lufs, target_lufs=config.loudness_target_lufs,
+                                          peak_ceiling_dbfs=config.peak_ceiling_dbfs)
+            if not low <= norm.loudness_lufs <= high:
+                problem = "loudness_out_of_range", (f"peak ceiling {config.peak_ceiling_dbfs:g} dBFS holds the clip "
+                                                    f"at {norm.loudness_lufs:.1f} LUFS, outside [{low:g}, {high:g}]")
+        if problem is not None:
+            outcome.quarantined.append(quarantine_row(item.rel, *problem, clip_id))
             continue
-        if not math.isfinite(clip_lufs) or config.loudness_target_lufs - clip_lufs > config.max_gain_db:
-            outcome.quarantined.append(quarantine_row(
-                item.rel, "silent", f"clip loudness {clip_lufs:.1f} LUFS would need more than "
-                                    f"max_gain_db={config.max_gain_db:g} dB", clip_id))
-            continue
-        if clipped_fraction > config.max_clipped_fraction:
-            outcome.quarantined.append(quarantine_row(
-                item.rel, "clipped", f"{100 * clipped_fraction:.2f}% of samples in clipped runs "
-                                     f"(> max_clipped_fraction={config.max_clipped_fraction:g})", clip_id))
-            continue
-        norm = dsp.normalise_loudness(clip, clip_lufs, target_lufs=config.loudness_target_lufs,
-                                      peak_ceiling_dbfs=config.peak_ceiling_dbfs)
-        if not low <= norm.loudness_lufs <= high:
-            outcome.quarantined.append(quarantine_row(
-                item.rel, "loudness_out_of_range", f"peak ceiling {config.peak_ceiling_dbfs:g} dBFS holds the clip "
-                                                   f"at {norm.loudness_lufs:.1f} LUFS, outside [{low:g}, {high:g}]",
-                clip_id))
-            continue
-        row = {
+        pending.append(({
             "clip_id": clip_id, "path": f"clips/{clip_id}.wav", "source_file": item.rel,
             "piece_id": piece_id, "split": split, "segment_index": index,
             "start_s": round(start_s, 4), "duration_s": round(duration_s, 4),
@@ -217,11 +228,13 @@ def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: F
             "source_loudness_lufs": round(source_lufs, 3) if math.isfinite(source_lufs) else None,
             "gain_db": round(norm.gain_db, 3), "peak_dbfs": round(norm.peak_dbfs, 3),
             "clipped_fraction": clipped_fraction, "fingerprint": to_hex(fingerprint(norm.audio, sr)),
-            "meta": json.dumps(meta, sort_keys=True, default=str),
-            **sidecar_columns(meta),
-        }
-        pending.append((row, norm.audio))
+            "meta": json.dumps(meta, sort_keys=True, default=str), **sidecar_columns(meta),
+        }, norm.audio))
+    _write_clips(pending, clips_dir, sr, outcome)
 
+
+def _write_clips(pending: list[tuple[dict, np.ndarray]], clips_dir: Path, sr: int, outcome: FileOutcome) -> None:
+    """Written once every segment of the file is judged: an error while judging leaves none of its clips behind."""
     for row, audio in pending:
         path = clips_dir / f"{row['clip_id']}.wav"
         try:
