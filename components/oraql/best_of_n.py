@@ -25,9 +25,8 @@ from typing import Protocol
 
 import numpy as np
 
-from components.common.atomic import atomic_dir, atomic_write_json
+from components.common.atomic import atomic_write_json
 from components.common.audio import write_wav
-from components.common.lineage import write_lineage
 from components.common.reporting import stage_run
 from components.oraql.config import BestOfNConfig
 
@@ -139,6 +138,19 @@ def plot_curve(path: Path, curve: list[dict], judge_name: str | None) -> None:
     plt.close(fig)
 
 
+def write_selections(staged, clips, audios: list, overall: np.ndarray, sr: int, document: dict, curve: list,
+                     judge_name: str | None) -> None:
+    """Per prompt its first candidate and ORAQL's pick, to listen to side by side; the scores; the curve."""
+    N = overall.shape[1]
+    for p, clip in enumerate(clips):
+        best = int(np.argmax(overall[p]))
+        name = f"{p:02d}_{clip.clip_id}"
+        write_wav(staged.dir / f"{name}_best_of_{N}.wav", audios[p * N + best], sr)
+        write_wav(staged.dir / f"{name}_first.wav", audios[p * N], sr)
+    atomic_write_json(staged.dir / "best_of_n.json", document)
+    plot_curve(staged.image("best_of_n_curve", "best_of_n.png"), curve, judge_name)
+
+
 def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_dir, out, metrics_path=None,
                         judge: Evaluator | None = None) -> dict:
     from components.omnicodec import decoding as codec_io
@@ -151,7 +163,6 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
     N = max(cfg.n_values)
     started, started_cpu = time.perf_counter(), time.process_time()
     with stage_run(STAGE) as run:
-        log = run.log
         model = load_model(lyra_dir)
         codec = codec_io.load_codec(codec_dir)
         codec_io.check_compatible(codec, model.config)
@@ -167,17 +178,14 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
         scores = score_batch(oraql, audios, sr)
         score_s = time.perf_counter() - t0
         overall = scores[:, 0].reshape(len(clips), N)
-        judge_scores = None
-        if judge is not None:
-            judge_scores = np.asarray(judge(audios, sr, [p for p in prompts for _ in range(N)]), dtype=float)
-            judge_scores = judge_scores.reshape(len(clips), N)
+        judge_scores = None if judge is None else np.asarray(
+            judge(audios, sr, [p for p in prompts for _ in range(N)]), dtype=float).reshape(len(clips), N)
         curve = selection_curve(overall, cfg.n_values, judge_scores)
         judge_name = getattr(judge, "name", None) if judge is not None else None
         for row in curve:
-            log.info("best of %d: mean %.3f, worst %.3f, share below the n=1 median %.2f%s", row["n"], row["mean"],
-                     row["worst"], row["share_below_median"],
-                     f", {judge_name} {row['judge_mean']:.3f}" if judge_name else "")
-        audio_s = sum(len(a) for a in audios) / sr
+            run.log.info("best of %d: mean %.3f, worst %.3f, share below the n=1 median %.2f%s", row["n"], row["mean"],
+                         row["worst"], row["share_below_median"],
+                         f", {judge_name} {row['judge_mean']:.3f}" if judge_name else "")
         metrics = {
             "n_prompts": len(clips), "candidates_per_prompt": N, "seconds_per_candidate": cfg.seconds,
             **{f"best_of_{r['n']}_{k}": r[k] for r in curve for k in ("mean", "worst", "share_below_median", "judge_mean")
@@ -185,27 +193,17 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             "median_single_candidate": curve[0]["median_n1"],
             "judge": judge_name or "not available (no independent evaluator was passed; see components/oraql/best_of_n.py)",
             "generation_seconds": gen_s, "decode_seconds": decode_s, "scoring_seconds": score_s,
-            "oraql_seconds_audio_per_second": audio_s / score_s if score_s else None,
+            "oraql_seconds_audio_per_second": sum(len(a) for a in audios) / sr / score_s if score_s else None,
             "stage_seconds": time.perf_counter() - started, "stage_cpu_seconds": time.process_time() - started_cpu,
         }
-        with atomic_dir(out) as staging:
-            for p, clip in enumerate(clips):
-                best = int(np.argmax(overall[p]))
-                name = f"{p:02d}_{clip.clip_id}"
-                write_wav(staging / f"{name}_best_of_{N}.wav", audios[p * N + best], sr)
-                write_wav(staging / f"{name}_first.wav", audios[p * N], sr)
-            atomic_write_json(staging / "best_of_n.json", {
-                "curve": curve, "prompts": prompts, "oraql_scores": overall.round(4).tolist(),
-                "fidelity": scores[:, 1].reshape(len(clips), N).round(4).tolist(),
-                "coherence": scores[:, 2].reshape(len(clips), N).round(4).tolist(),
-                "judge": judge_name, "judge_scores": None if judge_scores is None else judge_scores.round(4).tolist(),
-                "sampling": params.__dict__, "seed": cfg.seed, "metrics": metrics,
-            })
-            plot_curve(staging / "best_of_n.png", curve, judge_name)
-            write_lineage(staging, stage=STAGE, inputs={"lyra": lyra_dir, "codec": codec_dir, "tokens": tokens,
-                                                        "oraql": oraql_dir},
-                          params=cfg, extra={"metrics": metrics})
-        run.add_image("best_of_n_curve", out / "best_of_n.png")
+        document = {"curve": curve, "prompts": prompts, "oraql_scores": overall.round(4).tolist(),
+                    "fidelity": scores[:, 1].reshape(len(clips), N).round(4).tolist(),
+                    "coherence": scores[:, 2].reshape(len(clips), N).round(4).tolist(),
+                    "judge": judge_name, "judge_scores": None if judge_scores is None else judge_scores.round(4).tolist(),
+                    "sampling": params.__dict__, "seed": cfg.seed, "metrics": metrics}
+        with run.output(out, inputs={"lyra": lyra_dir, "codec": codec_dir, "tokens": tokens, "oraql": oraql_dir},
+                        params=cfg, lineage={"metrics": metrics}) as staged:
+            write_selections(staged, clips, audios, overall, sr, document, curve, judge_name)
         run.add_path("selections", out)
         run.finish(metrics, metrics_path)
     return metrics
