@@ -34,6 +34,7 @@ import torch
 
 from components.common.atomic import atomic_write_json
 from components.common.audio import write_wav
+from components.common.metrics import pick
 from components.omnicodec import plots
 from components.omnicodec.config import CodecEvalConfig
 from components.omnicodec.data import read_segment, split_clips
@@ -175,6 +176,54 @@ def spread(clips: list, n: int) -> list:
     return [clips[i] for i in np.linspace(0, len(clips) - 1, n).round().astype(int)]
 
 
+# the headline figures, by path in {"trained": its figures, "at": its figures at the full bitrate}
+HEADLINE = {
+    "visqol": "at.visqol", "mel_distance": "at.mel_distance", "code_information_mel_gap": "trained.code_information_mel_gap",
+    "si_sdr": "at.si_sdr", "frame_periodic_energy": "trained.frame_periodic_energy",
+    "input_frame_periodic_energy": "trained.input_frame_periodic_energy",
+    "mel_distance_unquantized": "trained.mel_distance_unquantized", "bitrate_kbps": "at.bitrate_kbps",
+    "n_quantizers": "at.n_quantizers", "codebook_perplexity": "trained.codebook_perplexity",
+    "codebook_usage": "trained.codebook_usage", "code_entropy_bits": "trained.code_entropy_bits",
+    "code_conditional_entropy_bits": "trained.code_conditional_entropy_bits", "per_bitrate": "trained.per_bitrate",
+}
+UNTRAINED = {"visqol": "at.visqol", "mel_distance": "at.mel_distance", "si_sdr": "at.si_sdr",
+             "per_bitrate": "trained.per_bitrate", "codebook_perplexity": "trained.codebook_perplexity",
+             "code_information_mel_gap": "trained.code_information_mel_gap",
+             "frame_periodic_energy": "trained.frame_periodic_energy"}
+
+
+def codec_metrics(trained: dict, baseline: dict, ood: dict | None, cfg: CodecEvalConfig, codec, clips, split) -> dict:
+    """The metrics file: the trained codec at the full bitrate, the same network untrained, out of distribution."""
+    default, base_default = trained["per_bitrate"][-1], baseline["per_bitrate"][-1]
+    return {
+        **pick({"trained": trained, "at": default}, HEADLINE),
+        "untrained": pick({"trained": baseline, "at": base_default}, UNTRAINED),
+        "visqol_gain_over_untrained": (default["visqol"] - base_default["visqol"]) if cfg.visqol else None,
+        "mel_distance_gain_over_untrained": base_default["mel_distance"] - default["mel_distance"],
+        "n_clips": len(clips), "split": split, "clip_ids": [c.clip_id for c in clips], "ood": ood,
+        "ood_visqol": ood["visqol"] if ood else None,
+        "ood_minus_in_distribution_visqol": (ood["visqol"] - default["visqol"])
+        if ood and ood["visqol"] is not None and default["visqol"] is not None else None,
+        "clip_seconds": cfg.clip_seconds, "frame_rate": codec.frame_rate, "sample_rate": codec.sample_rate,
+    }
+
+
+def log_summary(log, metrics: dict) -> None:
+    fmt, ood = fmt_value, metrics["ood"]
+    if ood:
+        log.info("out of distribution (%d clips of unseen pieces and timbres) at %.2f kbps: ViSQOL %s, mel "
+                 "distance %s, information gap %s", ood["n_clips"], metrics["bitrate_kbps"], fmt(ood["visqol"]),
+                 fmt(ood["mel_distance"]), fmt(ood["code_information_mel_gap"]))
+    log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "
+             "mel distance from another clip's codes minus own: %s (untrained %s); "
+             "frame-periodic share of the decoded energy %s (input %s); mel distance without quantizer %s",
+             metrics["bitrate_kbps"], fmt(metrics["visqol"]), fmt(metrics["untrained"]["visqol"]),
+             fmt(metrics["mel_distance"]), fmt(metrics["untrained"]["mel_distance"]), fmt(metrics["si_sdr"]),
+             fmt(metrics["code_information_mel_gap"]), fmt(metrics["untrained"]["code_information_mel_gap"]),
+             fmt(metrics["frame_periodic_energy"]), fmt(metrics["input_frame_periodic_energy"]),
+             fmt(metrics["mel_distance_unquantized"]))
+
+
 def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Path, run) -> dict[str, Any]:
     codec = load_codec(model_dir)
     arch, extra = read_model_config(model_dir)
@@ -197,53 +246,17 @@ def run_evaluation(cfg: CodecEvalConfig, model_dir: Path, curated: Path, out: Pa
     # the untrained floor at the gated (full) bitrate only: below it an untrained codec's figures say nothing
     # new, and its ViSQOL at every bitrate was a quarter of the stage's time
     baseline = evaluate_codec(untrained, audio, n_list[-1:], use_visqol=cfg.visqol, progress=run.progress)
-    default = trained["per_bitrate"][-1]
-    base_default = baseline["per_bitrate"][-1]
     ood = evaluate_out_of_distribution(codec, cfg, curated, n_list, seconds, run)
-    metrics: dict[str, Any] = {
-        "visqol": default["visqol"], "mel_distance": default["mel_distance"],
-        "code_information_mel_gap": trained["code_information_mel_gap"], "si_sdr": default["si_sdr"],
-        "frame_periodic_energy": trained["frame_periodic_energy"],
-        "input_frame_periodic_energy": trained["input_frame_periodic_energy"],
-        "mel_distance_unquantized": trained["mel_distance_unquantized"],
-        "bitrate_kbps": default["bitrate_kbps"], "n_quantizers": default["n_quantizers"],
-        "codebook_perplexity": trained["codebook_perplexity"], "codebook_usage": trained["codebook_usage"],
-        "code_entropy_bits": trained["code_entropy_bits"],
-        "code_conditional_entropy_bits": trained["code_conditional_entropy_bits"],
-        "per_bitrate": trained["per_bitrate"],
-        "untrained": {"visqol": base_default["visqol"], "mel_distance": base_default["mel_distance"],
-                      "si_sdr": base_default["si_sdr"], "per_bitrate": baseline["per_bitrate"],
-                      "codebook_perplexity": baseline["codebook_perplexity"],
-                      "code_information_mel_gap": baseline["code_information_mel_gap"],
-                      "frame_periodic_energy": baseline["frame_periodic_energy"]},
-        "visqol_gain_over_untrained": (default["visqol"] - base_default["visqol"]) if cfg.visqol else None,
-        "mel_distance_gain_over_untrained": base_default["mel_distance"] - default["mel_distance"],
-        "n_clips": len(clips), "split": split, "clip_ids": [c.clip_id for c in clips], "ood": ood,
-        "ood_visqol": ood["visqol"] if ood else None,
-        "ood_minus_in_distribution_visqol": (ood["visqol"] - default["visqol"])
-        if ood and ood["visqol"] is not None and default["visqol"] is not None else None,
-        "clip_seconds": cfg.clip_seconds, "frame_rate": codec.frame_rate, "sample_rate": codec.sample_rate,
-    }
+    metrics = codec_metrics(trained, baseline, ood, cfg, codec, clips, split)
     with run.output(out, inputs={"model": model_dir, "curated": curated}, params=cfg,
                     lineage={"metrics": {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}}) as staged:
         atomic_write_json(staged.dir / "metrics.json", metrics)
         plots.quality_vs_bitrate(trained["per_bitrate"], baseline["per_bitrate"],
-                                 staged.image("quality_vs_bitrate", "quality_vs_bitrate.png"), ood["per_bitrate"] if ood else None)
+                                 staged.image("quality_vs_bitrate", "quality_vs_bitrate.png"),
+                                 ood["per_bitrate"] if ood else None)
         for i, deg in trained["examples"].items():
             write_wav(staged.dir / "examples" / f"{clips[i].clip_id}_input.wav", audio[i], codec.sample_rate)
             write_wav(staged.dir / "examples" / f"{clips[i].clip_id}_decoded.wav", np.clip(deg, -1, 1), codec.sample_rate)
-    if ood:
-        run.log.info("out of distribution (%d clips of unseen pieces and timbres) at %.2f kbps: ViSQOL %s, mel "
-                     "distance %s, information gap %s", ood["n_clips"], metrics["bitrate_kbps"], fmt_value(ood["visqol"]),
-                     fmt_value(ood["mel_distance"]), fmt_value(ood["code_information_mel_gap"]))
     run.add_path("eval_dir", out)
-    fmt = fmt_value
-    run.log.info("at %.2f kbps: ViSQOL %s (untrained %s), mel distance %s (untrained %s), SI-SDR %s dB; "
-                 "mel distance from another clip's codes minus own: %s (untrained %s); "
-                 "frame-periodic share of the decoded energy %s (input %s); mel distance without quantizer %s",
-                 metrics["bitrate_kbps"], fmt(metrics["visqol"]), fmt(metrics["untrained"]["visqol"]),
-                 fmt(metrics["mel_distance"]), fmt(metrics["untrained"]["mel_distance"]), fmt(metrics["si_sdr"]),
-                 fmt(metrics["code_information_mel_gap"]), fmt(metrics["untrained"]["code_information_mel_gap"]),
-                 fmt(metrics["frame_periodic_energy"]), fmt(metrics["input_frame_periodic_energy"]),
-                 fmt(metrics["mel_distance_unquantized"]))
+    log_summary(run.log, metrics)
     return metrics

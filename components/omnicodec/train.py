@@ -238,6 +238,38 @@ def default_work_dir(out: Path) -> Path:
     return checkpoint_folder(out)
 
 
+def train_steps(trainer: CodecTrainer, dataset: CropBatches, valid_crops: torch.Tensor, cfg: CodecConfig,
+                work_dir: Path, stop_after: int | None, info: DistInfo, progress) -> None:
+    """Steps from the trainer's step to cfg.steps (or `stop_after`): the loss history, validation, checkpoints."""
+    last_step = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = progress(crop_loader(dataset, trainer.step, cfg.num_workers), desc="codec train",
+                   total=cfg.steps, initial=trainer.step, unit="step")
+    started, running = time.perf_counter(), {}
+    for batch in bar:
+        if trainer.step >= last_step:
+            break
+        logs = trainer.train_step(batch)
+        for key in ("mel", "commitment", "adv", "fm", "disc"):
+            if key in logs:
+                running[key] = 0.9 * running.get(key, logs[key]) + 0.1 * logs[key]
+        if info.is_main and hasattr(bar, "set_postfix"):
+            bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
+        if trainer.step % cfg.log_every == 0 or trainer.step == last_step:
+            row = {"step": trainer.step, **logs}
+            if cfg.valid_every and trainer.step % cfg.valid_every == 0 and info.is_main:
+                row["valid_mel"] = trainer.valid_mel(valid_crops)
+            trainer.history.append(row)
+        if trainer.step % cfg.checkpoint_every == 0 or trainer.step == last_step:
+            trainer.train_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            state = trainer.state_dict()  # collective under DDP: every rank takes part
+            if info.is_main:
+                ckpt.save_checkpoint(work_dir, trainer.step, state, cfg.keep_checkpoints)
+            barrier()
+    if hasattr(bar, "close"):
+        bar.close()
+
+
 def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: Path | None = None,
                  stop_after: int | None = None, codec: nn.Module | None = None) -> TrainResult:
     """Train (or resume), then write the model folder atomically. `stop_after` ends the run right after
@@ -277,33 +309,7 @@ def run_training(cfg: CodecConfig, curated: Path, out: Path, run, *, work_dir: P
              type(codec).__name__, n_params / 1e6, codec.bitrate() / 1000, codec.num_codebooks, codec.codebook_size,
              codec.frame_rate, len(train_clips), info.world_size, device)
 
-    last_step = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = run.progress(crop_loader(dataset, trainer.step, cfg.num_workers), desc="codec train",
-                       total=cfg.steps, initial=trainer.step, unit="step")
-    started, running = time.perf_counter(), {}
-    for batch in bar:
-        if trainer.step >= last_step:
-            break
-        logs = trainer.train_step(batch)
-        for key in ("mel", "commitment", "adv", "fm", "disc"):
-            if key in logs:
-                running[key] = 0.9 * running.get(key, logs[key]) + 0.1 * logs[key]
-        if info.is_main and hasattr(bar, "set_postfix"):
-            bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
-        if trainer.step % cfg.log_every == 0 or trainer.step == last_step:
-            row = {"step": trainer.step, **logs}
-            if cfg.valid_every and trainer.step % cfg.valid_every == 0 and info.is_main:
-                row["valid_mel"] = trainer.valid_mel(valid_crops)
-            trainer.history.append(row)
-        if trainer.step % cfg.checkpoint_every == 0 or trainer.step == last_step:
-            trainer.train_seconds += time.perf_counter() - started
-            started = time.perf_counter()
-            state = trainer.state_dict()  # collective under DDP: every rank takes part
-            if info.is_main:
-                ckpt.save_checkpoint(work_dir, trainer.step, state, cfg.keep_checkpoints)
-            barrier()
-    if hasattr(bar, "close"):
-        bar.close()
+    train_steps(trainer, dataset, valid_crops, cfg, work_dir, stop_after, info, run.progress)
     if trainer.step < cfg.steps:
         log.info("stopped after step %d of %d; rerun the same command to resume from %s", trainer.step, cfg.steps,
                  work_dir)
