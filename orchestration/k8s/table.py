@@ -108,7 +108,7 @@ class Table(_Strict):
         known = {s.name for s in STAGES}
         unknown = sorted(set(self.stages) - known)
         if unknown:
-            raise ValueError(f"rows for stages that components/pipeline.py does not define: {unknown}")
+            raise ValueError(f"rows for stages that no components/<package>/declaration.py declares: {unknown}")
         return self
 
     def row(self, stage: Stage) -> StageRow:
