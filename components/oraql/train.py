@@ -115,6 +115,28 @@ class Killed(RuntimeError):
     """Raised by `fit(stop_after=...)`: a test's stand-in for a kill."""
 
 
+def train_step(model: Oraql, optim, train: LabelledSet, rng: np.random.Generator, cfg: OraqlConfig, device) -> float:
+    """One step on a random batch, each item cropped to a random window (where damage sits varies), plus the
+    pairwise preference loss on human A/B pairs where there are any. Returns the loss."""
+    model.train()
+    n = len(train)
+    idx = rng.integers(0, n, min(cfg.batch_size, n))
+    T = train.features.shape[-1]
+    width = max(1, int(round(cfg.train_crop * T)))
+    at = int(rng.integers(0, T - width + 1))
+    feats = torch.from_numpy(train.features[idx, :, at:at + width].astype(np.float32)).to(device)
+    labels = torch.from_numpy(train.labels[idx]).to(device)
+    loss = loss_fn(model(feats), labels, cfg.rank_weight, cfg.rank_margin)
+    pref = preference_loss(model, train, rng, cfg.batch_size // 4)
+    if pref is not None:
+        loss = loss + cfg.rank_weight * pref
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    return float(loss.detach())
+
+
 def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: ResumeFolder | None = None,
         log=None, progress=lambda it, **kw: it, stop_after: int | None = None) -> tuple[Oraql, dict]:
     """Train from scratch or from `checkpoint`; returns the model of the best `valid` step and the history."""
@@ -132,8 +154,7 @@ def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: Re
         history["resumed_from_step"] = step
         if log:
             log.info("resumed from step %d of %d", step, cfg.steps)
-    n = len(train)
-    if n == 0:
+    if len(train) == 0:
         raise OraqlError("no training items")
     for step in progress(range(step, cfg.steps), desc="oraql train", total=cfg.steps - step, unit="step"):
         rng = np.random.default_rng([cfg.seed, step])
@@ -141,22 +162,7 @@ def fit(train: LabelledSet, valid: LabelledSet, cfg: OraqlConfig, checkpoint: Re
         lr = ramped_cosine(step, cfg.lr, 20, cfg.steps)
         for group in optim.param_groups:
             group["lr"] = lr
-        model.train()
-        idx = rng.integers(0, n, min(cfg.batch_size, n))
-        T = train.features.shape[-1]
-        width = max(1, int(round(cfg.train_crop * T)))              # a random window: where damage sits varies
-        at = int(rng.integers(0, T - width + 1))
-        feats = torch.from_numpy(train.features[idx, :, at:at + width].astype(np.float32)).to(device)
-        labels = torch.from_numpy(train.labels[idx]).to(device)
-        loss = loss_fn(model(feats), labels, cfg.rank_weight, cfg.rank_margin)
-        pref = preference_loss(model, train, rng, cfg.batch_size // 4)
-        if pref is not None:
-            loss = loss + cfg.rank_weight * pref
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        history["train"].append((step, float(loss.detach())))
+        history["train"].append((step, train_step(model, optim, train, rng, cfg, device)))
         done = step + 1
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
             rho = valid_spearman(model, valid) if len(valid) else float("nan")
