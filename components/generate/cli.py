@@ -31,6 +31,19 @@ from components.lyra.generation import (GenerationError, generate_codes, load_mo
 DEFAULT_MODEL = "data/models/lyra"
 DEFAULT_INFLUENCE_MODEL = "data/models/lyra_influence"
 DEFAULT_CODEC = "data/models/omnicodec"
+# candidates of --best-of: one batch, so memory grows with N x seconds; the field's usual n is 4 to 16
+MAX_BEST_OF = 64
+
+
+def candidates(text: str) -> int:
+    """--best-of N: a whole number from 1 to MAX_BEST_OF."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= n <= MAX_BEST_OF:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_BEST_OF} candidates, got {n}")
+    return n
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +66,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "--reference), or a registry reference: lyra@production, lyra@v0.0.3")
     parser.add_argument("--codec", default=DEFAULT_CODEC,
                         help="OmniCodec model folder that decodes the codes, or omnicodec@production")
-    parser.add_argument("--best-of", type=int, default=1, metavar="N",
-                        help="generate N candidates in one batch and keep the one ORAQL scores highest")
+    parser.add_argument("--best-of", type=candidates, default=1, metavar="N",
+                        help=f"generate N candidates (1 to {MAX_BEST_OF}) in one batch and keep the one ORAQL scores highest")
     parser.add_argument("--oraql", default="data/models/oraql",
                         help="ORAQL model folder that picks (with --best-of), or oraql@production")
     parser.add_argument("--metrics", default=None, help="optional JSON file for generation metrics")
@@ -63,12 +76,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args) -> GenerateConfig:
+    """params.yaml's `generate` section with the command's options on top; a value out of range is an error
+    naming the option (`--top-k -1: must be >= 0`), not a traceback."""
+    from pydantic import ValidationError
+
     from components.config import config_from_args
 
     cfg = config_from_args("generate", GenerateConfig, args)
     overrides = {"seconds": args.seconds, "seed": args.seed, "temperature": args.temperature, "top_k": args.top_k,
                  "top_p": args.top_p, "cfg": args.cfg, "cfg_reference": getattr(args, "cfg_reference", None)}
-    return GenerateConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return GenerateConfig.model_validate({**cfg.model_dump(), **given})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            option = f"--{field.replace('_', '-')} {given[field]}: " if field in given else (f"{field}: " if field else "")
+            problems.append(option + error["msg"].removeprefix("Value error, ").replace("Input should be", "must be"))
+        raise GenerationError("; ".join(problems)) from None
 
 
 def generation_record(args, cfg, refs: dict, model, codec, generated, chosen: int, audio, seconds_taken: float,

@@ -100,13 +100,15 @@ class LMConfig(StageConfig):
 class GenerateConfig(StageConfig):
     """The `generate` params section: sampling, and what the pipeline's sample stage makes."""
 
-    seconds: float = 10.0           # length asked for (timing conditioning + frame budget)
-    temperature: float = 1.0
-    top_k: int = 250                # MusicGen's default; 0 = off
-    top_p: float = 0.0              # nucleus sampling; 0 = off (applied after top-k)
-    cfg: float = 3.0                # classifier-free guidance scale; 1 = conditional only (no uncond pass)
-    cfg_reference: float = 3.0      # the reference song's own guidance scale (Influence models, --reference)
-    seed: int = 0
+    seconds: float = Field(10.0, gt=0.0)   # length asked for (timing conditioning + frame budget)
+    temperature: float = Field(1.0, ge=0.0)   # 0 = greedy
+    top_k: int = Field(250, ge=0)   # MusicGen's default; 0 = off
+    top_p: float = Field(0.0, ge=0.0, le=1.0)   # nucleus sampling mass; 0 = off (applied after top-k)
+    # classifier-free guidance scale: 1 = conditional only (no uncond pass), 0 = unconditional, in between
+    # a mix; a negative scale would push away from the prompt
+    cfg: float = Field(3.0, ge=0.0)
+    cfg_reference: float = Field(3.0, ge=0.0)   # the reference song's own guidance scale (Influence, --reference)
+    seed: int = Field(0, ge=0)      # numpy's generators take no negative seed
     allow_end: bool = True          # the model may end a piece before `seconds` (END token, learned
     #                                 from piece endings and the timing conditioning)...
     end_not_before: float = 0.9     # ...but only in the last 10 % of it: a tiny model trained on 30 s
@@ -137,8 +139,4 @@ class GenerateConfig(StageConfig):
             raise ValueError("end_not_before must be in [0, 1]")
         if not 0.0 <= self.continuation_overlap < 1.0:
             raise ValueError("continuation_overlap must be in [0, 1)")
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0 (0 = greedy)")
-        if not 0.0 <= self.top_p <= 1.0:
-            raise ValueError("top_p must be in [0, 1]")
         return self

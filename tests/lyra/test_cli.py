@@ -35,7 +35,29 @@ def test_generate_explains_bad_requests(trained, sine_codec, style_prompts, tmp_
     assert lyra([*base, "--model", str(tmp_path / "nowhere")]) == 2
     assert "no Lyra model" in capsys.readouterr().err
     assert lyra([*base, "--model", str(trained[0]), "--seconds", "-1"]) == 2
-    assert "positive" in capsys.readouterr().err
+    assert "--seconds -1.0: must be greater than 0" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("option,value,says", [
+    ("--cfg", "-2", "--cfg -2.0: must be greater than or equal to 0"),
+    ("--top-k", "-1", "--top-k -1: must be greater than or equal to 0"),
+    ("--temperature", "-1", "--temperature -1.0: must be greater than or equal to 0"),
+    ("--top-p", "2", "--top-p 2.0: must be less than or equal to 1"),
+    ("--seed", "-1", "--seed -1: must be greater than or equal to 0"),
+    ("--best-of", "0", "must be from 1 to 64 candidates, got 0"),
+    ("--best-of", "100000", "must be from 1 to 64 candidates, got 100000"),      # died in the allocator before
+    ("--best-of", "two", "not a whole number: 'two'"),
+])
+def test_generate_refuses_values_out_of_range_with_a_message(option, value, says, tmp_path, capsys):
+    """Hostile values once accepted silently (--cfg -2, --top-k -1, --best-of 0) or ended in a traceback."""
+    args = ["generate", "style 0", "--model", str(tmp_path / "unread"), "--out", str(tmp_path / "x.wav"), option, value]
+    try:
+        code = lyra(args)
+    except SystemExit as exc:          # argparse's own refusal: usage + message, exit 2
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "Traceback" not in err, err
     assert not (tmp_path / "x.wav").exists()
 
 
