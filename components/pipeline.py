@@ -1,14 +1,16 @@
-"""The stage graph: the single source of truth for both Dagster and DVC.
+"""The stage graph: the stages every package declares, collected; the one source of dvc.yaml and Dagster.
 
-Each `Stage` is one lifecycle step: a `lyra` command, the data it reads, what it writes, the
-code that defines it and the params section it is configured by. From this table
+Each `Stage` (components/common/stage.py) is one lifecycle step, declared in its own package's
+`declaration.py`: a `lyra` command, the data it reads, what it writes, its params section and config,
+its checks and gates, the model it registers. This module collects them (STAGE_PACKAGES) and derives:
 
-* `orchestration/` builds one Dagster asset per stage (upstream assets = the stages whose
-  outputs this stage reads), launched through the launcher resource; and
-* `lyra pipeline dvc-yaml --write` generates `dvc.yaml`, so `dvc repro` runs the same commands.
+* `lyra pipeline dvc-yaml --write` -> `dvc.yaml`, so `dvc repro` runs the same commands;
+* orchestration/ -> one Dagster asset per stage (upstream assets = the stages whose outputs it reads)
+  and one asset check per check and gate;
+* the registry -> each declared model and the blocking gates its promotion requires (judge_gate).
 
-`tests/test_pipeline_graph.py` fails if the committed dvc.yaml or the Dagster asset graph
-disagree with this table.
+`tests/test_pipeline_graph.py` fails if the committed dvc.yaml or the Dagster asset graph disagree with
+the declarations; `tests/test_add_a_stage.py` adds a toy stage with one line here.
 
     demo_corpus -> curated_clips -> captions ----------------+
                          |                                   v
