@@ -136,7 +136,7 @@ def _print_summary(result, seconds: float) -> None:
     for event in result.get_asset_check_evaluations():
         why = "" if event.passed else f" ({event.description})" if event.description else ""
         # a warning-severity check that fails is a reported outcome (e.g. RLAIF refused), not a failed run
-        failed = "refused (warning)" if getattr(event.severity, "value", "") == "WARN" else "FAILED"
+        failed = "warning" if getattr(event.severity, "value", "") == "WARN" else "FAILED"
         print(f"  check {event.asset_key.to_user_string()}:{event.check_name}: {'passed' if event.passed else failed}{why}")
     print(f"\nrun {result.run_id} {'succeeded' if result.success else 'FAILED'} in {seconds:.0f} s")
 
