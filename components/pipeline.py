@@ -35,6 +35,7 @@ from typing import Iterable
 
 import yaml
 
+from components.common.metrics import at
 from components.common.stage import METRICS_DIR, Check, Gate, Stage  # noqa: F401  (the names stages are declared with)
 from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_config
 
@@ -87,17 +88,23 @@ class GateVerdict:
     def failed(self) -> list[str]:
         return [name for name, ok in self.rules.items() if not ok]
 
+    @property
+    def scalars(self) -> dict:
+        """The figures without the intervals: what the registry records and `lyra stability` spreads."""
+        return {k: v for k, v in self.numbers.items() if not isinstance(v, list)}
+
 
 def gate_figures(gate: Gate, metrics: dict) -> dict:
     """The gate's declared numbers ("a.b" = nested) found in `metrics`: numbers, and intervals as lists."""
     out = {}
     for key in gate.numbers:
-        node = metrics
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        plain = isinstance(node, (int, float)) and not isinstance(node, bool)
-        if plain or (isinstance(node, list) and all(isinstance(v, (int, float)) for v in node)):
-            out[key] = node
+        try:
+            value = at(metrics, key)
+        except KeyError:
+            continue
+        plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if plain or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)):
+            out[key] = value
     return out
 
 
@@ -115,6 +122,11 @@ def judge_gate(stage: Stage, gate: Gate, metrics: dict, cfg, **context) -> GateV
 
     rules = {name: bool(ok) for name, ok in resolve(gate.rules)(metrics, cfg, **context).items()}
     return GateVerdict(all(rules.values()), rules, gate_figures(gate, metrics))
+
+
+def blocking_gates(stage: Stage) -> list[Gate]:
+    """The gates that stop downstream stages and a promotion (the rest are reported targets)."""
+    return [gate for gate in stage.gates if gate.blocking]
 
 
 def gates_by_name(stages: Iterable[Stage] | None = None) -> dict[str, tuple[Stage, Gate]]:

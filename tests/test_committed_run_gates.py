@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.pipeline import STAGES, gate_input, judge_gate, stage_config
+from components.pipeline import STAGES, blocking_gates, gate_input, judge_gate, stage_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 # its refusal is reported as a warning and the pretrained Lyra stays the model to serve
 EXPECTED = {"codec_gate": True, "lyra_beats_unigram": True, "judge_hears_the_prompt": True, "oraql_gate": True,
             "rlaif_gate": False, "influence_gate": True}
-LIFECYCLE_GATES = [(s, g) for s in STAGES if s.job == "lifecycle" for g in s.gates if g.blocking]
+LIFECYCLE_GATES = [(s, g) for s in STAGES if s.job == "lifecycle" for g in blocking_gates(s)]
 
 
 def test_every_blocking_gate_of_the_lifecycle_has_an_expected_verdict():

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.pipeline import gate_input, gates_by_name, judge_gate, stage_by_name, stage_config
+from components.pipeline import blocking_gates, gate_input, gates_by_name, judge_gate, stage_by_name, stage_config
 
 
 def required_checks(stage: str, evaluations: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The blocking gates declared on a model's stage and its evaluation stages."""
-    return tuple(gate.name for name in (stage, *evaluations) for gate in stage_by_name(name).gates if gate.blocking)
+    return tuple(gate.name for name in (stage, *evaluations) for gate in blocking_gates(stage_by_name(name)))
 
 
 def _gate(name: str):
@@ -37,6 +37,5 @@ def evaluate(names: tuple[str, ...], repo: Path, profile: str | None) -> dict[st
     for name in names:
         stage, gate = _gate(name)
         verdict = judge_gate(stage, gate, gate_input(stage, gate, repo), stage_config(stage, repo, profile))
-        numbers = {k: v for k, v in verdict.numbers.items() if not isinstance(v, list)}
-        out[name] = {"passed": verdict.passed, "rules": verdict.rules, "numbers": numbers}
+        out[name] = {"passed": verdict.passed, "rules": verdict.rules, "numbers": verdict.scalars}
     return out

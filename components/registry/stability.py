@@ -49,23 +49,21 @@ def stage_command(stage, out: Path, metrics: Path, seed: int, threads: int, over
 
 def checks_of(stage_name: str) -> list[str]:
     """The blocking gates the stage declares (components/<package>/declaration.py)."""
-    from components.pipeline import stage_by_name
+    from components.pipeline import blocking_gates, stage_by_name
 
-    return [gate.name for gate in stage_by_name(stage_name).gates if gate.blocking]
+    return [gate.name for gate in blocking_gates(stage_by_name(stage_name))]
 
 
 def judge(stage, metrics: dict, overrides: list[str], profile: str | None) -> dict[str, dict]:
     """{check: {"passed", "failed_rules", "numbers"}} for one run's metrics."""
     from components.config import load_stage_config
-    from components.pipeline import judge_gate
+    from components.pipeline import blocking_gates, judge_gate
 
     cfg = load_stage_config(stage.params, stage.config_class(), profile=profile, overrides=overrides)
     out = {}
-    for gate in stage.gates:
-        if gate.blocking:
-            verdict = judge_gate(stage, gate, metrics, cfg)
-            out[gate.name] = {"passed": verdict.passed, "failed_rules": verdict.failed,
-                              "numbers": {k: v for k, v in verdict.numbers.items() if not isinstance(v, list)}}
+    for gate in blocking_gates(stage):
+        verdict = judge_gate(stage, gate, metrics, cfg)
+        out[gate.name] = {"passed": verdict.passed, "failed_rules": verdict.failed, "numbers": verdict.scalars}
     return out
 
 
