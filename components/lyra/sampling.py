@@ -59,12 +59,21 @@ class Generated:
     #                                         drawn: prompt, forced END/padding); only with record_log_probs
 
 
-def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
+def uniforms(shape: tuple[int, ...], generator, device, dtype) -> torch.Tensor:
+    """U[0, 1) of `shape` [B, ...] from one generator, or from one generator per row (a list of B, as
+    `lyra serve` batches requests with their own seeds): rows given the same generator object draw from
+    it in row order, exactly as one generator fills a batch of those rows."""
+    if not isinstance(generator, (list, tuple)):
+        return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    return torch.cat([torch.rand((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
+
+
+def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator) -> torch.Tensor:
     """[B, K, V] logits -> [B, K] ids: temperature, then top-k, then top-p (nucleus), then a draw.
 
     Cheap on purpose (it runs every step): top-k without sorting unless top-p needs the order,
     and the draw by inverse CDF (one uniform number per row; ~6x cheaper than torch.multinomial
-    on CPU).
+    on CPU). `generator`: a torch.Generator, None, or one per row (see `uniforms`).
     """
     if params.temperature <= 0:
         return logits.argmax(dim=-1)
@@ -82,7 +91,7 @@ def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator: torch
         outside = (probs.cumsum(dim=-1) - probs) >= params.top_p
         probs = probs.masked_fill(outside, 0.0)
     cdf = probs.cumsum(dim=-1)
-    u = torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[..., -1:]
+    u = uniforms((*cdf.shape[:-1], 1), generator, cdf.device, cdf.dtype) * cdf[..., -1:]
     choice = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)   # first cdf > u
     if indices is None:
         return choice.squeeze(-1)
@@ -180,7 +189,7 @@ class Sampler:
         n_frames: int,                         # frames to generate (at most)
         *,
         prompt: torch.Tensor | None = None,    # [B, K, T0] frames the piece starts with
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,   # or one per piece
         record_log_probs: bool = False,        # also return each drawn code's log-prob (exact sampling only)
     ) -> Generated:
         """Conditions with every droppable condition dropped (`conditions.unconditional()`) sample the

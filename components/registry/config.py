@@ -31,6 +31,16 @@ class Comparison(BaseModel):
     tolerance: float = Field(ge=0.0)
 
 
+class ListenersRule(BaseModel):
+    """`listeners_prefer`: listeners chose the candidate over the stage's holder in blind pairs (`lyra serve
+    --candidate`): at least `min_judgements` of them, and the one-sided exact binomial lower bound of the
+    share preferring the candidate, at `confidence`, above 0.5."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_judgements: int = Field(20, ge=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     stage: str = Field(description="pipeline stage whose first output folder is the model")
@@ -42,6 +52,8 @@ class ModelSpec(BaseModel):
     parents: tuple[str, ...] = ()
     # "<stage>.<metric>" of a stage metrics file (data/metrics/<stage>.json) -> rule
     compare: dict[str, Comparison] = {}
+    # promotion stage -> the listeners' verdict it requires (e.g. {production: {min_judgements: 30}}); none by default
+    listeners_prefer: dict[str, ListenersRule] = {}
     # what identifies the held-out set two versions must share to be compared: by default every data
     # input of the model's stage and its evaluations (dvc.lock), so the same clips and the same judges
     held_out: tuple[str, ...] | None = None

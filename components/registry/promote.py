@@ -7,6 +7,8 @@
     <check name>   each blocking check recorded with the version (e.g. codec_gate) passed
     no_regression  on the same held-out data as the stage's current holder, every `compare` metric is
                    no worse than the holder's by more than its tolerance
+    listeners_prefer  (where a model's `listeners_prefer` names the stage) listeners chose the candidate over
+                   the holder in blind pairs, the interval's lower bound above 0.5 (components/serving)
 
 A refusal names the failing gates and their numbers. `force` promotes anyway, but only with an actor
 and a reason, and the failed gates are recorded with it. Every decision (refusals too) is appended
@@ -108,6 +110,29 @@ def no_regression_gate(registry: Registry, entry: dict, holder: dict | None) -> 
     return Gate("no_regression", True, f"against {holder['version']}: {compared or 'no metric configured'}", numbers)
 
 
+def listeners_prefer_gate(registry: Registry, entry: dict, holder: dict | None, rule) -> Gate:
+    """Blind A/B judgements from the listening room (`lyra serve --candidate`): the candidate preferred over
+    the holder, with the interval above 0.5 over at least `min_judgements` judgements."""
+    from components.config import load_stage_config
+    from components.serving.config import ServeConfig
+    from components.serving.listeners import preference
+    from components.serving.votes import VoteStore
+
+    name = entry["model"]
+    if holder is None:
+        return Gate("listeners_prefer", True, "no current holder to be preferred over")
+    serve = load_stage_config("serve", ServeConfig, params_path=registry.repo / "params.yaml", profile=registry.profile)
+    store = VoteStore.open(serve.database, registry.repo)
+    pref = preference(store.judgements(), f"{name}@{entry['version']}", f"{name}@{holder['version']}", rule.confidence)
+    numbers = {**pref.to_json(), "min_judgements": rule.min_judgements}
+    if pref.n < rule.min_judgements:
+        return Gate("listeners_prefer", False, f"{pref.n} of the {rule.min_judgements} judgements needed against "
+                    f"{holder['version']} (lyra serve --candidate {name}@{entry['version']})", numbers)
+    said = (f"{pref.wins} of {pref.n} listeners preferred {entry['version']} over {holder['version']} "
+            f"({pref.share:.2f}; one-sided {rule.confidence:.0%} lower bound {pref.lower:.3f}, p = {pref.p_value:.3g})")
+    return Gate("listeners_prefer", pref.lower > 0.5, said if pref.lower > 0.5 else f"not preferred: {said}", numbers)
+
+
 def promote(registry: Registry, name: str, version: str, to_stage: str, reason: str, *,
             force: bool = False, actor: str | None = None) -> Decision:
     if to_stage not in STAGES[1:]:
@@ -124,6 +149,9 @@ def promote(registry: Registry, name: str, version: str, to_stage: str, reason: 
         holder = registry.entry(name, holder_version) if holder_version else None
         gates = [stage_order_gate(registry, name, version, to_stage), *check_gates(entry),
                  no_regression_gate(registry, entry, holder)]
+        listeners = registry.spec(name).listeners_prefer.get(to_stage)
+        if listeners is not None:
+            gates.append(listeners_prefer_gate(registry, entry, holder, listeners))
         passed = all(g.passed for g in gates)
         outcome = "promoted" if passed else "forced" if force else "refused"
         decision = Decision(name, version, to_stage, outcome, actor, reason.strip(), gates, holder_version, now())

@@ -1,0 +1,36 @@
+"""`lyra serve`'s settings: params.yaml `serve` (typed; every default runs on a laptop)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from components.config import StageConfig
+
+
+class ServeConfig(StageConfig):
+    host: str = "127.0.0.1"          # loopback unless a deployment says otherwise (the pod sets 0.0.0.0)
+    port: int = Field(8765, ge=0, le=65535)   # 0: any free port
+    model: str = "lyra@production"   # a registry reference (name@stage, name@vX.Y.Z) or a model folder
+    candidate: str | None = None     # a second version the listening page pairs against `model`
+    codec: str = "omnicodec@production"
+    oraql: str = "oraql@production"  # picks among best-of-n candidates
+    max_batch_rows: int = Field(16, ge=1)        # rows of one forward pass (a best-of-n request is n rows)
+    batch_window_ms: float = Field(10.0, ge=0.0)  # how long the batcher waits for more requests to join
+    max_seconds: float = Field(10.0, gt=0.0)     # the longest piece one request may ask for
+    max_best_of: int = Field(8, ge=1)
+    max_upload_bytes: int = Field(10_000_000, ge=1)   # reference songs
+    max_prompt_chars: int = Field(500, ge=1)
+    watch_seconds: float = Field(5.0, gt=0.0)    # how often the registry is asked who holds the stage
+    # votes: SQLite here; PostgreSQL when LYRA_PG_HOST is set (the cluster profile's database, see votes.py)
+    database: str = ".lyra/listening/votes.sqlite"
+    audio_dir: str = ".lyra/listening/audio"     # the pairs' audio, named by pair id
+    pair_seconds: float = Field(5.0, gt=0.0)
+    pair_prompts: list[str] = [
+        "Baroque chorale for string ensemble in D minor",
+        "a calm piano piece in C major, slow",
+        "bright flute melody over strings, fast",
+        "a dark organ piece in A minor",
+        "cheerful guitar piece in G major",
+        "a slow clarinet tune, gentle and warm",
+    ]
+    reports: str = "data/registry/reports"       # served at /reports/ (every link in the UI opens over HTTP)
