@@ -3,8 +3,8 @@ tables ORAQL imports.
 
     preference(judgements, candidate, holder)   wins / n, exact one-sided binomial lower bound (Clopper-Pearson)
                                                 and p-value against 0.5: the `listeners_prefer` gate
-    liked_by_best_of(judgements)                P(rating >= 4) per best-of-n arm with Wilson intervals, and
-                                                each arm's win rate in the pairs it was part of
+    liked_by_best_of(judgements)                P(rating >= 4) per version and best-of-n arm with Wilson
+                                                intervals, and each arm's win rate against other best-of counts
     export_tables(judgements, audio_dir, out)   pairwise.csv + ratings.csv (+ the audio) in the layout
                                                 components/oraql/ratings.py imports
 
@@ -67,15 +67,16 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float | None]
 
 
 def liked_by_best_of(judgements: list[dict], version: str | None = None) -> list[dict]:
-    """Per best-of-n arm (of `version`, or of any version): ratings, P(liked) with a 95 % Wilson interval,
-    and how often the arm won the pairs it played in."""
-    arms: dict[int, dict] = {}
+    """Per version and best-of-n arm (of `version` only, if given): ratings, P(liked) with a 95 % Wilson
+    interval, and how often the arm won the pairs against another best-of count of the same version."""
+    arms: dict[tuple[str, int], dict] = {}
     for j in judgements:
         for side in "ab":
             if version is not None and j[f"version_{side}"] != version:
                 continue
-            arm = arms.setdefault(int(j[f"best_of_{side}"]), {"rated": 0, "liked": 0, "played": 0, "won": 0})
-            if j[f"best_of_a"] != j[f"best_of_b"]:
+            key = (j[f"version_{side}"], int(j[f"best_of_{side}"]))
+            arm = arms.setdefault(key, {"rated": 0, "liked": 0, "played": 0, "won": 0})
+            if j["best_of_a"] != j["best_of_b"] and j["version_a"] == j["version_b"]:
                 arm["played"] += 1
                 arm["won"] += j["choice"] == side
             rating = j[f"rating_{side}"]
@@ -83,13 +84,12 @@ def liked_by_best_of(judgements: list[dict], version: str | None = None) -> list
                 arm["rated"] += 1
                 arm["liked"] += rating >= LIKED
     out = []
-    for n_best, a in sorted(arms.items()):
-        lo, hi = wilson(a["liked"], a["rated"])
-        wlo, whi = wilson(a["won"], a["played"])
-        out.append({"best_of": n_best, "rated": a["rated"], "liked": a["liked"],
-                    "p_liked": a["liked"] / a["rated"] if a["rated"] else None, "p_liked_ci95": [lo, hi],
-                    "pairs_played": a["played"], "win_rate": a["won"] / a["played"] if a["played"] else None,
-                    "win_rate_ci95": [wlo, whi]})
+    for (name, n_best), a in sorted(arms.items()):
+        out.append({"version": name, "best_of": n_best, "rated": a["rated"], "liked": a["liked"],
+                    "p_liked": a["liked"] / a["rated"] if a["rated"] else None,
+                    "p_liked_ci95": list(wilson(a["liked"], a["rated"])), "pairs_played": a["played"],
+                    "win_rate": a["won"] / a["played"] if a["played"] else None,
+                    "win_rate_ci95": list(wilson(a["won"], a["played"]))})
     return out
 
 
