@@ -25,12 +25,12 @@ class ServeConfig(StageConfig):
     database: str = ".lyra/listening/votes.sqlite"
     audio_dir: str = ".lyra/listening/audio"     # the pairs' audio, named by pair id
     pair_seconds: float = Field(5.0, gt=0.0)
-    pair_prompts: list[str] = [
-        "Baroque chorale for string ensemble in D minor",
-        "a calm piano piece in C major, slow",
-        "bright flute melody over strings, fast",
-        "a dark organ piece in A minor",
-        "cheerful guitar piece in G major",
-        "a slow clarinet tune, gentle and warm",
+    pair_prompts: list[str] = [                  # phrased like the demo corpus's captions
+        "Baroque chorale in A minor, 4/4, about 77 bpm, in the style of Bach, played by strings; warm and calm.",
+        "Song in D major, 6/8, about 120 bpm, played on the organ; bright and energetic.",
+        "Late-Renaissance madrigal in D minor, 4/4, about 116 bpm, played on the harpsichord; bright and flowing.",
+        "Traditional reel in G major, 2/4, about 200 bpm, played on the guitar; bright and energetic.",
+        "Baroque chorale in B-flat major, 4/4, about 69 bpm, played on the piano; dark and calm.",
+        "Renaissance mass movement in A minor, 4/2, about 96 bpm, sung by a choir; dark and calm.",
     ]
     reports: str = "data/registry/reports"       # served at /reports/ (every link in the UI opens over HTTP)
