@@ -146,7 +146,26 @@ def _fmt(value) -> str:
 
 
 def run_ui(args) -> int:
+    """The Dagster UI, and `lyra serve` beside it (unless its port is taken, e.g. by a `lyra serve` already
+    running): it serves the reports the UI links to over HTTP, and the listening room."""
+    import socket
+
     _prepare_environment(None)
+    from components.config import load_stage_config
+    from components.serving.config import ServeConfig
+
+    serve_cfg = load_stage_config("serve", ServeConfig)
+    serve = None
+    with socket.socket() as probe:
+        taken = probe.connect_ex((serve_cfg.host, serve_cfg.port)) == 0
+    if not taken:
+        serve = subprocess.Popen([sys.executable, "-m", "components.cli", "serve"])
+        print(f"starting: lyra serve (reports and the listening room on http://{serve_cfg.host}:{serve_cfg.port}/)")
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions", "-h", args.host, "-p", str(args.port)]
     print("starting:", " ".join(cmd[1:]))
-    return subprocess.call(cmd)
+    try:
+        return subprocess.call(cmd)
+    finally:
+        if serve is not None:
+            serve.terminate()
+            serve.wait(timeout=30)

@@ -18,7 +18,8 @@ from orchestration.launchers import REPO_ROOT
 class RegistryResource(dg.ConfigurableResource):
     repo: str = str(REPO_ROOT)
     profile: str | None = None
-    # where reports are served from (e.g. a bucket's static site); empty: file:// links to the store
+    # the URL the reports folder (<store>/reports) is served under: a bucket's static site, or empty for
+    # `lyra serve`'s /reports on params.yaml's serve host and port (`lyra ui` starts it beside Dagster)
     report_base_url: str = ""
 
     def open(self):
@@ -27,9 +28,15 @@ class RegistryResource(dg.ConfigurableResource):
         return Registry(Path(self.repo), profile=self.profile)
 
     def report_url(self, report: str) -> str:
-        if self.report_base_url:
-            return self.report_base_url.rstrip("/") + "/" + report
-        return (Path(self.repo) / report).resolve().as_uri()
+        """An http(s) link to a version's report: a page of the Dagster UI cannot open file:// links."""
+        from components.config import load_stage_config
+        from components.serving.config import ServeConfig
+
+        serve = load_stage_config("serve", ServeConfig, params_path=Path(self.repo) / "params.yaml", profile=self.profile)
+        path = Path(report)
+        inside = path.relative_to(serve.reports) if path.is_relative_to(serve.reports) else path
+        base = self.report_base_url or f"http://{serve.host}:{serve.port}/reports"
+        return base.rstrip("/") + "/" + inside.as_posix()
 
 
 def registry_resource(profile: str) -> RegistryResource:

@@ -130,7 +130,15 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
             response.set_cookie(COOKIE, secrets.token_hex(8), max_age=365 * 86400, httponly=True, samesite="strict")
         return response
 
+    def not_ready() -> JSONResponse | None:
+        if service.engine.ready:
+            return None
+        why = f": {service.load_error}" if service.load_error else ""
+        return JSONResponse({"error": f"not ready: the served models are loading{why}"}, status_code=503)
+
     async def generate(request: HttpRequest):
+        if (busy := not_ready()) is not None:
+            return busy
         try:
             body = _fields(await _json(request), GENERATE_FIELDS, ("prompt",))
             result = await service.generate(Request(body["prompt"], float(body.get("seconds", 5.0)),
@@ -141,6 +149,8 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
         return _wav(result)
 
     async def generate_reference(request: HttpRequest):
+        if (busy := not_ready()) is not None:
+            return busy
         q = request.query_params
         try:
             name = Path(q.get("filename", ""))
@@ -176,6 +186,8 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
         listener = request.cookies.get(COOKIE)
         if not listener:
             return refused(RequestError("listener: open the listening page first (it sets the listener cookie)"))
+        if (busy := not_ready()) is not None:
+            return busy
         return JSONResponse(await service.room.next_pair(listener))
 
     async def pair_audio(request: HttpRequest):

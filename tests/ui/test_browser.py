@@ -114,11 +114,40 @@ def minimal_project(tmp_path):
     return repo, env
 
 
+@contextmanager
+def report_server(repo: Path, env: dict):
+    """`lyra serve` in the project (as `lyra ui` starts it): its /reports are what the UI's links point at.
+    No model is promoted yet, so it is not ready to generate, but its reports are served."""
+    import subprocess
+    import urllib.request
+
+    from tests.serving.conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "lyra"), "serve", "--port", str(port)], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("lyra serve did not come up")
+                time.sleep(0.5)
+        yield {**env, "LYRA_REPORT_BASE_URL": f"http://127.0.0.1:{port}/reports"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_materialize_find_the_report_and_see_a_refused_promotion_in_the_ui(minimal_project, tmp_path):
     repo, env = minimal_project
-    with dagster_webserver(repo, env, timeout=180) as graphql, browser(tmp_path / "chromium") as page:
+    with report_server(repo, env) as env, dagster_webserver(repo, env, timeout=180) as graphql, \
+            browser(tmp_path / "chromium") as page:
         base = graphql.rsplit("/graphql", 1)[0]
 
         # 1. materialize the codec's lifecycle (corpus -> curation -> codec -> eval -> registry) from its job page
@@ -139,6 +168,7 @@ def test_materialize_find_the_report_and_see_a_refused_promotion_in_the_ui(minim
         link.wait_for()
         shot(page, "02_registry_materialization")
         report_url = link.get_attribute("href")
+        assert report_url.startswith("http://127.0.0.1:")       # served over HTTP: a file:// link would not open
         page.goto(report_url)
         assert page.get_by_role("heading", name="omnicodec v0.0.1").is_visible()
         assert page.locator("audio").count() >= 1 and page.get_by_text("valid_mel_distance").first.is_visible()
