@@ -37,7 +37,7 @@ import yaml
 
 from components.common.metrics import at
 from components.common.stage import METRICS_DIR, Check, Gate, Stage  # noqa: F401  (the names stages are declared with)
-from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_config
+from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_config, profile_values
 
 # The packages that declare stages (components/<package>/declaration.py), in lifecycle order: adding a
 # stage is its package plus one line here
@@ -163,10 +163,12 @@ def dvc_pipeline(params: dict | None = None, stages: Iterable[Stage] | None = No
         # a stage depends on those two blocks only, so editing another profile changes nothing here
         param_keys = ["profile"] + [key for section in (stage.params, *stage.extra_params)
                                     for key in (f"{BASE_PROFILE}.{section}", f"${{profile}}.{section}")]
+        section = profile_values(params).get(stage.params) or {}
+        configured = [section[field] for field in stage.config_inputs if section.get(field)]
         doc["stages"][stage.name] = {
             "desc": stage.description,
             "cmd": " ".join(stage.command),
-            "deps": [*stage.deps, *stage.code_paths],
+            "deps": [*stage.deps, *configured, *stage.code_paths],
             "params": param_keys,
             "outs": list(stage.outs),
             "metrics": [{stage.metrics_path: {"cache": False}}],

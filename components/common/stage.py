@@ -97,6 +97,9 @@ class Stage:
     pool: str = "cpu"            # Kubernetes node pool: cpu | gpu
     distributed: bool = False    # trains with torchrun/DeepSpeed (nproc from the params section)
     extra_params: tuple[str, ...] = ()   # further params sections the stage reads (DVC tracks them too)
+    # fields of its config that name a file it reads (e.g. ORAQL's human ratings table): where the active
+    # profile sets one, that file is a dependency too, so a changed table re-runs the stage
+    config_inputs: tuple[str, ...] = ()
     job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
     runs: tuple[str, ...] = ()   # stages whose command this one starts in subprocesses (their code is its code too)
     # Which ready stage the executor starts first (higher first), so that the longest chain is never the one

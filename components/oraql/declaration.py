@@ -16,6 +16,7 @@ STAGES = (
               "--lyra", "data/models/lyra", "--tokens", "data/tokens", "--out", "data/models/oraql"),
         deps=("data/curated", "data/models/omnicodec", "data/models/lyra", "data/tokens"), outs=("data/models/oraql",),
         params="oraql", config="components.oraql.config:OraqlConfig",
+        config_inputs=("ratings", "pairwise"),    # human tables, e.g. the listening room's export (components/serving)
         priority=1,
         registers=Model("oraql", evaluations=("lyra_best_of_n",), parents=("omnicodec", "lyra")),
         gates=(

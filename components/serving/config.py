@@ -34,3 +34,7 @@ class ServeConfig(StageConfig):
         "Renaissance mass movement in A minor, 4/2, about 96 bpm, sung by a choir; dark and calm.",
     ]
     reports: str = "data/registry/reports"       # served at /reports/ (every link in the UI opens over HTTP)
+    # the loop back into ORAQL: every `retrain_after` new judgements the listeners sensor exports them here and
+    # re-runs ORAQL, when params point ORAQL at the export (oraql.pairwise: data/listening/export/pairwise.csv)
+    export_dir: str = "data/listening/export"
+    retrain_after: int = Field(50, ge=1)

@@ -5,6 +5,9 @@
     raw_audio_sensor    watches the raw audio folder curation reads (the files `discover` finds: audio and
                         sidecars, by name, size and mtime); when files land, change or go, one run from
                         curation downwards, keyed by the folder's fingerprint
+    listeners_sensor    counts the listening room's judgements (`lyra serve`); every `serve.retrain_after`
+                        new ones it exports them as ORAQL's tables and runs ORAQL and what reads it, keyed
+                        by the last judgement exported
 
 Either way the same change never triggers twice, and in the run unchanged stages are no-ops. Both
 start with LYRA_AUTOMATION=on (or from the UI).
@@ -52,17 +55,21 @@ def raw_audio_fingerprint(folder: Path) -> tuple[str, int]:
     return h.hexdigest()[:16], len(inputs)
 
 
-def from_curation_down() -> list[dg.AssetKey]:
-    """curated_clips, every stage that reads it (transitively), and every registry version asset."""
+def downstream_of(first: str) -> list[dg.AssetKey]:
+    """`first`, every lifecycle stage that reads it (transitively), and every registry version asset."""
     from components.pipeline import upstream
     from orchestration.defs.assets.registry import registered_models, registry_key
 
     lifecycle = job_stages("lifecycle")    # in dependency order; the scaling sweep is run on request only
-    chosen: set[str] = {"curated_clips"}
+    chosen: set[str] = {first}
     for stage in lifecycle:
         if any(u.name in chosen for u in upstream(stage)):
             chosen.add(stage.name)
     return [dg.AssetKey(s.name) for s in lifecycle if s.name in chosen] + [registry_key(m) for m in registered_models()]
+
+
+def from_curation_down() -> list[dg.AssetKey]:
+    return downstream_of("curated_clips")
 
 
 def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor") -> dg.SensorDefinition:
@@ -85,3 +92,37 @@ def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor") -> dg.Sens
 
 
 raw_audio_sensor = raw_audio_sensor_for(RAW_AUDIO)
+
+
+def listeners_sensor_for(project: Path = REPO_ROOT, name: str = "listeners_sensor") -> dg.SensorDefinition:
+    @dg.sensor(name=name, job=lifecycle_job, minimum_interval_seconds=120, default_status=AUTOMATION,
+               description="every serve.retrain_after new listener judgements -> export ORAQL's tables, re-run ORAQL on")
+    def _sensor(context: dg.SensorEvaluationContext):
+        from components.config import load_stage_config
+        from components.oraql.config import OraqlConfig
+        from components.serving.config import ServeConfig
+        from components.serving.listeners import export_tables
+        from components.serving.votes import VoteStore
+
+        params = project / "params.yaml"
+        serve = load_stage_config("serve", ServeConfig, params_path=params)
+        oraql = load_stage_config("oraql", OraqlConfig, params_path=params)
+        store = VoteStore.open(serve.database, project)
+        since = int(context.cursor or 0)
+        new = store.judgements(since_id=since)
+        if len(new) < serve.retrain_after:
+            return dg.SkipReason(f"{len(new)} new judgement(s); ORAQL is retrained after {serve.retrain_after}")
+        export = Path(serve.export_dir)
+        tables = {str(export / "pairwise.csv"), str(export / "ratings.csv")}
+        if not {oraql.pairwise, oraql.ratings} & tables:
+            return dg.SkipReason(f"{len(new)} new judgements, but ORAQL does not read them: set params.yaml "
+                                 f"oraql.pairwise: {export / 'pairwise.csv'} (and `make dvc-yaml`)")
+        written = export_tables(store.judgements(), project / serve.audio_dir, project / export)
+        context.update_cursor(str(new[-1]["id"]))
+        return dg.RunRequest(run_key=f"listeners-{new[-1]['id']}", asset_selection=downstream_of("oraql"),
+                             tags={"lyra/trigger": "listeners", "lyra/judgements": str(sum(written.values()))})
+
+    return _sensor
+
+
+listeners_sensor = listeners_sensor_for()
