@@ -8,6 +8,7 @@ webserver's stack, ASGI so requests wait on the batcher without a thread each).
     GET  /v1/pairs/{id}/{a|b}.wav  its audio
     POST /v1/votes                 {"pair", "choice": "a"|"b", "rating_a"?, "rating_b"?} and nothing else
     GET  /v1/tally                 the judgements so far: preference with its interval, P(liked) per best-of
+    GET  /report                   the same as a page: P(liked) per best-of-n and its ratio to best-of-1
     GET  /v1/versions              what each system serves now
     GET  /healthz /readyz /metrics liveness, readiness (models loaded), Prometheus text format
     GET  /reports/...              the registry's per-version reports, so the Dagster UI's links open over HTTP
@@ -32,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from components.common.errors import LyraError
 from components.serving.batcher import Batcher
 from components.serving.engine import Request, RequestError
-from components.serving.listeners import liked_by_best_of, preference
+from components.serving.listeners import liked_by_best_of, liked_ratio, preference
 from components.serving.room import ListeningRoom
 from components.serving.votes import VoteError, VoteStore
 
@@ -213,6 +214,11 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
     async def tally(request: HttpRequest):
         return JSONResponse(tally_of(service))
 
+    async def report(request: HttpRequest):
+        from components.serving.report import render
+
+        return HTMLResponse(render(service.store.judgements(), service.engine.versions()))
+
     async def versions(request: HttpRequest):
         return JSONResponse({"serving": service.engine.versions(), "refs": service.engine.refs,
                              "swaps": service.engine.swaps})
@@ -243,7 +249,7 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
         Route("/", page), Route("/v1/generate", generate, methods=["POST"]),
         Route("/v1/generate/reference", generate_reference, methods=["POST"]),
         Route("/v1/pairs/next", next_pair), Route("/v1/pairs/{pair}/{side}.wav", pair_audio),
-        Route("/v1/votes", vote, methods=["POST"]), Route("/v1/tally", tally), Route("/v1/versions", versions),
+        Route("/v1/votes", vote, methods=["POST"]), Route("/v1/tally", tally), Route("/report", report), Route("/v1/versions", versions),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
     ]
     if service.reports is not None:
@@ -254,7 +260,8 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
 def tally_of(service: Service) -> dict:
     judgements = service.store.judgements()
     served = service.engine.versions()
-    out = {"judgements": len(judgements), "serving": served, "liked_by_best_of": liked_by_best_of(judgements)}
+    arms = liked_by_best_of(judgements)
+    out = {"judgements": len(judgements), "serving": served, "liked_by_best_of": arms, "liked_ratio": liked_ratio(arms)}
     if "candidate" in served:
         out["candidate_preferred"] = preference(judgements, served["candidate"], served["model"]).to_json()
     return out

@@ -5,6 +5,8 @@ tables ORAQL imports.
                                                 and p-value against 0.5: the `listeners_prefer` gate
     liked_by_best_of(judgements)                P(rating >= 4) per version and best-of-n arm with Wilson
                                                 intervals, and each arm's win rate against other best-of counts
+    liked_ratio(arms)                           P(liked | best-of-n) / P(liked | best-of-1), Katz interval:
+                                                "best-of-n doubles the likelihood of being liked", measured
     export_tables(judgements, audio_dir, out)   pairwise.csv + ratings.csv (+ the audio) in the layout
                                                 components/oraql/ratings.py imports
 
@@ -90,6 +92,29 @@ def liked_by_best_of(judgements: list[dict], version: str | None = None) -> list
                     "p_liked_ci95": list(wilson(a["liked"], a["rated"])), "pairs_played": a["played"],
                     "win_rate": a["won"] / a["played"] if a["played"] else None,
                     "win_rate_ci95": list(wilson(a["won"], a["played"]))})
+    return out
+
+
+def liked_ratio(arms: list[dict]) -> list[dict]:
+    """The write-up's claim as a measurement: P(liked | best-of-n) / P(liked | best-of-1) per version, with a
+    95 % Katz (log) interval; None where either arm has no liked rating yet."""
+    import math
+
+    ones = {a["version"]: a for a in arms if a["best_of"] == 1}
+    out = []
+    for a in arms:
+        base = ones.get(a["version"])
+        if a["best_of"] == 1 or base is None:
+            continue
+        x1, n1, x2, n2 = base["liked"], base["rated"], a["liked"], a["rated"]
+        if min(x1, x2) == 0:
+            out.append({"version": a["version"], "best_of": a["best_of"], "ratio": None, "ci95": [None, None],
+                        "n": [n1, n2]})
+            continue
+        ratio = (x2 / n2) / (x1 / n1)
+        se = math.sqrt(1 / x1 - 1 / n1 + 1 / x2 - 1 / n2)
+        out.append({"version": a["version"], "best_of": a["best_of"], "ratio": ratio,
+                    "ci95": [ratio * math.exp(-1.96 * se), ratio * math.exp(1.96 * se)], "n": [n1, n2]})
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from components.serving.listeners import export_tables, liked_by_best_of, preference
+from components.serving.listeners import export_tables, liked_by_best_of, liked_ratio, preference
 from components.serving.votes import VoteError, VoteStore
 from tests.registry.conftest import project  # noqa: F401 - the throwaway project fixture
 
@@ -86,6 +86,12 @@ def test_liked_by_best_of_counts_ratings_per_arm_with_intervals(store, tmp_path)
     assert {a["version"] for a in arms.values()} == {"lyra@v0.0.1"}
     assert (arms[8]["liked"], arms[8]["rated"], arms[1]["liked"]) == (6, 10, 3)
     assert arms[8]["win_rate"] == 0.7 and arms[8]["p_liked_ci95"][0] < 0.6 < arms[8]["p_liked_ci95"][1]
+    [ratio] = liked_ratio(list(arms.values()))
+    assert ratio["ratio"] == pytest.approx(2.0) and ratio["ci95"][0] < 1.0 < 2.0 < ratio["ci95"][1]   # n = 10: wide
+    from components.serving.report import render
+
+    page = render(store.judgements(), {"model": "lyra@v0.0.1"})
+    assert "P(liked | best-of-n) / P(liked | best-of-1)" in page and "<td>2.00</td>" in page
 
 
 def test_the_export_is_what_oraql_imports(store, tmp_path):
