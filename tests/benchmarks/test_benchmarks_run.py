@@ -35,6 +35,7 @@ CASES = {
     "codec_quality.py": codec_quality_args,
     "codec_speed.py": ["--seconds", "1", "--repeats", "1", "--threads", "1", "--skip-dac"],
     "corpus_curation_throughput.py": ["--pieces", "2"],
+    "serving.py": ["--clients", "2", "--requests", "1", "--seconds", "0.5", "--threads", "1"],
     "lm_speed.py": ["--frames", "20", "--rounds", "1", "--train-steps", "1", "--train-batch", "1",
                     "--train-frames", "32"],
 }
