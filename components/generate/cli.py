@@ -19,18 +19,15 @@ import platform
 import shlex
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from components.common.atomic import atomic_write_json
-from components.common.lineage import code_version, file_digest, git_revision
 from components.lyra.config import GenerateConfig
-from components.lyra.generation import (GenerationError, generate_codes, load_model, model_identity, reproduce_command,
-                                        sampling_params)
+from components.lyra.errors import GenerationError
 
 DEFAULT_MODEL = "data/models/lyra"
 DEFAULT_INFLUENCE_MODEL = "data/models/lyra_influence"
 DEFAULT_CODEC = "data/models/omnicodec"
+# what a --server request cannot carry: the server generates with its own model and sampling settings
+LOCAL_ONLY = ("temperature", "top_k", "top_p", "cfg", "cfg_reference", "model")
 # candidates of --best-of: one batch, so memory grows with N x seconds; the field's usual n is 4 to 16
 MAX_BEST_OF = 64
 
@@ -71,6 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oraql", default="data/models/oraql",
                         help="ORAQL model folder that picks (with --best-of), or oraql@production")
     parser.add_argument("--metrics", default=None, help="optional JSON file for generation metrics")
+    parser.add_argument("--server", default=os.environ.get("LYRA_SERVER") or None, metavar="URL",
+                        help="generate on a running `lyra serve` (e.g. http://127.0.0.1:8765; default: $LYRA_SERVER) "
+                             "with its model and settings: nothing to load here, so a piece takes about its generation time")
     add_config_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -101,7 +101,11 @@ def generation_record(args, cfg, refs: dict, model, codec, generated, chosen: in
                       best_of: dict | None, out: Path) -> dict:
     """The sidecar JSON beside a generated file: what was asked, what came out, from which versions, how to
     reproduce it."""
+    import torch
+
     from components.common.audio import rms_dbfs
+    from components.common.lineage import code_version, file_digest, git_revision
+    from components.lyra.generation import model_identity, reproduce_command, sampling_params
 
     frames, mc = int(generated.lengths[chosen]), model.config
     return {
@@ -140,22 +144,82 @@ def load_reference(args, model, codec):
     return reference_codes(args.reference, codec, model.config.reference_frames, model.config.frame_rate)
 
 
-def main(args) -> int:
-    from components.common.audio import write_wav
-    from components.lyra.text import encode_prompts
-    from components.omnicodec import decoding as codec_io
-    from components.registry.registry import resolve_model_argument
+def generate_on_server(args, cfg: GenerateConfig, out: Path) -> int:
+    """POST the request to a running `lyra serve` and write what it returns, with a sidecar naming the version
+    that made it; sampling settings and the model are the server's, so asking for others is an error."""
+    import json
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
 
+    from components.common.atomic import atomic_write_bytes
+
+    given = [f"--{name.replace('_', '-')}" for name in LOCAL_ONLY if getattr(args, name, None) is not None]
+    if given:
+        raise GenerationError(f"{', '.join(given)}: --server generates with the served model and its settings; "
+                              "drop them, or generate here without --server")
+    base = args.server.rstrip("/")
+    start = time.perf_counter()
+    if args.reference is not None:
+        reference = Path(args.reference)
+        if not reference.is_file():
+            raise GenerationError(f"--reference {reference}: no such file")
+        query = urllib.parse.urlencode({"filename": reference.name, "prompt": args.prompt or "", "seconds": cfg.seconds,
+                                        "seed": cfg.seed})
+        req = urllib.request.Request(f"{base}/v1/generate/reference?{query}", data=reference.read_bytes(),
+                                     headers={"Content-Type": "application/octet-stream"})
+    else:
+        body = {"prompt": args.prompt, "seconds": cfg.seconds, "seed": cfg.seed, "best_of": args.best_of}
+        req = urllib.request.Request(f"{base}/v1/generate", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=600) as reply:
+            audio, headers = reply.read(), dict(reply.headers)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise GenerationError(f"{base} refused the request ({exc.code}): {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise GenerationError(f"--server {base}: cannot reach it ({getattr(exc, 'reason', exc)}); is `lyra serve` "
+                              "running?") from None
+    atomic_write_bytes(out, audio)
+    record = {"prompt": args.prompt, "reference": args.reference, "seconds_requested": cfg.seconds, "seed": cfg.seed,
+              "server": base, "model": {"version": headers.get("x-lyra-version")},
+              "best_of": {"n": args.best_of, "scores": headers.get("x-lyra-oraql-scores")},
+              "batch_rows": int(headers.get("x-lyra-batch-rows", 1)), "wall_seconds": time.perf_counter() - start}
+    atomic_write_json(out.with_suffix(".json"), record)
+    print(f"wrote {out} ({headers.get('x-lyra-version')} on {base}) and {out.with_suffix('.json')}")
+    return 0
+
+
+def main(args) -> int:
     cfg = resolve_config(args)
-    args.model = args.model or (DEFAULT_INFLUENCE_MODEL if args.reference else DEFAULT_MODEL)
-    refs = {"model": args.model, "codec": args.codec, "oraql": args.oraql}
-    # "lyra@production" -> the stored weights of the version production holds
-    args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
     out = Path(args.out)
     if out.suffix.lower() != ".wav":
         raise GenerationError(f"--out must name a .wav file, got {out}")
     if args.prompt is None and args.reference is None:
         raise GenerationError("give a prompt, a --reference song, or both")
+    if args.server:
+        return generate_on_server(args, cfg, out)
+    return generate_here(args, cfg, out)
+
+
+def generate_here(args, cfg: GenerateConfig, out: Path) -> int:
+    import numpy as np
+
+    from components.common.audio import write_wav
+    from components.lyra.generation import generate_codes, load_model, sampling_params
+    from components.lyra.text import encode_prompts
+    from components.omnicodec import decoding as codec_io
+    from components.registry.registry import resolve_model_argument
+
+    args.model = args.model or (DEFAULT_INFLUENCE_MODEL if args.reference else DEFAULT_MODEL)
+    refs = {"model": args.model, "codec": args.codec, "oraql": args.oraql}
+    # "lyra@production" -> the stored weights of the version production holds
+    args.model, args.codec, args.oraql = (resolve_model_argument(v) for v in (args.model, args.codec, args.oraql))
     model = load_model(args.model, precision=cfg.precision)
     codec = codec_io.load_codec(args.codec, device=next(model.parameters()).device)
     codec_io.check_compatible(codec, model.config)

@@ -17,16 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.common.errors import LyraError
 from components.common.lineage import file_digest
 from components.lyra.conditioners import Conditions
 from components.lyra.config import GenerateConfig
+from components.lyra.errors import GenerationError  # noqa: F401 - raised here, imported from here by callers
 from components.lyra.model import LyraForMusicGeneration
 from components.lyra.sampling import Generated, Sampler, SamplingParams
-
-
-class GenerationError(LyraError, RuntimeError):
-    """A request that cannot be served (missing model, bad length...), reported as a message."""
 
 
 def default_device() -> torch.device:

@@ -24,13 +24,13 @@ def oraql_dir(tmp_path):
 
 def test_best_of_n_generates_one_batch_and_keeps_oraqls_pick(trained, sine_codec, style_prompts, oraql_dir, tmp_path,
                                                              monkeypatch):
-    from components.generate import cli as generate
+    from components.lyra import generation
     from components.oraql.model import load_oraql
     from components.oraql.score import score_batch
 
     batches = []
-    real = generate.generate_codes
-    monkeypatch.setattr(generate, "generate_codes", lambda model, text, *a, **k: batches.append(len(text)) or real(model, text, *a, **k))
+    real = generation.generate_codes
+    monkeypatch.setattr(generation, "generate_codes", lambda model, text, *a, **k: batches.append(len(text)) or real(model, text, *a, **k))
     out = tmp_path / "best.wav"
     args = ["generate", "style 2", "--seconds", "3", "--model", str(trained[0]), "--codec", str(sine_codec),
             "--seed", "3", "--best-of", "4", "--oraql", str(oraql_dir), "--out", str(out)]

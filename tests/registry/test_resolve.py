@@ -39,6 +39,7 @@ def test_generate_resolves_model_and_codec_stages(project, monkeypatch, capsys):
     from components.cli import main as lyra
     from components.omnicodec import decoding as codec_io
     from components.generate import cli as generate
+    from components.lyra import generation
 
     project.train_codec(seed=0, valid_mel_distance=0.9)
     project.train_lyra(seed=0)
@@ -48,7 +49,7 @@ def test_generate_resolves_model_and_codec_stages(project, monkeypatch, capsys):
     promote_to_production(reg, "lyra", "v0.0.1")
     monkeypatch.chdir(project.root)
     opened = {}
-    real_load = generate.load_model
+    real_load = generation.load_model
 
     def load_model(path, **kw):
         opened["model"] = str(path)
@@ -58,7 +59,7 @@ def test_generate_resolves_model_and_codec_stages(project, monkeypatch, capsys):
         opened["codec"] = str(path)
         raise generate.GenerationError("stop here: the codec path is what this test checks")
 
-    monkeypatch.setattr(generate, "load_model", load_model)
+    monkeypatch.setattr(generation, "load_model", load_model)
     monkeypatch.setattr(codec_io, "load_codec", load_codec)
     code = lyra(["generate", "a chorale", "--model", "lyra@production", "--codec", "omnicodec@production",
                  "--out", str(project.root / "x.wav")])

@@ -203,3 +203,24 @@ def test_not_ready_until_the_models_load(models, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_lyra_generate_on_a_server_writes_the_served_piece_and_names_its_version(models, tmp_path, capsys):
+    from components.cli import main as lyra
+    from components.serving.app import build_app
+
+    lyra_dir, codec, oraql = models
+    with Running(build_app(make_service(tmp_path, lyra_dir, codec, oraql)), free_port()) as srv:
+        out = tmp_path / "piece.wav"
+        assert lyra(["generate", "calm piano", "--seconds", "1", "--seed", "5", "--out", str(out),
+                     "--server", srv.url]) == 0
+        _, direct, headers = post(srv.url + "/v1/generate", {"prompt": "calm piano", "seconds": 1.0, "seed": 5})
+        assert out.read_bytes() == direct                                        # the same seed, the same piece
+        record = json.loads(out.with_suffix(".json").read_text())
+        assert record["model"]["version"] == headers["x-lyra-version"] and record["server"] == srv.url
+        assert lyra(["generate", "x", "--temperature", "0.5", "--out", str(out), "--server", srv.url]) == 2
+        assert "--temperature: --server generates with the served model" in capsys.readouterr().err
+        assert lyra(["generate", "x", "--seconds", "1000", "--out", str(out), "--server", srv.url]) == 2
+        assert "refused the request (400): seconds: 1000 is not in" in capsys.readouterr().err
+    assert lyra(["generate", "x", "--out", str(out), "--server", srv.url]) == 2          # the server is gone
+    assert "cannot reach it" in capsys.readouterr().err
