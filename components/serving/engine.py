@@ -144,7 +144,11 @@ class Engine:
             oraql = load_oraql(oraql_folder)
         with torch.inference_mode():      # the int8 step weights are built once per version, not per request
             sampler = Sampler(model, sampling_params(self.generate_cfg))
-        return Served(ref, version, identity, model, codec, oraql, sampler, time.time())
+        served = Served(ref, version, identity, model, codec, oraql, sampler, time.time())
+        # one short piece before it takes requests: loads the text encoder, warms the kernels (the first
+        # request otherwise pays ~1 s more)
+        self._generate_on(served, [Request("warm-up", 0.2, best_of=2 if oraql is not None else 1)])
+        return served
 
     def refresh(self) -> list[str]:
         """Reload every system whose reference now resolves to another version (a promotion, a re-registered
@@ -195,13 +199,16 @@ class Engine:
 
     def generate(self, requests: list[Request]) -> list[Result]:
         """One forward pass for requests of one group (`Request.group`)."""
+        # a snapshot of the served version: a swap during the batch applies from the next one
+        return self._generate_on(self.served[requests[0].system], requests)
+
+    def _generate_on(self, served: Served, requests: list[Request]) -> list[Result]:
         import torch
 
         from components.lyra import text
         from components.lyra.conditioners import Conditions
         from components.omnicodec.decoding import decode_pieces
 
-        served = self.served[requests[0].system]     # a snapshot: a swap during the batch waits for the next
         model, seconds = served.model, requests[0].seconds
         counts = [r.best_of for r in requests]
         rows = np.repeat(text.encode_prompts([r.prompt for r in requests]), counts, axis=0)
