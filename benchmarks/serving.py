@@ -68,9 +68,16 @@ def free_port() -> int:
 
 
 def start_server(models, scratch: Path, port: int, threads: int, settings: dict) -> subprocess.Popen:
+    """`lyra serve` on the models, with the repo's params plus a listening section of its own (its votes and
+    audio stay in the scratch folder)."""
+    import yaml
+
     lyra, codec, oraql = models
-    sets = [x for k, v in {"database": str(scratch / "votes.sqlite"), "audio_dir": str(scratch / "audio"),
-                           "reports": str(scratch / "reports"), **settings}.items() for x in ("--set", f"{k}={v}")]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.setdefault("tiny", {})["listening"] = {"database": str(scratch / "votes.sqlite"), "audio_dir": str(scratch / "audio")}
+    (scratch / "params.yaml").write_text(yaml.safe_dump(params))
+    sets = ["--params", str(scratch / "params.yaml")]
+    sets += [x for k, v in {"reports": str(scratch / "reports"), **settings}.items() for x in ("--set", f"{k}={v}")]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "components.cli", "serve", "--model", str(lyra), "--codec", str(codec),
                              "--oraql", str(oraql), "--port", str(port), *sets], cwd=REPO, env=env,

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "influence": ("components.influence.cli", "fine-tune Lyra on reference songs (LoRA + a reference conditioner), evaluate"),
     "generate": ("components.generate.cli", "generate music from a text prompt (and/or a reference song) with Lyra"),
     "serve": ("components.serving.cli", "serve the promoted model over HTTP: generation, batching, the listening room"),
-    "listen": ("components.serving.listen", "what listeners said in the listening room: tally, export to ORAQL's tables"),
+    "listen": ("components.listening.cli", "what listeners said in the listening room: tally, export to ORAQL's tables"),
     "oraql": ("components.oraql.cli", "train / evaluate ORAQL, the music-quality model; best-of-n generation"),
     "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
     "registry": ("components.registry.cli", "the model registry: register versions, list them, show lineage, audit log"),

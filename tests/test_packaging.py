@@ -119,6 +119,8 @@ def test_the_wheel_in_a_runtime_lock_environment_runs_every_command(tmp_path):
         "mods = [m.name for p in (components, orchestration) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')\n"
         "        if not m.name.startswith(('orchestration.definitions', 'orchestration.defs'))]\n"
         "for m in mods: importlib.import_module(m)\n"
+        "from components.serving.app import PAGE\n"
+        "assert PAGE.is_file(), PAGE\n"
         "print(len(COMMANDS), len(mods))\n"
     )
     # run outside the checkout, so the wheel's copy is what gets imported

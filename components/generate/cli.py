@@ -156,6 +156,9 @@ def generate_on_server(args, cfg: GenerateConfig, out: Path) -> int:
     from components.common.atomic import atomic_write_bytes
 
     given = [f"--{name.replace('_', '-')}" for name in LOCAL_ONLY if getattr(args, name, None) is not None]
+    given += [option for option, value, default in (("--codec", args.codec, DEFAULT_CODEC),
+                                                    ("--oraql", args.oraql, "data/models/oraql"),
+                                                    ("--metrics", args.metrics, None)) if value != default]
     if given:
         raise GenerationError(f"{', '.join(given)}: --server generates with the served model and its settings; "
                               "drop them, or generate here without --server")
@@ -166,7 +169,7 @@ def generate_on_server(args, cfg: GenerateConfig, out: Path) -> int:
         if not reference.is_file():
             raise GenerationError(f"--reference {reference}: no such file")
         query = urllib.parse.urlencode({"filename": reference.name, "prompt": args.prompt or "", "seconds": cfg.seconds,
-                                        "seed": cfg.seed})
+                                        "seed": cfg.seed, "best_of": args.best_of})
         req = urllib.request.Request(f"{base}/v1/generate/reference?{query}", data=reference.read_bytes(),
                                      headers={"Content-Type": "application/octet-stream"})
     else:
@@ -175,7 +178,7 @@ def generate_on_server(args, cfg: GenerateConfig, out: Path) -> int:
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=600) as reply:
-            audio, headers = reply.read(), dict(reply.headers)
+            audio, headers = reply.read(), reply.headers          # case-insensitive lookups
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("error", exc.reason)

@@ -61,11 +61,16 @@ class Generated:
 
 def uniforms(shape: tuple[int, ...], generator, device, dtype) -> torch.Tensor:
     """U[0, 1) of `shape` [B, ...] from one generator, or from one generator per row (a list of B, as
-    `lyra serve` batches requests with their own seeds): rows given the same generator object draw from
-    it in row order, exactly as one generator fills a batch of those rows."""
+    `lyra serve` batches requests with their own seeds). A run of consecutive rows given the same generator
+    is drawn in one call, exactly as that generator alone fills a batch of those rows (on any device)."""
     if not isinstance(generator, (list, tuple)):
         return torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    return torch.cat([torch.rand((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
+    parts, start = [], 0
+    for end in range(1, len(generator) + 1):
+        if end == len(generator) or generator[end] is not generator[start]:
+            parts.append(torch.rand((end - start, *shape[1:]), generator=generator[start], device=device, dtype=dtype))
+            start = end
+    return torch.cat(parts)
 
 
 def sample_tokens(logits: torch.Tensor, params: SamplingParams, generator) -> torch.Tensor:

@@ -33,11 +33,14 @@ class Comparison(BaseModel):
 
 class ListenersRule(BaseModel):
     """`listeners_prefer`: listeners chose the candidate over the stage's holder in blind pairs (`lyra serve
-    --candidate`): at least `min_judgements` of them, and the one-sided exact binomial lower bound of the
-    share preferring the candidate, at `confidence`, above 0.5."""
+    --candidate`): at least `min_judgements` judgements by at least `min_listeners` listeners, and the
+    one-sided exact binomial lower bound of the share preferring the candidate, at `confidence`, above 0.5.
+    Fix both counts before listening starts and read the gate once: re-checking after every vote until it
+    passes raises the false-pass rate above 1 - confidence (components/listening/statistics.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     min_judgements: int = Field(20, ge=1)
+    min_listeners: int = Field(5, ge=1)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
 

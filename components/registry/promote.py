@@ -112,24 +112,26 @@ def no_regression_gate(registry: Registry, entry: dict, holder: dict | None) -> 
 
 def listeners_prefer_gate(registry: Registry, entry: dict, holder: dict | None, rule) -> Gate:
     """Blind A/B judgements from the listening room (`lyra serve --candidate`): the candidate preferred over
-    the holder, with the interval above 0.5 over at least `min_judgements` judgements."""
-    from components.config import load_stage_config
-    from components.serving.config import ServeConfig
-    from components.serving.listeners import preference
-    from components.serving.votes import VoteStore
+    the holder, with the interval above 0.5, over at least `min_judgements` judgements by `min_listeners`."""
+    from components.listening.config import load_listening_config
+    from components.listening.statistics import preference
+    from components.listening.votes import VoteStore
 
     name = entry["model"]
     if holder is None:
         return Gate("listeners_prefer", True, "no current holder to be preferred over")
-    serve = load_stage_config("serve", ServeConfig, params_path=registry.repo / "params.yaml", profile=registry.profile)
-    store = VoteStore.open(serve.database, registry.repo)
+    if holder["version"] == entry["version"]:
+        return Gate("listeners_prefer", True, f"{entry['version']} already holds the stage")
+    store = VoteStore.open(load_listening_config(registry.repo, registry.profile).database, registry.repo)
     pref = preference(store.judgements(), f"{name}@{entry['version']}", f"{name}@{holder['version']}", rule.confidence)
-    numbers = {**pref.to_json(), "min_judgements": rule.min_judgements}
-    if pref.n < rule.min_judgements:
-        return Gate("listeners_prefer", False, f"{pref.n} of the {rule.min_judgements} judgements needed against "
-                    f"{holder['version']} (lyra serve --candidate {name}@{entry['version']})", numbers)
-    said = (f"{pref.wins} of {pref.n} listeners preferred {entry['version']} over {holder['version']} "
-            f"({pref.share:.2f}; one-sided {rule.confidence:.0%} lower bound {pref.lower:.3f}, p = {pref.p_value:.3g})")
+    numbers = {**pref.to_json(), "min_judgements": rule.min_judgements, "min_listeners": rule.min_listeners}
+    if pref.n < rule.min_judgements or pref.listeners < rule.min_listeners:
+        return Gate("listeners_prefer", False, f"{pref.n} judgements by {pref.listeners} listeners against "
+                    f"{holder['version']}; needs {rule.min_judgements} by {rule.min_listeners} "
+                    f"(lyra serve --candidate {name}@{entry['version']})", numbers)
+    said = (f"{pref.wins} of {pref.n} judgements ({pref.listeners} listeners) preferred {entry['version']} over "
+            f"{holder['version']} ({pref.share:.2f}; one-sided {rule.confidence:.0%} lower bound {pref.lower:.3f}, "
+            f"p = {pref.p_value:.3g})")
     return Gate("listeners_prefer", pref.lower > 0.5, said if pref.lower > 0.5 else f"not preferred: {said}", numbers)
 
 

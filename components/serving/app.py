@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -25,17 +27,18 @@ import tempfile
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from components.common.errors import LyraError
-from components.serving.batcher import Batcher
+from components.listening.statistics import liked_by_best_of, liked_ratio, preference
+from components.listening.votes import VoteError, VoteStore
+from components.serving.batcher import Batcher, Busy
 from components.serving.engine import Request, RequestError
-from components.serving.listeners import liked_by_best_of, liked_ratio, preference
-from components.serving.room import ListeningRoom
-from components.serving.votes import VoteError, VoteStore
+from components.serving.room import ListeningRoom, NoPairs
 
 log = logging.getLogger("lyra.serve")
 PAGE = Path(__file__).with_name("page.html")
@@ -51,22 +54,42 @@ class Service:
     def __init__(self, cfg, engine, store: VoteStore, reports: Path | None = None, audio_dir: Path | None = None):
         self.cfg, self.engine, self.store = cfg, engine, store
         self.reports = reports
-        self.batcher = Batcher(engine.generate, max_rows=cfg.max_batch_rows, window_s=cfg.batch_window_ms / 1000)
-        self.room = ListeningRoom(cfg, engine, self.batcher, store, audio_dir or Path(cfg.audio_dir))
-        self.outcomes = {"ok": 0, "refused": 0, "failed": 0}
+        self.batcher = Batcher(engine.generate, max_rows=cfg.max_batch_rows, window_s=cfg.batch_window_ms / 1000,
+                               max_queue=cfg.max_queue)
+        self.room = ListeningRoom(cfg, engine, self.batcher, store, audio_dir or Path(".lyra/listening/audio"))
+        self.outcomes = {"ok": 0, "refused": 0, "busy": 0, "failed": 0}
         self.load_error: str | None = None
+        self._key: bytes | None = None
+
+    # listener ids: a random token and its HMAC under a key kept in the vote store, so an id the service did
+    # not issue (a made-up cookie) is refused
+    def _signing_key(self) -> bytes:
+        if self._key is None:
+            self._key = self.store.signing_key()
+        return self._key
+
+    def new_listener(self) -> str:
+        token = secrets.token_hex(8)
+        return f"{token}.{hmac.new(self._signing_key(), token.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+    def listener(self, cookie: str | None) -> str:
+        """The listener id a signed cookie carries, or RequestError."""
+        token, _, signature = (cookie or "").partition(".")
+        want = hmac.new(self._signing_key(), token.encode(), hashlib.sha256).hexdigest()[:32]
+        if not token or not hmac.compare_digest(signature, want):
+            raise RequestError("listener: open the listening page first (it issues your listener id)")
+        return token
 
     async def watch(self) -> None:
         """Load the models, then ask the registry every `watch_seconds` whether a promotion moved the stage."""
         loop = asyncio.get_running_loop()
         while True:
-            try:
-                for line in await loop.run_in_executor(None, self.engine.refresh):
-                    log.info("serving %s", line)
-                self.load_error = None
-            except Exception as exc:     # noqa: BLE001 - keep serving the loaded version; /readyz says why
-                self.load_error = f"{type(exc).__name__}: {exc}"
-                log.warning("could not refresh the served models: %s", self.load_error)
+            for line in await loop.run_in_executor(None, self.engine.refresh):
+                log.info("serving %s", line)
+            failed = "; ".join(f"{system}: {why}" for system, (_, why) in self.engine.failed.items())
+            if failed and failed != self.load_error:
+                log.warning("could not load: %s", failed)
+            self.load_error = failed or None
             await asyncio.sleep(self.cfg.watch_seconds)
 
     async def generate(self, request: Request):
@@ -74,6 +97,9 @@ class Service:
             result = await self.batcher.submit(self.engine.check(request))
         except RequestError:
             self.outcomes["refused"] += 1
+            raise
+        except Busy:
+            self.outcomes["busy"] += 1
             raise
         except Exception:
             self.outcomes["failed"] += 1
@@ -98,10 +124,22 @@ def _fields(body, allowed: dict, required: tuple[str, ...]) -> dict:
     return body
 
 
+async def _body(request: HttpRequest, limit: int, what: str = "body") -> bytes:
+    """The request body, refused as soon as it is known to pass `limit` (by its Content-Length, or while it
+    streams), never buffered whole first."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"{what}: {declared} bytes, at most {limit}")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise RequestError(f"{what}: larger than {limit} bytes")
+    return bytes(data)
+
+
 async def _json(request: HttpRequest, limit: int = 64_000):
-    raw = await request.body()
-    if len(raw) > limit:
-        raise RequestError(f"body: {len(raw)} bytes, at most {limit}")
+    raw = await _body(request, limit)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -127,11 +165,19 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
 
     async def page(request: HttpRequest):
         response = HTMLResponse(PAGE.read_text())
-        if COOKIE not in request.cookies:
-            response.set_cookie(COOKIE, secrets.token_hex(8), max_age=365 * 86400, httponly=True, samesite="strict")
+        try:
+            await run_in_threadpool(service.listener, request.cookies.get(COOKIE))
+        except RequestError:                       # none yet, or not one this service issued: a new id
+            cookie = await run_in_threadpool(service.new_listener)
+            response.set_cookie(COOKIE, cookie, max_age=365 * 86400, httponly=True, samesite="strict")
         return response
 
+    def unavailable(exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
     def not_ready() -> JSONResponse | None:
+        if service.batcher.broken:
+            return JSONResponse({"error": service.batcher.broken}, status_code=503)
         if service.engine.ready:
             return None
         why = f": {service.load_error}" if service.load_error else ""
@@ -142,11 +188,16 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
             return busy
         try:
             body = _fields(await _json(request), GENERATE_FIELDS, ("prompt",))
-            result = await service.generate(Request(body["prompt"], float(body.get("seconds", 5.0)),
-                                                    body.get("seed", 0), body.get("best_of", 1),
-                                                    body.get("system", "model")))
+            try:
+                seconds = float(body.get("seconds", 5.0))
+            except OverflowError:
+                raise RequestError(f"seconds: {str(body['seconds'])[:20]} is not a length") from None
+            result = await service.generate(Request(body["prompt"], seconds, body.get("seed", 0),
+                                                    body.get("best_of", 1), body.get("system", "model")))
         except RequestError as exc:
             return refused(exc)
+        except Busy as exc:
+            return unavailable(exc)
         return _wav(result)
 
     async def generate_reference(request: HttpRequest):
@@ -158,66 +209,67 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
             if name.suffix.lower() not in REFERENCE_SUFFIXES:
                 raise RequestError(f"reference {name.name or '(no filename)'}: give ?filename= ending in "
                                    f"{', '.join(REFERENCE_SUFFIXES)}")
-            data = bytearray()
-            async for chunk in request.stream():
-                data += chunk
-                if len(data) > service.cfg.max_upload_bytes:
-                    raise RequestError(f"reference {name.name}: larger than {service.cfg.max_upload_bytes} bytes")
+            data = await _body(request, service.cfg.max_upload_bytes, f"reference {name.name}")
             if not data:
                 raise RequestError(f"reference {name.name}: empty upload")
             try:
-                seconds, seed = float(q.get("seconds", 5.0)), int(q.get("seed", 0))
-            except ValueError:
-                raise RequestError("seconds / seed: not numbers") from None
+                seconds, seed, best_of = float(q.get("seconds", 5.0)), int(q.get("seed", 0)), int(q.get("best_of", 1))
+            except (ValueError, OverflowError):
+                raise RequestError("seconds / seed / best_of: not numbers") from None
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / f"upload{name.suffix.lower()}"
-                path.write_bytes(bytes(data))
-                try:
-                    codes = await asyncio.get_running_loop().run_in_executor(None, service.engine.reference_codes, path)
+                path.write_bytes(data)
+                try:     # on the generation thread: the codec is not encoding beside a batch
+                    codes = await service.batcher.run_alone(service.engine.reference_codes, path)
                 except RequestError:
                     raise
                 except (LyraError, ValueError, RuntimeError, OSError) as exc:
                     raise RequestError(f"reference {name.name}: {exc}".replace(str(path), name.name)) from None
-            result = await service.generate(Request(q.get("prompt", ""), seconds, seed, 1, "model", codes))
+            result = await service.generate(Request(q.get("prompt", ""), seconds, seed, best_of, "model", codes))
         except RequestError as exc:
             return refused(exc)
+        except Busy as exc:
+            return unavailable(exc)
         return _wav(result)
 
     async def next_pair(request: HttpRequest):
-        listener = request.cookies.get(COOKIE)
-        if not listener:
-            return refused(RequestError("listener: open the listening page first (it sets the listener cookie)"))
+        try:
+            listener = await run_in_threadpool(service.listener, request.cookies.get(COOKIE))
+        except RequestError as exc:
+            return refused(exc)
         if (busy := not_ready()) is not None:
             return busy
-        return JSONResponse(await service.room.next_pair(listener))
+        try:
+            return JSONResponse(await service.room.next_pair(listener))
+        except (Busy, NoPairs) as exc:
+            return unavailable(exc)
 
     async def pair_audio(request: HttpRequest):
-        path = service.room.audio_path(request.path_params["pair"], request.path_params["side"])
+        path = await run_in_threadpool(service.room.audio_path, request.path_params["pair"], request.path_params["side"])
         if path is None or not path.is_file():
             return refused(RequestError("no such pair audio"), 404)
         return FileResponse(path, media_type="audio/wav")
 
     async def vote(request: HttpRequest):
-        listener = request.cookies.get(COOKIE)
         try:
-            if not listener:
-                raise RequestError("listener: open the listening page first (it sets the listener cookie)")
+            listener = await run_in_threadpool(service.listener, request.cookies.get(COOKIE))
             body = _fields(await _json(request, limit=1000), VOTE_FIELDS, ("pair", "choice"))
-            judgement = service.store.vote(body["pair"], listener, body["choice"], body.get("rating_a"),
-                                           body.get("rating_b"))
+            judgement = await run_in_threadpool(service.store.vote, body["pair"], listener, body["choice"],
+                                                body.get("rating_a"), body.get("rating_b"))
         except RequestError as exc:
             return refused(exc)
         except VoteError as exc:
             return refused(exc, exc.status)
-        return JSONResponse({"judgement": judgement, "tally": tally_of(service)})
+        return JSONResponse({"judgement": judgement, "tally": await run_in_threadpool(tally_of, service)})
 
     async def tally(request: HttpRequest):
-        return JSONResponse(tally_of(service))
+        return JSONResponse(await run_in_threadpool(tally_of, service))
 
     async def report(request: HttpRequest):
-        from components.serving.report import render
+        from components.listening.report import render
 
-        return HTMLResponse(render(service.store.judgements(), service.engine.versions()))
+        judgements = await run_in_threadpool(service.store.judgements)
+        return HTMLResponse(render(judgements, service.engine.versions()))
 
     async def versions(request: HttpRequest):
         return JSONResponse({"serving": service.engine.versions(), "refs": service.engine.refs,
@@ -227,6 +279,8 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
         return PlainTextResponse("ok")
 
     async def readyz(request: HttpRequest):
+        if service.batcher.broken:
+            return PlainTextResponse(service.batcher.broken, status_code=503)
         if service.engine.ready:
             return PlainTextResponse("ready: " + ", ".join(f"{k} {v}" for k, v in service.engine.versions().items()))
         return PlainTextResponse(f"loading{': ' + service.load_error if service.load_error else ''}", status_code=503)

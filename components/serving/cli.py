@@ -33,18 +33,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=main)
 
 
-def build_service(cfg, project: Path = Path(".")):
+def build_service(cfg, project: Path = Path("."), profile: str | None = None, params: str | None = None):
+    """The service over `project` (its registry, data and reports), with the `generate` and `listening`
+    sections of `params` (default: the project's params.yaml)."""
     from components.config import load_stage_config
+    from components.listening.config import ListeningConfig
+    from components.listening.votes import VoteStore
     from components.lyra.config import GenerateConfig
     from components.serving.app import Service
     from components.serving.engine import Engine, Resolver
-    from components.serving.votes import VoteStore
 
-    generate_cfg = load_stage_config("generate", GenerateConfig, params_path=project / "params.yaml")
+    params = params or project / "params.yaml"
+    generate_cfg = load_stage_config("generate", GenerateConfig, params_path=params, profile=profile)
+    listening = load_stage_config("listening", ListeningConfig, params_path=params, profile=profile)
     reports = project / cfg.reports
     reports.mkdir(parents=True, exist_ok=True)
-    return Service(cfg, Engine(cfg, generate_cfg, Resolver(project)), VoteStore.open(cfg.database, project),
-                   reports=reports, audio_dir=project / cfg.audio_dir)
+    return Service(cfg, Engine(cfg, generate_cfg, Resolver(project)), VoteStore.open(listening.database, project),
+                   reports=reports, audio_dir=project / listening.audio_dir)
 
 
 def main(args) -> int:
@@ -53,7 +58,7 @@ def main(args) -> int:
     from components.serving.app import build_app
 
     cfg = _serve_config(args)
-    service = build_service(cfg)
+    service = build_service(cfg, profile=args.profile, params=args.params)
     print(f"lyra serve: {cfg.model}{' vs ' + cfg.candidate if cfg.candidate else ''} on http://{cfg.host}:{cfg.port}/ "
           "(the listening page; /readyz turns 200 once the models are loaded)", flush=True)
     uvicorn.run(build_app(service), host=cfg.host, port=cfg.port, log_level="info")

@@ -20,10 +20,9 @@ class ServeConfig(StageConfig):
     max_best_of: int = Field(8, ge=1)
     max_upload_bytes: int = Field(10_000_000, ge=1)   # reference songs
     max_prompt_chars: int = Field(500, ge=1)
+    max_queue: int = Field(256, ge=1)            # requests waiting beyond this are answered 503 (Retry-After)
     watch_seconds: float = Field(5.0, gt=0.0)    # how often the registry is asked who holds the stage
-    # votes: SQLite here; PostgreSQL when LYRA_PG_HOST is set (the cluster profile's database, see votes.py)
-    database: str = ".lyra/listening/votes.sqlite"
-    audio_dir: str = ".lyra/listening/audio"     # the pairs' audio, named by pair id
+    # the listening room (votes and the pairs' audio live where params.yaml `listening` says)
     pair_seconds: float = Field(5.0, gt=0.0)
     pair_prompts: list[str] = [                  # phrased like the demo corpus's captions
         "Baroque chorale in A minor, 4/4, about 77 bpm, in the style of Bach, played by strings; warm and calm.",
@@ -34,7 +33,3 @@ class ServeConfig(StageConfig):
         "Renaissance mass movement in A minor, 4/2, about 96 bpm, sung by a choir; dark and calm.",
     ]
     reports: str = "data/registry/reports"       # served at /reports/ (every link in the UI opens over HTTP)
-    # the loop back into ORAQL: every `retrain_after` new judgements the listeners sensor exports them here and
-    # re-runs ORAQL, when params point ORAQL at the export (oraql.pairwise: data/listening/export/pairwise.csv)
-    export_dir: str = "data/listening/export"
-    retrain_after: int = Field(50, ge=1)

@@ -41,9 +41,14 @@ class Request:
     system: str = "model"                 # "model" or "candidate"
     reference: object = None              # codes [1, K, R] of an uploaded reference song (Influence models)
 
+    @property
+    def has_text(self) -> bool:
+        return bool(self.prompt.strip())
+
     def group(self) -> tuple:
-        """Requests with the same key share a forward pass (one length, one model, reference or not)."""
-        return self.system, round(self.seconds, 3), self.reference is not None
+        """Requests with the same key share a forward pass: one model, one length (`Engine.check` rounds it to
+        the millisecond), with text or without, with a reference or without."""
+        return self.system, self.seconds, self.has_text, self.reference is not None
 
 
 @dataclasses.dataclass
@@ -77,29 +82,41 @@ def _label(ref: str, version: str) -> str:
 
 
 class Resolver:
-    """A model argument -> (version label, identity, folder): a registry reference through the project's
-    registry, a folder as itself (its identity is its weights' digest, so replacing them is a swap too)."""
+    """A model argument -> (version label, identity) cheaply, and -> its folder once, when it is loaded.
+
+    A registry reference is identified by the version holding the stage (a git lookup, no hashing) and its
+    folder is that exact version's, verified against its digests; a folder is identified by its weights'
+    digest, so replacing them is a swap too."""
 
     def __init__(self, repo: str | os.PathLike = "."):
         self.repo = Path(repo)
 
-    def __call__(self, ref: str) -> tuple[str, str, Path]:
+    def _registry_ref(self, ref: str) -> bool:
+        return "@" in ref and not Path(ref).exists()
+
+    def identify(self, ref: str) -> tuple[str, str]:
         from components.common.lineage import file_digest
         from components.registry.config import STAGES
-        from components.registry.registry import Registry
+        from components.registry.registry import Registry, RegistryError
 
-        if "@" in ref and not Path(ref).exists():
-            registry = Registry(self.repo)
+        if self._registry_ref(ref):
             name, _, which = ref.partition("@")
-            version = registry.holder(name, which) if which in STAGES else which
-            folder = registry.resolve(ref)
-            return f"{name}@{version}", f"{name}@{version}", folder
+            version = Registry(self.repo).holder(name, which) if which in STAGES else which
+            if version is None:
+                raise RegistryError(f"{ref}: no version of {name} holds {which} (lyra promote {name} VERSION --to {which})")
+            return f"{name}@{version}", f"{name}@{version}"
         folder = Path(ref)
         weights = [folder / f for f in ("model.safetensors", "config.json") if (folder / f).is_file()]
         if not weights:
             raise RequestError(f"{ref}: not a registry reference (name@stage) and no model folder")
         identity = ":".join(file_digest(w)[:12] for w in weights)
-        return f"{folder.name}@{identity[:12]}", identity, folder
+        return f"{folder.name}@{identity[:12]}", identity
+
+    def folder(self, ref: str, label: str) -> Path:
+        """The folder of the version `identify` named (never a second lookup of who holds the stage)."""
+        from components.registry.registry import Registry
+
+        return Registry(self.repo).resolve(label) if self._registry_ref(ref) else Path(ref)
 
 
 class Engine:
@@ -107,10 +124,11 @@ class Engine:
 
     def __init__(self, cfg: ServeConfig, generate_cfg, resolver=None):
         self.cfg, self.generate_cfg = cfg, generate_cfg
-        self.resolve = resolver or Resolver()
+        self.resolver = resolver or Resolver()
         self.refs = {"model": cfg.model, **({"candidate": cfg.candidate} if cfg.candidate else {})}
         self.served: dict[str, Served] = {}
         self.swaps = 0
+        self.failed: dict[str, tuple[str, str]] = {}    # system -> (identity that failed to load, why)
         self._loading = threading.Lock()
 
     @property
@@ -124,6 +142,9 @@ class Engine:
         for system, ref in self.refs.items():
             self.served[system] = self._load(ref)
 
+    def _folder(self, ref: str) -> Path:
+        return self.resolver.folder(ref, self.resolver.identify(ref)[0])
+
     def _load(self, ref: str) -> Served:
         import torch
 
@@ -131,17 +152,15 @@ class Engine:
         from components.lyra.sampling import Sampler
         from components.omnicodec import decoding as codec_io
 
-        version, identity, folder = self.resolve(ref)
-        model = load_model(folder, precision=self.generate_cfg.precision)
-        _, _, codec_folder = self.resolve(self.cfg.codec)
-        codec = codec_io.load_codec(codec_folder, device=next(model.parameters()).device)
+        version, identity = self.resolver.identify(ref)
+        model = load_model(self.resolver.folder(ref, version), precision=self.generate_cfg.precision)
+        codec = codec_io.load_codec(self._folder(self.cfg.codec), device=next(model.parameters()).device)
         codec_io.check_compatible(codec, model.config)
         oraql = None
         if self.cfg.max_best_of > 1:
             from components.oraql.model import load_oraql
 
-            _, _, oraql_folder = self.resolve(self.cfg.oraql)
-            oraql = load_oraql(oraql_folder)
+            oraql = load_oraql(self._folder(self.cfg.oraql))
         with torch.inference_mode():      # the int8 step weights are built once per version, not per request
             sampler = Sampler(model, sampling_params(self.generate_cfg))
         served = Served(ref, version, identity, model, codec, oraql, sampler, time.time())
@@ -152,15 +171,26 @@ class Engine:
 
     def refresh(self) -> list[str]:
         """Reload every system whose reference now resolves to another version (a promotion, a re-registered
-        folder); returns what was swapped, e.g. ["model: lyra@v0.0.2 -> lyra@v0.0.3"]."""
+        folder); returns what was swapped, e.g. ["model: lyra@v0.0.2 -> lyra@v0.0.3"]. Each system on its own:
+        one that fails keeps serving what it has, and the identity that failed is not retried until it
+        changes (its error stays in `failed` for /readyz)."""
         swapped = []
         with self._loading:                          # one loader at a time; generation goes on meanwhile
             for system, ref in self.refs.items():
                 current = self.served.get(system)
-                _, identity, _ = self.resolve(ref)
-                if current is not None and identity == current.identity:
+                try:
+                    _, identity = self.resolver.identify(ref)
+                except Exception as exc:             # noqa: BLE001 - the registry is unreachable or says no
+                    self.failed[system] = ("", f"{type(exc).__name__}: {exc}")
                     continue
-                fresh = self._load(ref)
+                if (current is not None and identity == current.identity) or self.failed.get(system, ("",))[0] == identity:
+                    continue
+                try:
+                    fresh = self._load(ref)
+                except Exception as exc:             # noqa: BLE001 - reported, retried when the holder changes
+                    self.failed[system] = (identity, f"{type(exc).__name__}: {exc}")
+                    continue
+                self.failed.pop(system, None)
                 self.served[system] = fresh          # one assignment: the next batch uses it
                 self.swaps += current is not None
                 swapped.append(f"{system}: {current.version if current else 'none'} -> {fresh.version}")
@@ -171,7 +201,7 @@ class Engine:
         cfg = self.cfg
         if request.system not in self.refs:
             raise RequestError(f"system {request.system!r}: this service serves {', '.join(self.refs)}")
-        if not isinstance(request.prompt, str) or not request.prompt.strip():
+        if not isinstance(request.prompt, str) or (not request.prompt.strip() and request.reference is None):
             raise RequestError("prompt: give the music to play, e.g. \"a calm piano piece in C major\"")
         if len(request.prompt) > cfg.max_prompt_chars:
             raise RequestError(f"prompt: {len(request.prompt)} characters, at most {cfg.max_prompt_chars}")
@@ -183,7 +213,8 @@ class Engine:
             raise RequestError(f"seed: {request.seed} must be a whole number >= 0")
         if request.best_of > cfg.max_batch_rows:
             raise RequestError(f"best_of: {request.best_of} rows exceed one batch ({cfg.max_batch_rows})")
-        return request
+        # one length per batch: rounded here, so requests 0.0004 s apart share a pass and get the same length
+        return dataclasses.replace(request, seconds=round(float(request.seconds), 3))
 
     def reference_codes(self, path: Path, system: str = "model"):
         """An uploaded song -> the excerpt codes the served Influence model reads; refused by name when the
@@ -209,13 +240,19 @@ class Engine:
         from components.lyra.conditioners import Conditions
         from components.omnicodec.decoding import decode_pieces
 
-        model, seconds = served.model, requests[0].seconds
+        model, seconds, device = served.model, requests[0].seconds, served.sampler.device
         counts = [r.best_of for r in requests]
-        rows = np.repeat(text.encode_prompts([r.prompt for r in requests]), counts, axis=0)
+        if requests[0].has_text:
+            embeddings = text.encode_prompts([r.prompt for r in requests])
+        else:                                         # a reference alone: the text condition is dropped
+            embeddings = np.zeros((len(requests), model.config.text_dim), np.float32)
+        rows = np.repeat(embeddings, counts, axis=0)
         generators = []
         for r in requests:                            # a request's rows draw from its own generator, in order
-            generators += [torch.Generator().manual_seed(int(r.seed))] * r.best_of
+            generators += [torch.Generator(device=device).manual_seed(int(r.seed))] * r.best_of
         conditions = Conditions.build(rows, seconds_total=float(seconds))
+        if not requests[0].has_text:
+            conditions = conditions.drop("text")
         if requests[0].reference is not None:
             conditions = conditions.with_reference(torch.cat([r.reference.expand(n, -1, -1)
                                                               for r, n in zip(requests, counts)]))

@@ -5,7 +5,7 @@
     raw_audio_sensor    watches the raw audio folder curation reads (the files `discover` finds: audio and
                         sidecars, by name, size and mtime); when files land, change or go, one run from
                         curation downwards, keyed by the folder's fingerprint
-    listeners_sensor    counts the listening room's judgements (`lyra serve`); every `serve.retrain_after`
+    listeners_sensor    counts the listening room's judgements (`lyra serve`); every `listening.retrain_after`
                         new ones it exports them as ORAQL's tables and runs ORAQL and what reads it, keyed
                         by the last judgement exported
 
@@ -96,28 +96,27 @@ raw_audio_sensor = raw_audio_sensor_for(RAW_AUDIO)
 
 def listeners_sensor_for(project: Path = REPO_ROOT, name: str = "listeners_sensor") -> dg.SensorDefinition:
     @dg.sensor(name=name, job=lifecycle_job, minimum_interval_seconds=120, default_status=AUTOMATION,
-               description="every serve.retrain_after new listener judgements -> export ORAQL's tables, re-run ORAQL on")
+               description="every listening.retrain_after new listener judgements -> export ORAQL's tables, re-run ORAQL on")
     def _sensor(context: dg.SensorEvaluationContext):
         from components.config import load_stage_config
+        from components.listening.config import load_listening_config
+        from components.listening.export import export_tables
+        from components.listening.votes import VoteStore
         from components.oraql.config import OraqlConfig
-        from components.serving.config import ServeConfig
-        from components.serving.listeners import export_tables
-        from components.serving.votes import VoteStore
 
-        params = project / "params.yaml"
-        serve = load_stage_config("serve", ServeConfig, params_path=params)
-        oraql = load_stage_config("oraql", OraqlConfig, params_path=params)
-        store = VoteStore.open(serve.database, project)
+        listening = load_listening_config(project)
+        oraql = load_stage_config("oraql", OraqlConfig, params_path=project / "params.yaml")
+        store = VoteStore.open(listening.database, project)
         since = int(context.cursor or 0)
         new = store.judgements(since_id=since)
-        if len(new) < serve.retrain_after:
-            return dg.SkipReason(f"{len(new)} new judgement(s); ORAQL is retrained after {serve.retrain_after}")
-        export = Path(serve.export_dir)
+        if len(new) < listening.retrain_after:
+            return dg.SkipReason(f"{len(new)} new judgement(s); ORAQL is retrained after {listening.retrain_after}")
+        export = Path(listening.export_dir)
         tables = {str(export / "pairwise.csv"), str(export / "ratings.csv")}
         if not {oraql.pairwise, oraql.ratings} & tables:
             return dg.SkipReason(f"{len(new)} new judgements, but ORAQL does not read them: set params.yaml "
                                  f"oraql.pairwise: {export / 'pairwise.csv'} (and `make dvc-yaml`)")
-        written = export_tables(store.judgements(), project / serve.audio_dir, project / export)
+        written = export_tables(store.judgements(), project / listening.audio_dir, project / export)
         context.update_cursor(str(new[-1]["id"]))
         return dg.RunRequest(run_key=f"listeners-{new[-1]['id']}", asset_selection=downstream_of("oraql"),
                              tags={"lyra/trigger": "listeners", "lyra/judgements": str(sum(written.values()))})

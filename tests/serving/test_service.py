@@ -17,16 +17,15 @@ from tests.serving.conftest import Running, free_port, write_models
 
 
 def make_service(tmp_path, lyra, codec, oraql, resolver=None, **settings):
+    from components.listening.votes import VoteStore
     from components.lyra.config import GenerateConfig
     from components.serving.app import Service
     from components.serving.config import ServeConfig
     from components.serving.engine import Engine, Resolver
-    from components.serving.votes import VoteStore
 
-    cfg = ServeConfig(model=str(lyra), codec=str(codec), oraql=str(oraql), database=str(tmp_path / "votes.sqlite"),
-                      audio_dir=str(tmp_path / "audio"), watch_seconds=0.2, **settings)
-    return Service(cfg, Engine(cfg, GenerateConfig(), resolver or Resolver(tmp_path)), VoteStore.open(cfg.database),
-                   reports=tmp_path / "reports", audio_dir=tmp_path / "audio")
+    cfg = ServeConfig(model=str(lyra), codec=str(codec), oraql=str(oraql), watch_seconds=0.2, **settings)
+    return Service(cfg, Engine(cfg, GenerateConfig(), resolver or Resolver(tmp_path)),
+                   VoteStore.open(str(tmp_path / "votes.sqlite")), reports=tmp_path / "reports", audio_dir=tmp_path / "audio")
 
 
 def post(url: str, body, headers: dict | None = None) -> tuple[int, bytes, dict]:
@@ -105,6 +104,8 @@ def test_best_of_n_returns_oraqls_choice_with_every_candidates_score(models, tmp
     ({"prompt": "x", "best_of": True}, "best_of: true has the wrong type"),
     ({"prompt": "x", "system": "candidate"}, "system 'candidate': this service serves model"),
     ([1, 2], "body: expected a JSON object"),
+    (b" " * 70_000, "body: 70000 bytes, at most 64000"),
+    ({"prompt": "x", "seconds": 10 ** 400}, "seconds: 1000000000"),
 ])
 def test_bad_requests_are_refused_naming_the_field(models, tmp_path, body, says):
     from components.serving.app import build_app
@@ -126,7 +127,7 @@ def test_uploads_are_refused_by_name_size_and_model(models, tmp_path):
     url = lambda name: f"/v1/generate/reference?filename={name}&prompt=calm&seconds=1"   # noqa: E731
     with Running(build_app(service), free_port()) as srv:
         cases = {"song.exe": (b"MZ", "reference song.exe: give ?filename= ending in"),
-                 "big.wav": (b"\0" * 60_000, "reference big.wav: larger than 50000 bytes"),
+                 "big.wav": (b"\0" * 60_000, "reference big.wav: 60000 bytes, at most 50000"),
                  "empty.wav": (b"", "reference empty.wav: empty upload"),
                  "song.wav": (wav.getvalue(), "has no reference conditioner")}
         for name, (data, says) in cases.items():
@@ -143,14 +144,15 @@ def test_a_promotion_swaps_the_served_version_without_dropping_a_request(models,
     other, _, _ = write_models(Path(lyra).parent, seed=1)
     holder = tmp_path / "holder"
     holder.write_text(str(lyra))
-    plain = Resolver(tmp_path)
 
-    def resolve(ref):
-        if ref == "lyra@production":
-            return plain(holder.read_text())
-        return plain(ref)
+    class Production(Resolver):
+        def identify(self, ref):
+            return super().identify(holder.read_text() if ref == "lyra@production" else ref)
 
-    service = make_service(tmp_path, "lyra@production", codec, oraql, resolver=resolve)
+        def folder(self, ref, label):
+            return Path(holder.read_text()) if ref == "lyra@production" else super().folder(ref, label)
+
+    service = make_service(tmp_path, "lyra@production", codec, oraql, resolver=Production(tmp_path))
     with Running(build_app(service), free_port()) as srv:
         before = json.loads(urllib.request.urlopen(srv.url + "/v1/versions").read())["serving"]["model"]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -224,3 +226,56 @@ def test_lyra_generate_on_a_server_writes_the_served_piece_and_names_its_version
         assert "refused the request (400): seconds: 1000 is not in" in capsys.readouterr().err
     assert lyra(["generate", "x", "--out", str(out), "--server", srv.url]) == 2          # the server is gone
     assert "cannot reach it" in capsys.readouterr().err
+
+
+def test_a_full_queue_answers_503_and_a_room_without_two_arms_says_which_settings(models, tmp_path):
+    import time as clock
+
+    from components.serving.app import build_app
+
+    lyra, codec, oraql = models
+    service = make_service(tmp_path, lyra, codec, oraql, max_queue=1, max_batch_rows=1)
+    real = service.engine.generate
+
+    def slow(requests):
+        clock.sleep(0.5)
+        return real(requests)
+
+    service.batcher.run = slow
+    with Running(build_app(service), free_port()) as srv:
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            replies = list(pool.map(lambda i: post(srv.url + "/v1/generate", {"prompt": f"p{i}", "seconds": 0.5}),
+                                    range(5)))
+        busy = [r for r in replies if r[0] == 503]
+        assert busy and all(r[2]["retry-after"] == "5" and "requests are waiting" in json.loads(r[1])["error"]
+                            for r in busy)
+        assert any(r[0] == 200 for r in replies)
+        # best-of arms need 2 rows, one batch holds 1: no pair can be made, and the service says why
+        from tests.ui.test_listening_room import Listener
+
+        listener = Listener(srv.url)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            listener.get("/v1/pairs/next")
+        assert err.value.code == 503 and "serve.max_best_of and serve.max_batch_rows" in err.value.read().decode()
+        assert urllib.request.urlopen(srv.url + "/healthz").status == 200
+
+
+def test_votes_need_a_listener_id_the_service_issued_and_a_pair_it_played_them(models, tmp_path):
+    from components.serving.app import COOKIE, build_app
+    from tests.ui.test_listening_room import Listener
+
+    lyra, codec, oraql = models
+    service = make_service(tmp_path, lyra, codec, oraql)
+    with Running(build_app(service), free_port()) as srv:
+        alice, bob = Listener(srv.url), Listener(srv.url)
+        pair = alice.get("/v1/pairs/next")["id"]
+        forged = {"Content-Type": "application/json", "Cookie": f"{COOKIE}=0123456789abcdef.{'0' * 32}"}
+        status, reply, _ = post(srv.url + "/v1/votes", {"pair": pair, "choice": "a"}, forged)
+        assert status == 400 and "listener: open the listening page first" in json.loads(reply)["error"]
+        with pytest.raises(urllib.error.HTTPError) as err:
+            bob.vote(pair, "a")                                    # never played to bob
+        assert err.value.code == 403 and "not played to this listener" in err.value.read().decode()
+        assert alice.vote(pair, "b")["judgement"] == 1
+        with pytest.raises(urllib.error.HTTPError) as again:
+            alice.vote(pair, "a")
+        assert again.value.code == 409

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.serving.votes import VoteError, VoteStore, database_url
+from components.listening.votes import VoteError, VoteStore, database_url
 from tests.infra.services import postgres
-from tests.serving.test_listening import add_pair, simulated_listeners
+from tests.listening.test_listening import add_pair, simulated_listeners
 
 
 def test_votes_land_in_postgresql_when_the_cluster_database_is_configured(tmp_path, monkeypatch):
@@ -21,7 +21,9 @@ def test_votes_land_in_postgresql_when_the_cluster_database_is_configured(tmp_pa
         store = VoteStore.open("ignored.sqlite", tmp_path)       # trust auth: the password is sent, not needed
         simulated_listeners(store, tmp_path / "audio", "lyra@v0.0.2", "lyra@v0.0.1", 8, p_candidate=0.8)
         pair = add_pair(store, tmp_path / "audio")
+        store.played(pair, "someone")
         store.vote(pair, "someone", "b", rating_b=5)
+        assert store.signing_key() == VoteStore.open("ignored.sqlite", tmp_path).signing_key()   # one key for all
         with pytest.raises(VoteError, match="judged it already"):
             store.vote(pair, "someone", "a")
         rows = VoteStore.open("ignored.sqlite", tmp_path).judgements()        # a second connection sees them

@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 import yaml
 
-from components.serving.listeners import export_tables, liked_by_best_of, liked_ratio, preference
-from components.serving.votes import VoteError, VoteStore
+from components.listening.export import export_tables
+from components.listening.statistics import liked_by_best_of, liked_ratio, preference
+from components.listening.votes import VoteError, VoteStore
 from tests.registry.conftest import project  # noqa: F401 - the throwaway project fixture
 
 
@@ -41,11 +42,16 @@ def simulated_listeners(store, audio_dir, candidate: str, holder: str, n: int, p
         a, b = (candidate, holder) if flip else (holder, candidate)
         pair = add_pair(store, audio_dir, a, b)
         wants_candidate = rng.random() < p_candidate
+        store.played(pair, f"simulated-{i}")
         store.vote(pair, f"simulated-{i}", "a" if wants_candidate == flip else "b", rng.randint(1, 5), rng.randint(1, 5))
 
 
 def test_a_vote_names_a_known_pair_and_a_choice_and_nothing_else(store, tmp_path):
     pair = add_pair(store, tmp_path / "audio")
+    with pytest.raises(VoteError, match="it was not played to this listener") as unplayed:
+        store.vote(pair, "l1", "a")
+    assert unplayed.value.status == 403
+    store.played(pair, "l1")
     with pytest.raises(VoteError, match="choice: 'c' must be 'a' or 'b'"):
         store.vote(pair, "l1", "c")
     with pytest.raises(VoteError, match="rating_a: 6 must be a whole number from 1 to 5") as bad:
@@ -66,10 +72,13 @@ def test_a_vote_names_a_known_pair_and_a_choice_and_nothing_else(store, tmp_path
 
 def test_preference_is_an_exact_one_sided_interval_and_ignores_unequal_pairs(store, tmp_path):
     simulated_listeners(store, tmp_path / "audio", "lyra@v0.0.2", "lyra@v0.0.1", 40, p_candidate=0.85)
-    add_pair(store, tmp_path / "audio", best_of=(8, 1))              # best-of-8 vs best-of-1: not a version verdict
-    store.vote(store.judgements()[0]["pair_id"], "another", "a")
+    unequal = add_pair(store, tmp_path / "audio", best_of=(8, 1))   # best-of-8 vs best-of-1: not a version verdict
+    same = add_pair(store, tmp_path / "audio", "lyra@v0.0.2", "lyra@v0.0.2")   # one version on both sides
+    for pair in (unequal, same):
+        store.played(pair, "another")
+        store.vote(pair, "another", "a")
     strong = preference(store.judgements(), "lyra@v0.0.2", "lyra@v0.0.1")
-    assert strong.n == 41 and strong.lower > 0.5 and strong.p_value < 0.01
+    assert strong.n == 40 and strong.listeners == 40 and strong.lower > 0.5 and strong.p_value < 0.01
     from scipy import stats
 
     assert strong.lower == pytest.approx(stats.binomtest(strong.wins, strong.n).proportion_ci(confidence_level=0.90).low)
@@ -81,6 +90,7 @@ def test_preference_is_an_exact_one_sided_interval_and_ignores_unequal_pairs(sto
 def test_liked_by_best_of_counts_ratings_per_arm_with_intervals(store, tmp_path):
     for i in range(10):
         pair = add_pair(store, tmp_path / "audio", "lyra@v0.0.1", "lyra@v0.0.1", best_of=(8, 1))
+        store.played(pair, f"l{i}")
         store.vote(pair, f"l{i}", "a" if i < 7 else "b", rating_a=5 if i < 6 else 2, rating_b=4 if i < 3 else 1)
     arms = {a["best_of"]: a for a in liked_by_best_of(store.judgements())}
     assert {a["version"] for a in arms.values()} == {"lyra@v0.0.1"}
@@ -88,10 +98,12 @@ def test_liked_by_best_of_counts_ratings_per_arm_with_intervals(store, tmp_path)
     assert arms[8]["win_rate"] == 0.7 and arms[8]["p_liked_ci95"][0] < 0.6 < arms[8]["p_liked_ci95"][1]
     [ratio] = liked_ratio(list(arms.values()))
     assert ratio["ratio"] == pytest.approx(2.0) and ratio["ci95"][0] < 1.0 < 2.0 < ratio["ci95"][1]   # n = 10: wide
-    from components.serving.report import render
+    from components.listening.report import render
 
     page = render(store.judgements(), {"model": "lyra@v0.0.1"})
     assert "P(liked | best-of-n) / P(liked | best-of-1)" in page and "<td>2.00</td>" in page
+    [everyone] = liked_ratio([{**arms[1], "liked": 3, "rated": 3}, {**arms[8], "liked": 5, "rated": 5}])
+    assert everyone["ratio"] == 1.0 and everyone["ci95"][0] < 0.9 and everyone["ci95"][1] > 1.1   # not a point
 
 
 def test_the_export_is_what_oraql_imports(store, tmp_path):
@@ -112,7 +124,7 @@ def test_listeners_prefer_gate_passes_and_refuses_with_its_numbers_in_the_audit_
     params = project.root / "params.yaml"
     raw = yaml.safe_load(params.read_text())
     raw["tiny"]["registry"]["models"]["omnicodec"]["listeners_prefer"] = {"production": {"min_judgements": 30}}
-    raw["tiny"]["serve"] = {"database": "listening/votes.sqlite", "audio_dir": "listening/audio"}
+    raw["tiny"]["listening"] = {"database": "listening/votes.sqlite", "audio_dir": "listening/audio"}
     params.write_text(yaml.safe_dump(raw))
     reg = promoted_codec(project)                          # v0.0.1 holds production (no holder: nothing to prefer)
     project.train_codec(seed=1, valid_mel_distance=0.89)
@@ -124,7 +136,8 @@ def test_listeners_prefer_gate_passes_and_refuses_with_its_numbers_in_the_audit_
 
     simulated_listeners(store, audio, "omnicodec@v0.0.2", "omnicodec@v0.0.1", 12, p_candidate=0.9)
     few = promote(reg, "omnicodec", "v0.0.2", "production", "listeners like it")
-    assert few.outcome == "refused" and "12 of the 30 judgements needed" in few.failed[0].detail
+    assert few.outcome == "refused" and "12 judgements by 12 listeners" in few.failed[0].detail
+    assert "needs 30 by 5" in few.failed[0].detail
 
     simulated_listeners(store, audio, "omnicodec@v0.0.2", "omnicodec@v0.0.1", 28, p_candidate=0.5, seed=2)
     undecided = promote(reg, "omnicodec", "v0.0.2", "production", "listeners like it")

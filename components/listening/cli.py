@@ -27,18 +27,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     from components.config import config_from_args
-    from components.serving.config import ServeConfig
-    from components.serving.listeners import export_tables, liked_by_best_of, preference
-    from components.serving.votes import VoteStore
+    from components.listening.config import ListeningConfig
+    from components.listening.export import export_tables
+    from components.listening.statistics import liked_by_best_of, liked_ratio, preference
+    from components.listening.votes import VoteStore
 
-    cfg = config_from_args("serve", ServeConfig, args)
+    cfg = config_from_args("listening", ListeningConfig, args)
     judgements = VoteStore.open(cfg.database).judgements()
     if args.action == "export":
         written = export_tables(judgements, Path(cfg.audio_dir), Path(args.out))
         print(f"wrote {', '.join(f'{k} ({v} rows)' for k, v in written.items()) or 'nothing (no judgements yet)'} "
               f"in {args.out}")
         return 0
-    out = {"judgements": len(judgements), "liked_by_best_of": liked_by_best_of(judgements)}
+    arms = liked_by_best_of(judgements)
+    out = {"judgements": len(judgements), "liked_by_best_of": arms, "liked_ratio": liked_ratio(arms)}
     if args.candidate and args.holder:
         out["candidate_preferred"] = preference(judgements, args.candidate, args.holder).to_json()
     print(json.dumps(out, indent=2))

@@ -1,4 +1,4 @@
-"""Votes close the loop: after `serve.retrain_after` new judgements the listeners sensor exports ORAQL's tables
+"""Votes close the loop: after `listening.retrain_after` new judgements the listeners sensor exports ORAQL's tables
 and runs ORAQL and what reads it, once per batch of judgements; ORAQL's configured table is a DVC dependency."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import csv
 import dagster as dg
 import yaml
 
-from components.serving.votes import VoteStore
-from tests.serving.test_listening import simulated_listeners
+from components.listening.votes import VoteStore
+from tests.listening.test_listening import simulated_listeners
 
 
 def project_with_votes(tmp_path, point_oraql_at_export: bool):
-    raw = {"profile": "tiny", "tiny": {"serve": {"retrain_after": 10, "database": "votes.sqlite", "audio_dir": "audio"}}}
+    raw = {"profile": "tiny", "tiny": {"listening": {"retrain_after": 10, "database": "votes.sqlite", "audio_dir": "audio"}}}
     if point_oraql_at_export:
         raw["tiny"]["oraql"] = {"pairwise": "data/listening/export/pairwise.csv"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from components.serving.listeners import liked_by_best_of, liked_ratio, preference
+from components.listening.statistics import liked_by_best_of, liked_ratio, preference
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60rem;color:#1d2330}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #d5dae3;padding:.3em .7em;text-align:left}
