@@ -46,7 +46,15 @@ def configure_ui(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args) -> int:
+    """One `lyra demo` per checkout at a time: a second is refused, naming the first (components/common/holder.py)."""
+    from components.common.holder import exclusive
+
     _prepare_environment(args.profile)
+    with exclusive(Path(os.environ["DAGSTER_HOME"]) / "lyra-demo.lock", f"the lifecycle of {REPO_ROOT} (lyra demo)"):
+        return _run_demo(args)
+
+
+def _run_demo(args) -> int:
     import dagster as dg
 
     from orchestration.definitions import defs

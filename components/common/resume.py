@@ -8,7 +8,8 @@ fingerprint of what the run depends on.
 
 A rerun of the same command finds the same fingerprint and resumes; anything else starts afresh. The
 output folder itself is swapped in atomically at the end (components/common/atomic.py), after which
-the trainer removes this folder.
+the trainer removes this folder. While a run holds the folder (`.<out>.checkpoints.lock`, an OS lock
+that dies with its process) a second run of the same output is refused with the first one's pid.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from components.common.atomic import atomic_path, atomic_write_json
+from components.common.errors import LyraError
 from components.common.lineage import file_digest, stage_code_version
 
 MARKER = "run.json"
@@ -46,13 +48,36 @@ def fingerprint(config: Any, stage: str, files: Iterable[str | Path | None] = ()
     return h.hexdigest()[:16]
 
 
+class CheckpointError(LyraError, RuntimeError):
+    """A checkpoint that cannot be read: damaged after it was written (writes are atomic, so not by a kill)."""
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """A torch.save'd training state, or CheckpointError naming the file and what to do; nothing resumes from
+    a damaged file."""
+    import torch
+
+    path = Path(path)
+    try:
+        # our own file, holding optimizer and RNG state: not a weights-only pickle
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:     # noqa: BLE001 - truncation and bit rot surface as many different errors
+        raise CheckpointError(f"{path}: the checkpoint cannot be read ({type(exc).__name__}: {str(exc)[:120]}); it was "
+                              f"damaged after it was written. Remove {path.parent} to train this output afresh") from None
+
+
 class ResumeFolder:
     """The checkpoint folder of one run. Opening it with a different fingerprint sets the old content aside.
 
     Distributed trainers open it on the main process only and wait at a barrier before reading it."""
 
     def __init__(self, root: str | Path, fingerprint: str, log: logging.Logger | None = None):
+        from components.common.holder import acquire
+
         self.root, self.fingerprint = Path(root), fingerprint
+        # one training per output at a time: a second (a CLI run beside a Dagster one) is refused, naming the first
+        out = self.root.name.removeprefix(".").removesuffix(".checkpoints")
+        acquire(self.root.with_name(self.root.name + ".lock"), f"the training of {self.root.parent / out}")
         previous = self._recorded()
         if previous != fingerprint and self._content():
             self._set_aside(previous or "unknown", log)
@@ -88,10 +113,7 @@ class ResumeFolder:
         return self.root / STATE
 
     def load(self) -> dict | None:
-        import torch
-
-        # our own file, holding optimizer and RNG state: not a weights-only pickle
-        return torch.load(self.state_path, map_location="cpu", weights_only=False) if self.state_path.is_file() else None
+        return load_checkpoint(self.state_path) if self.state_path.is_file() else None
 
     def save(self, state: dict) -> None:
         import torch

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from components.common.atomic import atomic_path
+from components.common import resume
 from components.common.resume import ResumeFolder, fingerprint
 
 CHECKPOINT_RE = re.compile(r"step_(\d+)\.pt$")
@@ -78,8 +79,8 @@ def save_checkpoint(work_dir: Path, step: int, state: dict[str, Any], keep: int)
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict[str, Any]:
-    # our own file; it holds numpy RNG tuples, so it is not a weights-only pickle
-    return torch.load(path, map_location=map_location, weights_only=False)
+    # our own file (numpy RNG tuples: not a weights-only pickle); a damaged one is an error naming it
+    return resume.load_checkpoint(path, map_location=map_location)
 
 
 def prepare_work_dir(work_dir: Path, digest: str, log) -> Path | None:

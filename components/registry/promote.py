@@ -38,7 +38,7 @@ class Decision:
     model: str
     version: str
     to_stage: str
-    outcome: str                 # promoted | refused | forced
+    outcome: str                 # promoted | refused | forced | held (the version already held the stage)
     actor: str
     reason: str
     gates: list[Gate]
@@ -148,6 +148,13 @@ def promote(registry: Registry, name: str, version: str, to_stage: str, reason: 
         entry = registry.entry(name, version)
         version = entry["version"]
         holder_version = registry.holder(name, to_stage)
+        if holder_version == version:
+            # e.g. two promotions of one version at once: the registry's lock queued this one behind the other
+            decision = Decision(name, version, to_stage, "held", actor, reason.strip(), [], holder_version, now())
+            registry.append_audit(decision.to_json())
+            gitrecord.commit_paths(registry.git, [registry.config.records],
+                                   f"registry: {name} {version} already holds {to_stage} ({actor})", actor)
+            return decision
         holder = registry.entry(name, holder_version) if holder_version else None
         gates = [stage_order_gate(registry, name, version, to_stage), *check_gates(entry),
                  no_regression_gate(registry, entry, holder)]

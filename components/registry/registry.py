@@ -317,9 +317,12 @@ class Registry:
         return {"deps": deps, "outs": outs, "dvc_lock": bool(lock)}
 
     def append_audit(self, record: dict) -> None:
-        path = self.records / "audit.jsonl"
-        lines = path.read_text() if path.is_file() else ""
-        atomic_write_text(path, lines + json.dumps(record, sort_keys=True, default=str) + "\n")
+        """Add one line to the audit log: under the registry's lock (two writers never lose a line) and by an
+        atomic rewrite (a crash never leaves half a line)."""
+        with self.locked():
+            path = self.records / "audit.jsonl"
+            lines = path.read_text() if path.is_file() else ""
+            atomic_write_text(path, lines + json.dumps(record, sort_keys=True, default=str) + "\n")
 
     def audit(self) -> list[dict]:
         path = self.records / "audit.jsonl"
