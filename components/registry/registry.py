@@ -263,7 +263,11 @@ class Registry:
 
         folder = self.model_folder(name)
         lineage_file = folder / "lineage.json"
-        trained = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
+        if not lineage_file.is_file():
+            # every stage writes it with its output (StageRun.output): without it nothing says what made these weights
+            raise RegistryError(f"{lineage_file}: missing, so nothing records what {name}'s weights were trained from; "
+                                f"re-run stage {spec.stage} (lyra demo) before registering them")
+        trained = json.loads(lineage_file.read_text())
         stages = [spec.stage, *spec.evaluations]
         metrics = {}
         for stage_name in stages:

@@ -46,6 +46,7 @@ class Project:
         torch.save({"optimizer": torch.zeros(1000)}, folder / "checkpoints" / "last.pt")
         (folder / "examples").mkdir()
         self._wav(folder / "examples" / "0_input.wav", 440.0)
+        self.write_lineage(folder, "omnicodec")
         self.write_metrics("omnicodec", {"valid_mel_distance": valid_mel_distance, "steps": 10})
         self.write_metrics("omnicodec_eval", eval_metrics or CODEC_EVAL)
         return folder
@@ -61,9 +62,16 @@ class Project:
                                           n_text_tokens=1, max_seconds=10.0)).save_pretrained(folder)
         (folder / "checkpoints" / "step0000010").mkdir(parents=True)
         torch.save({"exp_avg": torch.zeros(5000)}, folder / "checkpoints" / "step0000010" / "optim_states.pt")
+        self.write_lineage(folder, "lyra_pretrain")
         self.write_metrics("lyra_pretrain", {**LYRA_PRETRAIN, "val_loss": val_loss})
         self.write_metrics("lyra_samples", LYRA_SAMPLES)
         return folder
+
+    def write_lineage(self, folder: Path, stage: str) -> None:
+        """What the stage writes beside its output (StageRun.output); the registry refuses folders without it."""
+        from components.common.lineage import write_lineage
+
+        write_lineage(folder, stage=stage, inputs={}, params={"seed": 0})
 
     def _wav(self, path: Path, hz: float) -> None:
         import numpy as np

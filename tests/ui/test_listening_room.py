@@ -34,6 +34,8 @@ def registered_versions(project):
     lyra1, _, _ = write_models(root / "scratch", seed=1)
     shutil.copytree(codec, models / "omnicodec")
     shutil.copytree(lyra0, models / "lyra")
+    project.write_lineage(models / "omnicodec", "omnicodec")
+    project.write_lineage(models / "lyra", "lyra_pretrain")
     project.write_metrics("omnicodec", {"valid_mel_distance": 0.9, "steps": 10})
     project.write_metrics("omnicodec_eval", CODEC_EVAL)
     project.write_metrics("lyra_pretrain", LYRA_PRETRAIN)
@@ -45,6 +47,7 @@ def registered_versions(project):
             assert promote(reg, name, "v0.0.1", stage, "first version", actor="setup").outcome == "promoted"
     shutil.rmtree(models / "lyra")
     shutil.copytree(lyra1, models / "lyra")
+    project.write_lineage(models / "lyra", "lyra_pretrain")
     reg.register("lyra")
     assert promote(reg, "lyra", "v0.0.2", "staging", "retrained", actor="setup").outcome == "promoted"
     return reg, oraql
