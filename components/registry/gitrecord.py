@@ -90,6 +90,10 @@ def commit_paths(repo: Path, paths: list[str], message: str, actor: str) -> str:
     return head(repo)
 
 
+def has_tag(repo: Path, tag: str) -> bool:
+    return bool(_git(repo, "tag", "-l", tag).strip())
+
+
 def register_version(repo: Path, name: str, version: str, ref: str, message: str, actor: str) -> None:
     import gto.api
 

@@ -181,6 +181,7 @@ class Registry:
             artifact = self.store.put(self.model_folder(name), spec.weights)
             existing = self.find_by_digest(name, artifact.digest)
             if existing is not None:
+                self._finish_record(existing, "registered", actor)    # a registration killed half-way: completed
                 return existing, False
             self._check_parents_current(name, spec)
             parents = {p: self._parent_version(p, actor) for p in spec.parents}
@@ -199,14 +200,25 @@ class Registry:
         return f"v{last[0]}.{last[1]}.{last[2] + 1}"
 
     def _record(self, entry: dict, event: str, actor: str, **audit) -> None:
-        """Write the entry, its audit line, the commit, the version tag and the candidate tag."""
+        """Write the entry, then its audit line, the commit, the version tag and the candidate tag."""
+        atomic_write_json(self.records / entry["model"] / f"{entry['version']}.json", entry)
+        self._finish_record(entry, event, actor, **audit)
+
+    def _finish_record(self, entry: dict, event: str, actor: str, **audit) -> None:
+        """Everything after the entry file, each step skipped when it was done: a registration killed between
+        them (the entry written, no tag yet) is completed by the next one instead of staying untagged."""
         name, version, digest = entry["model"], entry["version"], entry["artifact"]["digest"]
-        atomic_write_json(self.records / name / f"{version}.json", entry)
-        self.append_audit({"event": event, "model": name, "version": version, "actor": actor, "at": now(),
-                           "artifact": digest, "checks": {k: v["passed"] for k, v in entry["checks"].items()}, **audit})
+        if not any(a.get("model") == name and a.get("version") == version and a.get("event") in ("registered", "published")
+                   for a in self.audit()):
+            self.append_audit({"event": event, "model": name, "version": version, "actor": actor, "at": now(),
+                               "artifact": digest, "checks": {k: v["passed"] for k, v in entry["checks"].items()},
+                               **audit})
         ref = gitrecord.commit_paths(self.git, [self.config.records], f"registry: {name} {version}", actor)
-        gitrecord.register_version(self.git, name, version, ref, f"{name} {version}: weights {digest[:12]}", actor)
-        gitrecord.assign_stage(self.git, name, version, "candidate", json.dumps({"decision": event, "actor": actor}), actor)
+        if not gitrecord.has_tag(self.git, f"{name}@{version}"):
+            gitrecord.register_version(self.git, name, version, ref, f"{name} {version}: weights {digest[:12]}", actor)
+        if "candidate" not in gitrecord.stage_history(self.git, name, version):
+            gitrecord.assign_stage(self.git, name, version, "candidate", json.dumps({"decision": event, "actor": actor}),
+                                   actor)
 
     def publish_into(self, target: "Registry", models: list[str] | None = None, actor: str | None = None) -> list[dict]:
         """Record this registry's versions in another registry repository (e.g. the demo's into the team's),
