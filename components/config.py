@@ -104,7 +104,12 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {pair!r}: {part!r} was given a value, so it has no keys below it")
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError:            # e.g. --set name=' : not YAML, so the text itself (the config checks it)
+            node[leaf] = raw
     return out
 
 
