@@ -90,6 +90,24 @@ def build_command_parser(name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def storage_error(exc: OSError) -> str:
+    """One line for a full disk or a failing device: what failed, where, how much room is left, what to do.
+    Outputs are written beside their place and swapped in whole (components/common/atomic.py), so the
+    previous output is still there."""
+    import os
+    import shutil
+
+    where = exc.filename or "its output"
+    free = ""
+    probe = Path(exc.filename) if exc.filename else None
+    while probe is not None and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe is not None:
+        free = f"; {shutil.disk_usage(probe).free / 1e6:.1f} MB free on that file system"
+    return (f"{exc.strerror or os.strerror(exc.errno)} while writing {where}{free}. Nothing was replaced: the "
+            "previous output (if any) is intact; free space (or point --out elsewhere) and rerun")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or (argv[0] not in COMMANDS and argv[0] not in commands()):
@@ -111,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         # the one place a user-facing error becomes a message and exit code 2 (components/common/errors.py)
         action = getattr(args, "action", None)
         print(f"lyra {argv[0]}{f' {action}' if isinstance(action, str) else ''}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        from components.common.atomic import STORAGE_ERRORS
+
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        print(f"lyra {argv[0]}: {storage_error(exc)}", file=sys.stderr, flush=True)
         return 2
     return int(result or 0)
 

@@ -8,12 +8,26 @@ the new one, never a mixture.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+
+STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+
+
+def _named(exc: BaseException, final: Path) -> BaseException:
+    """A disk-full / I/O error raised by a write deep inside a writer (no file name on it) renamed after the
+    output it was writing, so the user is told which path failed."""
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS and not exc.filename:
+        named = OSError(exc.errno, exc.strerror, os.fspath(final))
+        named.__cause__ = exc
+        return named
+    return exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -63,9 +77,12 @@ def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         _publish_mode(tmp_path, directory=False)
         os.replace(tmp_path, final)
         _fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
-        raise
+        named = _named(exc, final)
+        if named is exc:
+            raise
+        raise named from exc
 
 
 def atomic_write_bytes(final: str | os.PathLike, data: bytes) -> Path:
@@ -109,9 +126,12 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield staging
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        named = _named(exc, final)
+        if named is exc:
+            raise
+        raise named from exc
     _publish_mode(staging, directory=True)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists() or final.is_symlink():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import re
@@ -21,6 +22,8 @@ import time
 import traceback
 import unicodedata
 from pathlib import Path
+
+from components.common.atomic import STORAGE_ERRORS
 
 import numpy as np
 import soundfile as sf
@@ -100,6 +103,8 @@ def process_file(item: InputFile, clips_dir: Path, config: CurationConfig) -> Fi
         outcome.quarantined = [quarantine_row(item.rel, rejected.reason, rejected.detail)]
     except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
         _discard_clips(outcome, clips_dir)
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS:
+            raise          # a full disk or a failing device is the run's problem, not the file's: never quarantine
         where = traceback.extract_tb(exc.__traceback__)[-1]
         outcome.quarantined = [quarantine_row(
             item.rel, "error", f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"[:500])]
@@ -248,5 +253,10 @@ def _write_clips(pending: list[tuple[dict, np.ndarray]], clips_dir: Path, sr: in
 def write_clip(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """PCM16 wav, written in place: clips_dir sits inside the stage's private staging folder, which
     replaces the output as a whole (atomic_dir), so a per-file temp + fsync (write_wav) would only
-    add ~10 ms per clip."""
-    sf.write(path, audio, sample_rate, subtype="PCM_16", format="WAV")
+    add ~10 ms per clip. Encoded in memory and written by Python: libsndfile reports a full disk as
+    "System error.", Python's write as ENOSPC with the file's name, which stops the run instead of
+    quarantining a good file (process_file)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, subtype="PCM_16", format="WAV")
+    with open(path, "wb") as fh:
+        fh.write(buffer.getbuffer())

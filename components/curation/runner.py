@@ -14,6 +14,8 @@ import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Sequence, TypeVar
 
+from components.common.atomic import STORAGE_ERRORS
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -37,6 +39,10 @@ def run_isolated(fn: Callable[[T], R], items: Sequence[T], workers: int,
                     result = future.result()
                 except BrokenProcessPool:
                     break  # the remaining futures are lost with the pool; retried one by one below
+                except OSError as exc:
+                    if exc.errno in STORAGE_ERRORS:
+                        raise   # a full disk or a failing device stops the run (the output is not replaced)
+                    result = on_crash(items[i], f"worker result lost: {type(exc).__name__}: {exc}")
                 except Exception as exc:  # e.g. a result that cannot be unpickled
                     result = on_crash(items[i], f"worker result lost: {type(exc).__name__}: {exc}")
                 done.add(i)

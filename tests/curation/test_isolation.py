@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 import soundfile as sf
 
 from components.curation import process
@@ -37,10 +39,11 @@ def test_an_exception_becomes_a_quarantine_row_and_leaves_no_clip(tmp_path: Path
     clips = tmp_path / "clips"
     clips.mkdir()
     real_write = process.write_clip
+    failure = {"error": ValueError("the encoder gave up")}
 
-    def flaky_write(path, audio, sr):  # the disk fills up after boom.wav's first clip
+    def flaky_write(path, audio, sr):  # fails after boom.wav's first clip
         if "boom" in Path(path).name and not Path(path).name.endswith("000.wav"):
-            raise OSError(28, "No space left on device")
+            raise failure["error"]
         return real_write(path, audio, sr)
 
     monkeypatch.setattr(process, "write_clip", flaky_write)
@@ -48,6 +51,13 @@ def test_an_exception_becomes_a_quarantine_row_and_leaves_no_clip(tmp_path: Path
     outcomes = {i.rel: process.process_file(i, clips, CurationConfig()) for i in inputs}
     assert outcomes["boom.wav"].clips == []
     (row,) = outcomes["boom.wav"].quarantined
-    assert row["reason"] == "error" and "No space left" in row["detail"]
+    assert row["reason"] == "error" and "the encoder gave up" in row["detail"]
     assert len(outcomes["fine.wav"].clips) == 3
     assert sorted(p.name.split("-")[0] for p in clips.iterdir()) == ["fine"] * 3  # boom's first clip removed again
+
+    # a full disk is the run's problem, not the file's: it stops the run (a good file is never quarantined for it)
+    failure["error"] = OSError(28, "No space left on device")
+    boom = next(i for i in inputs if i.rel == "boom.wav")
+    with pytest.raises(OSError, match="No space left"):
+        process.process_file(boom, clips, CurationConfig())
+    assert sorted(p.name.split("-")[0] for p in clips.iterdir()) == ["fine"] * 3
