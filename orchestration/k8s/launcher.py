@@ -117,7 +117,28 @@ class PatientPipesK8sClient(PipesK8sClient):
                             pod_launch_timeout=0, ignore_containers=ignore_containers)
         self.message_reader.consume_pod_logs(context=context, core_api=client.core_api,
                                              namespace=namespace, pod_name=pod_name)
+        client.wait_for_pod = self._until_ended_or_gone(client)
         yield
+
+    def _until_ended_or_gone(self, client):
+        """dagster-k8s waits for the pod to end by polling for it; a pod deleted while it ran (kubectl delete,
+        a lost node) is then 'not launched yet' for up to a day (dagster#22453). A pod this run saw running
+        that is gone is a disruption: fail the attempt now (the launcher retries disruptions)."""
+        original = client.wait_for_pod
+
+        def wait(pod_name, namespace, wait_for_state=WaitForPodState.Ready, **kwargs):
+            while wait_for_state == WaitForPodState.Terminated:
+                pods = client.core_api.list_namespaced_pod(namespace, field_selector=f"metadata.name={pod_name}").items
+                if not pods:
+                    raise DagsterK8sError(f"pod {pod_name} disappeared before it ended (deleted, or its node was lost)")
+                statuses = pods[0].status.container_statuses or []
+                if pods[0].status.phase in ("Succeeded", "Failed") or \
+                        (statuses and all(c.state is not None and c.state.terminated for c in statuses)):
+                    break
+                time.sleep(self.poll_interval)
+            return original(pod_name, namespace, wait_for_state=wait_for_state, **kwargs)
+
+        return wait
 
 
 def _delete(fn: Callable, *args, **kwargs) -> None:
