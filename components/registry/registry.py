@@ -171,7 +171,19 @@ class Registry:
             # demo's registry into a team's holds both without the two contending for one file
             self._lock = FileLock(str(self.git / ".git" / "lyra-registry.lock"))
         with self._lock:
+            if self._lock.lock_counter == 1:
+                self._clear_stale_git_locks()
             yield
+
+    def _clear_stale_git_locks(self) -> None:
+        """A registry write killed inside a git command leaves git's own lock files (index.lock, a ref's
+        .lock), and every later git command then fails. Only the holder of the registry's lock runs git in
+        this repository, so while we hold it any such file is a dead process's: remove it."""
+        dot_git = self.git / ".git"
+        for stale in [dot_git / "index.lock", dot_git / "packed-refs.lock", dot_git / "HEAD.lock",
+                      *(dot_git / "refs").rglob("*.lock")]:
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
 
     def register(self, name: str, actor: str | None = None, *, with_report: bool = True) -> tuple[dict, bool]:
         """(entry, created): the version holding the model folder's current weights, registered if new."""

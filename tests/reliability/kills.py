@@ -68,6 +68,10 @@ def forked(run: Callable[[], int]) -> int:
         except BaseException:              # noqa: BLE001 - an error is an exit code here
             code = 70
         os._exit(int(code or 0))
+    try:                                   # the parent too, so the group exists before the child gets to it
+        os.setpgid(pid, pid)
+    except OSError:                        # the child already did it (or already exec'd/exited)
+        pass
     return pid
 
 
@@ -94,7 +98,10 @@ def campaign(scenario: Scenario, kills: int, seed: int) -> Figures:
         if finished:
             figures.finished_early += 1
             continue
-        os.killpg(pid, signal.SIGKILL)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:          # it ended between the check and the kill
+            pass
         os.waitpid(pid, 0)
         figures.kills += 1
         for folder in scenario.outputs():   # what the kill left: nothing, or a whole folder
