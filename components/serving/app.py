@@ -183,28 +183,34 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
         why = f": {service.load_error}" if service.load_error else ""
         return JSONResponse({"error": f"not ready: the served models are loading{why}"}, status_code=503)
 
-    async def generate(request: HttpRequest):
+    async def respond(build) -> Response:
+        """Both generate routes: `build()` turns the HTTP request into a Request (or RequestError); the answer is
+        the WAV, 400 naming the field, or 503 while loading or busy."""
         if (busy := not_ready()) is not None:
             return busy
         try:
-            body = _fields(await _json(request), GENERATE_FIELDS, ("prompt",))
-            try:
-                seconds = float(body.get("seconds", 5.0))
-            except OverflowError:
-                raise RequestError(f"seconds: {str(body['seconds'])[:20]} is not a length") from None
-            result = await service.generate(Request(body["prompt"], seconds, body.get("seed", 0),
-                                                    body.get("best_of", 1), body.get("system", "model")))
+            result = await service.generate(await build())
         except RequestError as exc:
             return refused(exc)
         except Busy as exc:
             return unavailable(exc)
         return _wav(result)
 
+    async def generate(request: HttpRequest):
+        async def build() -> Request:
+            body = _fields(await _json(request), GENERATE_FIELDS, ("prompt",))
+            try:
+                seconds = float(body.get("seconds", 5.0))
+            except OverflowError:
+                raise RequestError(f"seconds: {str(body['seconds'])[:20]} is not a length") from None
+            return Request(body["prompt"], seconds, body.get("seed", 0), body.get("best_of", 1),
+                           body.get("system", "model"))
+
+        return await respond(build)
+
     async def generate_reference(request: HttpRequest):
-        if (busy := not_ready()) is not None:
-            return busy
-        q = request.query_params
-        try:
+        async def build() -> Request:
+            q = request.query_params
             name = Path(q.get("filename", ""))
             if name.suffix.lower() not in REFERENCE_SUFFIXES:
                 raise RequestError(f"reference {name.name or '(no filename)'}: give ?filename= ending in "
@@ -225,12 +231,9 @@ def build_app(service: Service, *, load_on_start: bool = True) -> Starlette:
                     raise
                 except (LyraError, ValueError, RuntimeError, OSError) as exc:
                     raise RequestError(f"reference {name.name}: {exc}".replace(str(path), name.name)) from None
-            result = await service.generate(Request(q.get("prompt", ""), seconds, seed, best_of, "model", codes))
-        except RequestError as exc:
-            return refused(exc)
-        except Busy as exc:
-            return unavailable(exc)
-        return _wav(result)
+            return Request(q.get("prompt", ""), seconds, seed, best_of, "model", codes)
+
+        return await respond(build)
 
     async def next_pair(request: HttpRequest):
         try:

@@ -39,6 +39,9 @@ SCRIPT = textwrap.dedent("""
             ckpt.write_text(str(step + 1))
             if step == 4 and n == 1 and mode == "oom":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if mode == "slow":                      # long enough for a test to delete or evict the pod mid-run
+                import time
+                time.sleep(0.4)
         if mode == "error":
             print("something went wrong in the stage", file=sys.stderr)
             sys.exit(3)

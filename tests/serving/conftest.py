@@ -56,6 +56,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(url: str, timeout: float = 120.0, alive=None) -> None:
+    """Until `url` answers 200 (an error status or a refused connection: keep trying); `alive()` False: give up."""
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline or (alive is not None and not alive()):
+            raise TimeoutError(f"{url} did not answer")
+        time.sleep(0.2)
+
+
 class Running:
     """A uvicorn server on a thread of the test process (so monkeypatches reach it)."""
 
@@ -67,19 +84,9 @@ class Running:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
-        import urllib.request
-
         self.thread.start()
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.url} never became ready")
+        wait_for(self.url + "/readyz")
+        return self
 
     def __exit__(self, *exc):
         self.server.should_exit = True

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.serving.conftest import Running, free_port, write_models
+from tests.serving.conftest import Running, free_port, wait_for, write_models
 
 
 def make_service(tmp_path, lyra, codec, oraql, resolver=None, **settings):
@@ -190,14 +190,7 @@ def test_not_ready_until_the_models_load(models, tmp_path):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except OSError:
-                assert time.time() < deadline
-                time.sleep(0.2)
+        wait_for(f"http://127.0.0.1:{port}/healthz", timeout=30)
         time.sleep(0.5)
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)

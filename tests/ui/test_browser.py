@@ -119,23 +119,14 @@ def report_server(repo: Path, env: dict):
     """`lyra serve` in the project (as `lyra ui` starts it): its /reports are what the UI's links point at.
     No model is promoted yet, so it is not ready to generate, but its reports are served."""
     import subprocess
-    import urllib.request
 
-    from tests.serving.conftest import free_port
+    from tests.serving.conftest import free_port, wait_for
 
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "lyra"), "serve", "--port", str(port)], cwd=repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("lyra serve did not come up")
-                time.sleep(0.5)
+        wait_for(f"http://127.0.0.1:{port}/healthz", alive=lambda: proc.poll() is None)
         yield {**env, "LYRA_REPORT_BASE_URL": f"http://127.0.0.1:{port}/reports"}
     finally:
         proc.terminate()
