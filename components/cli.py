@@ -97,9 +97,12 @@ def storage_error(exc: OSError) -> str:
     import os
     import shutil
 
-    where = exc.filename or "its output"
+    # a copy (shutil's sendfile path) or a rename names its source first and the destination second: the
+    # destination is what was being written
+    written = exc.filename2 or exc.filename
+    where = written or "its output"
     free = ""
-    probe = Path(exc.filename) if exc.filename else None
+    probe = Path(written) if written else None
     while probe is not None and not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if probe is not None:

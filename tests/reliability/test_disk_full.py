@@ -4,7 +4,6 @@ intact, nothing half-written, and the rerun after space is freed completes. The 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,19 +14,6 @@ import pytest
 import soundfile as sf
 
 LYRA = str(Path(sys.executable).parent / "lyra")
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tmpfs: run it as root (CI does)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def audio_folder(folder: Path, n: int, seed: int) -> Path:
