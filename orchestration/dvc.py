@@ -21,6 +21,7 @@ from filelock import FileLock
 
 from components.common.atomic import atomic_write_text
 from components.common.errors import LyraError
+from orchestration.integrity import verify_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +89,7 @@ class DvcResource(dg.ConfigurableResource):
             return False
         if not run_id:
             self._restore_lock()
+            verify_record(self.repo)
             return json.loads(self._run("status", "--json", stage) or "{}") == {}
         return stage not in self._run_status(run_id)
 
@@ -103,6 +105,8 @@ class DvcResource(dg.ConfigurableResource):
                 saved = json.loads(cache.read_text())
                 if saved.get("key") == key:
                     return saved["status"]
+            if not cache.is_file() or not json.loads(cache.read_text()).get("key", "").startswith(f"{run_id}:"):
+                verify_record(self.repo)          # once per run, before DVC is first asked (integrity.py)
             status = json.loads(self._run("status", "--json") or "{}")
             atomic_write_text(cache, json.dumps({"key": key, "status": status}))
             return status
@@ -112,6 +116,7 @@ class DvcResource(dg.ConfigurableResource):
         if not self.enabled:
             return {}
         self._restore_lock()
+        verify_record(self.repo)
         return json.loads(self._run("status", "--json") or "{}")
 
     def commit(self, stage: str) -> None:

@@ -3,9 +3,17 @@
     a registry artifact whose bytes changed      resolving it (lyra generate, lyra serve) fails, naming the file
     a training checkpoint truncated on disk      resuming fails, naming the file and what to do
     a model folder whose lineage.json is gone    registering it is refused
+    a DVC cache object changed on disk           `lyra verify` / every materialization names the cache file and the data
+    dvc.lock damaged or edited by hand           unreadable: the line; a bad md5: the field; dep hashes edited so a
+                                                 stage is skipped: the output's lineage.json disagrees, named
 """
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +67,98 @@ def test_a_model_folder_without_its_lineage_is_not_registered(project):
     with pytest.raises(RegistryError, match=r"lineage.json: missing, so nothing records what omnicodec's weights"):
         project.registry().register("omnicodec")
     assert project.registry().versions("omnicodec") == []
+
+
+# --- the DVC record: a two-stage pipeline in a throwaway DVC project, checked by `lyra verify` (orchestration/integrity.py)
+
+DVC = str(Path(sys.executable).parent / "dvc")
+WRITE_B = ("import json, pathlib; from components.common.lineage import tree_digest; "
+           "b = pathlib.Path('b_out'); b.mkdir(exist_ok=True); "
+           "(b / 'y.txt').write_text(pathlib.Path('a_out/x.txt').read_text().upper()); "
+           "(b / 'lineage.json').write_text(json.dumps({'inputs': {'a': {'path': 'a_out', 'digest': tree_digest('a_out')}}}))")
+
+
+@pytest.fixture
+def dvc_project(tmp_path):
+    """a_in.txt -> stage a -> a_out/ -> stage b -> b_out/ (with the lineage.json every Lyra stage writes)."""
+    root = tmp_path / "dvcproject"
+    root.mkdir()
+
+    run(root, "git", "init", "-q")
+    run(root, DVC, "init", "-q")
+    (root / "a_in.txt").write_text("first\n")
+    run(root, DVC, "stage", "add", "-q", "-n", "a", "-d", "a_in.txt", "-o", "a_out",
+        "mkdir -p a_out && cp a_in.txt a_out/x.txt")
+    run(root, DVC, "stage", "add", "-q", "-n", "b", "-d", "a_out", "-o", "b_out", f"{sys.executable} -c \"{WRITE_B}\"")
+    run(root, DVC, "repro", "-q")
+    return root
+
+
+def run(root, *args) -> str:
+    return subprocess.run(args, cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def verify(root, capsys) -> tuple[int, str]:
+    from components.cli import main as lyra
+
+    code = lyra(["verify", "--repo", str(root)])
+    out = capsys.readouterr()
+    return code, (out.err.strip().splitlines() or [""])[-1] + out.out
+
+
+def test_an_intact_dvc_record_verifies(dvc_project, capsys):
+    code, message = verify(dvc_project, capsys)
+    assert code == 0, message
+    assert "5 cached objects hash to their names; 1 inputs of up-to-date stages match" in message, message
+
+
+@pytest.mark.parametrize("asker", ["lyra verify", "a Dagster run's first dvc status"])
+def test_a_changed_dvc_cache_object_is_found_before_dvc_drops_it_or_it_is_checked_out(dvc_project, capsys, asker):
+    import yaml
+
+    from orchestration.dvc import DvcResource
+    from orchestration.integrity import IntegrityError
+
+    lock = yaml.safe_load((dvc_project / "dvc.lock").read_text())
+    listing = next(o["md5"] for o in lock["stages"]["a"]["outs"])
+    cache = dvc_project / ".dvc" / "cache" / "files" / "md5"
+    objects = [p for p in cache.rglob("*") if p.is_file() and not p.name.endswith(".dir")
+               and p.read_text() == "first\n"]                    # the cached copy of a_out/x.txt
+    assert len(objects) == 1 and listing.endswith(".dir")
+    objects[0].write_text("tampered\n")                            # as root: through the read-only mode
+    if asker == "lyra verify":
+        code, message = verify(dvc_project, capsys)
+        assert code == 2
+    else:
+        with pytest.raises(IntegrityError) as caught:
+            DvcResource(repo=str(dvc_project)).is_up_to_date("b", run_id="run-1")
+        message = str(caught.value)
+    assert f"{objects[0]}: the DVC cache's copy of a_out/x.txt (stage a) no longer matches its md5" in message, message
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda text: text.replace("outs:", "outs: [", 1), r"dvc.lock: not readable YAML at line \d+"),
+    (lambda text: re.sub(r"md5: [0-9a-f]{32}", "md5: 12345", text, count=1), r"md5 '?12345'? is not an md5"),
+])
+def test_a_damaged_dvc_lock_is_named_with_its_line_or_field(dvc_project, capsys, edit, expected):
+    lock = dvc_project / "dvc.lock"
+    lock.write_text(edit(lock.read_text()))
+    code, message = verify(dvc_project, capsys)
+    assert code == 2 and re.search(expected, message), message
+
+
+def test_a_dvc_lock_edited_to_skip_a_stage_is_caught_by_the_outputs_lineage(dvc_project, capsys):
+    import yaml
+
+    (dvc_project / "a_in.txt").write_text("second\n")
+    run(dvc_project, DVC, "repro", "-q", "-s", "a")                   # a's output changes; b is now out of date ...
+    lock_file = dvc_project / "dvc.lock"
+    lock = yaml.safe_load(lock_file.read_text())
+    new_a = lock["stages"]["a"]["outs"][0]["md5"]
+    old_a = lock["stages"]["b"]["deps"][0]["md5"]
+    lock_file.write_text(lock_file.read_text().replace(old_a, new_a))  # ... until the lock is edited to say it is not
+    assert run(dvc_project, DVC, "status", "b").strip().endswith("up to date.")   # DVC believes the edit
+    code, message = verify(dvc_project, capsys)
+    assert code == 2
+    assert "records b as up to date with a_out, but" in message and "b_out/lineage.json says b_out was made" in message
+    assert "edited by hand" in message, message
