@@ -11,6 +11,9 @@
 
 Either way the same change never triggers twice, and in the run unchanged stages are no-ops. Both
 start with LYRA_AUTOMATION=on (or from the UI).
+
+    orphaned_pods_sensor  (LYRA_DEPLOYMENT=k8s, running by default there) deletes the pods and TrainJobs of
+                        runs that have ended, e.g. whose run worker died (orchestration/k8s/reaper.py)
 """
 
 import hashlib
@@ -23,7 +26,7 @@ import dagster as dg
 from components.pipeline import job_stages
 from orchestration.defs.jobs import lifecycle_job
 from orchestration.dvc import DvcResource
-from orchestration.launchers import REPO_ROOT
+from orchestration.launchers import REPO_ROOT, StageLauncher
 
 AUTOMATION = dg.DefaultSensorStatus.RUNNING if os.environ.get("LYRA_AUTOMATION") == "on" \
     else dg.DefaultSensorStatus.STOPPED
@@ -125,3 +128,21 @@ def listeners_sensor_for(project: Path = REPO_ROOT, name: str = "listeners_senso
 
 
 listeners_sensor = listeners_sensor_for()
+
+
+@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING
+           if os.environ.get("LYRA_DEPLOYMENT") == "k8s" else dg.DefaultSensorStatus.STOPPED)
+def orphaned_pods_sensor(context: dg.SensorEvaluationContext, launcher: StageLauncher):
+    """Deletes stage pods and TrainJobs whose run has ended (a run worker that died leaves them behind)."""
+    from orchestration.k8s.launcher import K8sLauncher
+
+    if not isinstance(launcher, K8sLauncher):
+        return dg.SkipReason("stages run as local processes here: no pods to look after")
+    from orchestration.k8s.reaper import instance_run_status, reap
+
+    _, core, custom = launcher._apis()
+    namespace = launcher.namespace or launcher.table().namespace
+    gone = reap(core, custom, namespace, instance_run_status(context.instance))
+    for orphan in gone:
+        context.log.warning(f"deleted {orphan.kind} {namespace}/{orphan.name}: its run {orphan.run_id} is {orphan.why}")
+    return dg.SkipReason(f"deleted {len(gone)} orphaned object(s)" if gone else "no orphaned pods or TrainJobs")

@@ -36,6 +36,7 @@ from orchestration.k8s import specs
 from orchestration.k8s.table import TABLE_PATH, Table, load_table
 
 ATTEMPT_LABEL = "lyra.dev/attempt"
+RUN_LABEL = "lyra.dev/run-id"
 JOBSET_LABEL = "jobset.sigs.k8s.io/jobset-name"
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
@@ -45,6 +46,7 @@ INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 class PodOutcome:
     kind: str          # succeeded | oom | disrupted | error
     detail: str
+    container: str = ""    # the container whose end decided it (its log tail goes into the error)
 
     @property
     def retriable(self) -> bool:
@@ -61,19 +63,23 @@ def pod_outcome(pod: kubernetes.client.V1Pod | None) -> PodOutcome:
     for cond in status.conditions or []:
         if cond.type == "DisruptionTarget" and cond.status == "True":
             return PodOutcome("disrupted", f"disrupted ({cond.reason}): {cond.message or ''}".strip())
-    worst = None
-    for cs in status.container_statuses or []:
-        term = cs.state.terminated if cs.state else None
-        if term is None:
-            continue
-        if term.reason == "OOMKilled":
-            return PodOutcome("oom", f"container {cs.name} was OOMKilled (exit {term.exit_code})")
-        if term.exit_code and term.exit_code > 128:
-            worst = PodOutcome("disrupted", f"container {cs.name} was killed by signal {term.exit_code - 128}")
-        elif term.exit_code and worst is None:
-            worst = PodOutcome("error", f"container {cs.name} exited with code {term.exit_code}: {term.message or ''}".strip())
-    if worst is not None:
-        return worst
+    # init containers run first (ours or a mutating webhook's: a mesh proxy, a secrets agent): one that failed
+    # is why the stage never started (dagster#32428)
+    for kind, statuses in (("init container", status.init_container_statuses), ("container", status.container_statuses)):
+        worst = None
+        for cs in statuses or []:
+            term = cs.state.terminated if cs.state else None
+            if term is None:
+                continue
+            if term.reason == "OOMKilled":
+                return PodOutcome("oom", f"{kind} {cs.name} was OOMKilled (exit {term.exit_code})", cs.name)
+            if term.exit_code and term.exit_code > 128:
+                worst = PodOutcome("disrupted", f"{kind} {cs.name} was killed by signal {term.exit_code - 128}", cs.name)
+            elif term.exit_code and worst is None:
+                worst = PodOutcome("error", f"{kind} {cs.name} exited with code {term.exit_code}: "
+                                            f"{term.message or term.reason or ''}".strip(), cs.name)
+        if worst is not None:
+            return worst
     if status.phase == "Succeeded":
         return PodOutcome("succeeded", "")
     return PodOutcome("error", f"pod ended in phase {status.phase}: {status.reason or ''} {status.message or ''}".strip())
@@ -139,6 +145,20 @@ class PatientPipesK8sClient(PipesK8sClient):
             return original(pod_name, namespace, wait_for_state=wait_for_state, **kwargs)
 
         return wait
+
+
+def log_tail(core: kubernetes.client.CoreV1Api, pod, container: str, lines: int = 20) -> str:
+    """The last lines a failed container printed, for the step's error (the pod is deleted after): an init
+    container's log is the only record of why it failed."""
+    if not container:
+        return ""
+    try:
+        text = core.read_namespaced_pod_log(pod.metadata.name, pod.metadata.namespace, container=container,
+                                            tail_lines=lines)
+    except kubernetes.client.ApiException as exc:      # a container that never started has no log
+        return f" (no log: {exc.reason})"
+    text = (text or "").rstrip()
+    return f"; its last log lines:\n{text}" if text else ""
 
 
 def _delete(fn: Callable, *args, **kwargs) -> None:
@@ -271,6 +291,7 @@ class K8sLauncher(StageLauncher):
         attempt_id = uuid.uuid4().hex[:12]
         meta = specs.pod_meta(stage, table)
         meta["labels"][ATTEMPT_LABEL] = attempt_id
+        meta["labels"][RUN_LABEL] = context.run_id        # what reaper.py matches against the run's status
         context.log.info(f"launching {stage.name} on the {table.row(stage).pool} pool (attempt {attempt}): "
                          f"{' '.join(self.command(stage))}")
         failed: Exception | None = None
@@ -300,6 +321,8 @@ class K8sLauncher(StageLauncher):
             outcome = pod_outcome(pod)
             if outcome.kind == "succeeded":
                 raise failed        # the pod was fine: the failure is ours or Pipes', not the stage's
+            if outcome.kind == "error" and pod is not None:
+                outcome = dataclasses.replace(outcome, detail=outcome.detail + log_tail(core, pod, outcome.container))
             raise StageAttemptFailed(outcome) from failed
         finally:
             for pod in pods:
@@ -313,7 +336,9 @@ class K8sLauncher(StageLauncher):
         def build(pipes_env: Mapping[str, str]) -> dict:
             job = specs.train_job(stage, self.profile, name=name, table=table, extra_env=pipes_env, memory=memory,
                                   overrides=self.overrides)
-            return specs.manifest(job)
+            body = specs.manifest(job)
+            body["metadata"]["labels"][RUN_LABEL] = context.run_id
+            return body
 
         context.log.info(f"launching {stage.name} as TrainJob {name} (attempt {attempt})")
         return client.run(context=context, extras=dict(extras), namespace=namespace, build=build)

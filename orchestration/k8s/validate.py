@@ -177,6 +177,36 @@ def lint(doc: dict) -> list[str]:
                 if m.get("name") not in volumes:
                     problems.append(f"{at}: mounts volume {m.get('name')!r} at {m.get('mountPath')} "
                                     f"but the pod has no such volume")
+    if doc.get("kind") == "TrainJob":
+        problems += train_job_processes(doc)
+    return problems
+
+
+def train_job_processes(doc: dict) -> list[str]:
+    """Processes per node that Kubeflow Trainer would not start as written. The torch runtime derives the count
+    from resourcesPerNode: one process per GPU, and without GPUs at most one per CPU of the limit (trainer#2407),
+    so a numProcPerNode that disagrees is silently overridden. And resourcesPerNode replaces the runtime's
+    container resources whole (trainer#3974): set on a GPU pool without the GPU, the pods lose their GPUs."""
+    trainer = (doc.get("spec") or {}).get("trainer") or {}
+    nproc, res = trainer.get("numProcPerNode"), trainer.get("resourcesPerNode") or {}
+    limits = {**(res.get("requests") or {}), **(res.get("limits") or {})}
+    ignored: list[str] = []
+    gpus = _quantity(limits[GPU], "spec.trainer.resourcesPerNode." + GPU, ignored) if GPU in limits else None
+    cpus = _quantity(limits["cpu"], "spec.trainer.resourcesPerNode.cpu", ignored) if "cpu" in limits else None
+    problems = []
+    if isinstance(nproc, int) and not isinstance(nproc, bool):
+        if gpus:
+            if nproc != int(gpus):
+                problems.append(f"spec.trainer: numProcPerNode {nproc} but resourcesPerNode gives {int(gpus)} GPU(s) per "
+                                f"node: the torch runtime starts one process per GPU, so {nproc} would become {int(gpus)}")
+        elif cpus is not None and nproc > max(1, int(cpus)):
+            problems.append(f"spec.trainer: numProcPerNode {nproc} but resourcesPerNode limits a node to {cpus} CPU(s): "
+                            f"without GPUs the runtime caps the processes at the CPU limit, so {nproc} would become "
+                            f"{max(1, int(cpus))}")
+    on_gpu_pool = any(t.get("key") == GPU for _, pod, _ in pod_specs(doc) for t in pod.get("tolerations") or [])
+    if on_gpu_pool and res and not gpus:
+        problems.append(f"spec.trainer.resourcesPerNode: names no {GPU} for a job on the GPU pool (it tolerates "
+                        f"{GPU}); resourcesPerNode replaces the runtime's resources, so its pods would get no GPU")
     return problems
 
 

@@ -65,6 +65,8 @@ class FakePod:
         self.name = meta["name"]
         self.extra_env = extra_env or {}
         self.lines: list[tuple[str, str]] = []
+        self.init_lines: dict[str, list[tuple[str, str]]] = {}     # init container -> its log
+        self.init_states: dict[str, dict] = {}                      # init container -> its state
         self.cond = threading.Condition()
         self.proc: subprocess.Popen | None = None
         self.state: dict = {"queued": True}
@@ -131,6 +133,8 @@ class FakePod:
     def _kubelet(self) -> None:
         time.sleep(self.cluster.queue_seconds)          # waiting for a node (Pending, unscheduled)
         self.state = {"waiting": {"reason": "ContainerCreating"}}
+        if not self._init_containers():
+            return
         container = self.doc["spec"]["containers"][0]
         mounts, cwd = self._path_map(container)
         env = self._env(container, mounts)
@@ -159,6 +163,29 @@ class FakePod:
             self.cond.notify_all()
         self.cluster.pod_ended(self)
 
+    def _init_containers(self) -> bool:
+        """Run spec.initContainers in order; False when one failed (restartPolicy Never: the pod fails)."""
+        for container in self.doc["spec"].get("initContainers") or []:
+            name = container["name"]
+            mounts, cwd = self._path_map(container)
+            env = self._env(container, mounts)
+            self.init_states[name] = {"running": {"startedAt": now()}}
+            proc = subprocess.run(list(container.get("command", [])) + list(container.get("args", [])), cwd=cwd,
+                                  env=env if isinstance(env, dict) else None, capture_output=True, text=True)
+            self.init_lines[name] = [(now(), line) for line in (proc.stdout + proc.stderr).splitlines()]
+            self.init_states[name] = {"terminated": {"exitCode": proc.returncode,
+                                                     "reason": "Completed" if proc.returncode == 0 else "Error"}}
+            if proc.returncode != 0:
+                with self.cond:
+                    self.exit_code, self.reason = proc.returncode, "Init:Error"
+                    self.state = {"waiting": {"reason": "PodInitializing"}}
+                    self.init_failed = True
+                    self.cond.notify_all()
+                return False
+        return True
+
+    init_failed = False
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
@@ -173,16 +200,20 @@ class FakePod:
                  "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}]}
             return doc
         phase = {"waiting": "Pending", "running": "Running"}.get(next(iter(self.state)), None)
-        if phase is None:
+        if phase is None or self.init_failed:
             phase = "Succeeded" if self.exit_code == 0 else "Failed"
         doc["status"] = {"phase": phase, "containerStatuses": [{
             "name": container["name"], "image": container.get("image", ""), "imageID": "", "restartCount": 0,
             "ready": "running" in self.state, "state": self.state}]}
+        if self.init_states:
+            doc["status"]["initContainerStatuses"] = [
+                {"name": name, "image": "", "imageID": "", "restartCount": 0, "ready": "terminated" in state
+                 and state["terminated"]["exitCode"] == 0, "state": state} for name, state in self.init_states.items()]
         return doc
 
-    def log_lines(self, since_seconds: int | None, tail: int | None) -> list[tuple[str, str]]:
+    def log_lines(self, since_seconds: int | None, tail: int | None, container: str | None = None) -> list[tuple[str, str]]:
         with self.cond:
-            lines = list(self.lines)
+            lines = list(self.init_lines[container] if container in self.init_lines else self.lines)
         if since_seconds is not None:
             cut = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since_seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             lines = [l for l in lines if l[0] >= cut]
@@ -228,9 +259,12 @@ class FakeCluster:
     def __init__(self, scratch: Path, *, claims: dict[str, str | Path], secrets: dict[str, dict[str, str]],
                  image_env: dict[str, str], runtime_working_dir: str = "/opt/lyra", queue_seconds: float = 0.0,
                  image_root: Path | None = None, seed: dict[str, dict[str, Path]] | None = None,
-                 config_maps: dict[str, dict[str, str]] | None = None):
+                 config_maps: dict[str, dict[str, str]] | None = None, webhook_init_containers: list[dict] | None = None):
         """image_root: the image's working-directory content (linked into each pod's working dir);
-        seed: {emptyDir name: {entry: path}} links placed in a new emptyDir (what a node image ships)."""
+        seed: {emptyDir name: {entry: path}} links placed in a new emptyDir (what a node image ships);
+        webhook_init_containers: added to every pod created, as a mutating admission webhook does (a service
+        mesh's proxy set-up, a secrets agent)."""
+        self.webhook_init_containers = webhook_init_containers or []
         self.image_root, self.seed = image_root, seed or {}
         self.config_maps = config_maps if config_maps is not None else {"lyra-settings": {"s3-endpoint": "http://127.0.0.1:9"}}
         self.scratch, self.claims, self.secrets = Path(scratch), claims, secrets
@@ -243,6 +277,9 @@ class FakeCluster:
         self.lock = threading.Lock()
 
     def add_pod(self, namespace: str, doc: dict, extra_env: dict | None = None) -> FakePod:
+        if self.webhook_init_containers:
+            doc["spec"]["initContainers"] = [*doc["spec"].get("initContainers", []),
+                                             *json.loads(json.dumps(self.webhook_init_containers))]
         pod = FakePod(self, namespace, doc, extra_env)
         with self.lock:
             self.pods[(namespace, pod.name)] = pod
@@ -313,11 +350,13 @@ class FakeCluster:
                     if sel := q.get("fieldSelector"):
                         name = sel.split("=", 1)[1]
                         items = [p for p in items if p["metadata"]["name"] == name]
-                    if sel := q.get("labelSelector"):
-                        want = dict(part.split("=", 1) for part in sel.split(","))
-                        items = [p for p in items if all(p["metadata"].get("labels", {}).get(k) == v
-                                                         for k, v in want.items())]
+                    items = selected(items, q.get("labelSelector"))
                     return self._json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
+                if m := re.fullmatch(r"/apis/trainer.kubeflow.org/v1alpha1/namespaces/([^/]+)/trainjobs", url.path):
+                    items = selected([j.view() for (ns, _), j in list(cluster.trainjobs.items()) if ns == m[1]],
+                                     q.get("labelSelector"))
+                    return self._json(200, {"kind": "TrainJobList", "apiVersion": "trainer.kubeflow.org/v1alpha1",
+                                            "metadata": {}, "items": items})
                 if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)(/log)?", url.path):
                     pod = cluster.pods.get((m[1], m[2]))
                     if pod is None:
@@ -337,7 +376,7 @@ class FakeCluster:
                 tail = int(q["tailLines"]) if "tailLines" in q else None
                 fmt = (lambda ts, line: f"{ts} {line}\n") if stamps else (lambda ts, line: f"{line}\n")
                 if q.get("follow", "").lower() != "true":
-                    data = "".join(fmt(*l) for l in pod.log_lines(since, tail)).encode()
+                    data = "".join(fmt(*l) for l in pod.log_lines(since, tail, q.get("container"))).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "text/plain")
                     self.send_header("Content-Length", str(len(data)))
@@ -351,10 +390,11 @@ class FakeCluster:
                 sent = len(pod.lines) - len(pod.log_lines(since, None))     # lines older than sinceSeconds
                 while True:
                     with pod.cond:
-                        while len(pod.lines) == sent and "terminated" not in pod.state and (pod.cluster.pods.get((pod.namespace, pod.name)) is pod):
+                        while len(pod.lines) == sent and "terminated" not in pod.state and not pod.init_failed \
+                                and (pod.cluster.pods.get((pod.namespace, pod.name)) is pod):
                             pod.cond.wait(0.2)
                         new = pod.lines[sent:]
-                        done = "terminated" in pod.state and len(pod.lines) == sent + len(new)
+                        done = ("terminated" in pod.state or pod.init_failed) and len(pod.lines) == sent + len(new)
                     if new:
                         chunk = "".join(fmt(*l) for l in new).encode()
                         self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
@@ -394,6 +434,17 @@ class FakeCluster:
     def shutdown(self) -> None:
         for pod in list(self.pods.values()):
             pod.kill()
+
+
+def selected(items: list[dict], selector: str | None) -> list[dict]:
+    """A label selector's equality ("k=v") and existence ("k") terms, comma-separated (all must hold)."""
+    for term in (selector or "").split(","):
+        if not term:
+            continue
+        key, _, value = term.partition("=")
+        items = [i for i in items if key in (i["metadata"].get("labels") or {})
+                 and (not _ or i["metadata"]["labels"][key] == value)]
+    return items
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:

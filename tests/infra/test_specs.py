@@ -9,7 +9,7 @@ import yaml
 from components.pipeline import STAGES, stage_by_name
 from orchestration.k8s.specs import GPU, base_pod_spec, stage_nproc, train_job, workload
 from orchestration.k8s.table import TABLE_PATH, TableError, default_table, load_table
-from orchestration.k8s.validate import ManifestError, lint, validate_manifest
+from orchestration.k8s.validate import ManifestError, lint, train_job_processes, validate_manifest
 
 
 def pod_containers(doc):
@@ -183,3 +183,26 @@ def test_stage_pods_pass_the_restricted_pod_security_standard(workloads):
     spec["volumes"].append({"name": "host", "hostPath": {"path": "/var/run"}})
     problems = restricted_violations(spec, spec["containers"])
     assert any("drop ALL" in p for p in problems) and any("hostPath" in p for p in problems)
+
+
+def test_a_trainjob_whose_processes_the_runtime_would_override_is_refused(workloads):
+    """Kubeflow Trainer derives processes per node from resourcesPerNode (one per GPU; at most the CPU limit
+    without GPUs) and replaces the runtime's resources with it: a job written otherwise is caught here."""
+    good = workloads["lyra_pretrain"]
+    assert train_job_processes(good) == []
+    gpus = int(good["spec"]["trainer"]["resourcesPerNode"]["limits"][GPU])
+
+    more = copy.deepcopy(good)
+    more["spec"]["trainer"]["numProcPerNode"] = gpus + 2
+    assert any(f"numProcPerNode {gpus + 2} but resourcesPerNode gives {gpus} GPU(s)" in p for p in lint(more))
+
+    no_gpu = copy.deepcopy(good)
+    for side in ("requests", "limits"):
+        no_gpu["spec"]["trainer"]["resourcesPerNode"][side].pop(GPU)
+        no_gpu["spec"]["trainer"]["resourcesPerNode"][side]["cpu"] = "2"
+    no_gpu["spec"]["trainer"]["numProcPerNode"] = 4
+    problems = lint(no_gpu)
+    assert any("limits a node to 2 CPU(s)" in p and "4 would become 2" in p for p in problems), problems
+    assert any("names no nvidia.com/gpu for a job on the GPU pool" in p for p in problems), problems
+    with pytest.raises(ManifestError, match="numProcPerNode 4"):
+        validate_manifest(no_gpu)
