@@ -54,7 +54,7 @@ test-fast: install-dev test-services
 # The reliability suite at full size (kills, fuzzing; CI runs a bounded version inside `make test`); its
 # figures land in test-artifacts/reliability/ and are printed at the end
 reliability: install-dev test-services
-	LYRA_RELIABILITY=full $(BIN)/python -m pytest -q tests/reliability
+	LYRA_RELIABILITY=full $(BIN)/python -m pytest -q tests/reliability --junitxml=test-artifacts/reliability/junit.xml
 	$(BIN)/python -m tests.reliability.figures
 
 # The storage tests (tests/infra/test_storage.py) start a real PostgreSQL on 127.0.0.1: Debian's

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,10 +79,11 @@ WRITE_B = ("import json, pathlib; from components.common.lineage import tree_dig
            "(b / 'lineage.json').write_text(json.dumps({'inputs': {'a': {'path': 'a_out', 'digest': tree_digest('a_out')}}}))")
 
 
-@pytest.fixture
-def dvc_project(tmp_path):
-    """a_in.txt -> stage a -> a_out/ -> stage b -> b_out/ (with the lineage.json every Lyra stage writes)."""
-    root = tmp_path / "dvcproject"
+@pytest.fixture(scope="module")
+def dvc_template(tmp_path_factory):
+    """a_in.txt -> stage a -> a_out/ -> stage b -> b_out/ (with the lineage.json every Lyra stage writes), built
+    once: each test tampers with its own copy."""
+    root = tmp_path_factory.mktemp("dvc") / "dvcproject"
     root.mkdir()
 
     run(root, "git", "init", "-q")
@@ -91,6 +93,13 @@ def dvc_project(tmp_path):
         "mkdir -p a_out && cp a_in.txt a_out/x.txt")
     run(root, DVC, "stage", "add", "-q", "-n", "b", "-d", "a_out", "-o", "b_out", f"{sys.executable} -c \"{WRITE_B}\"")
     run(root, DVC, "repro", "-q")
+    return root
+
+
+@pytest.fixture
+def dvc_project(dvc_template, tmp_path):
+    root = tmp_path / "dvcproject"
+    shutil.copytree(dvc_template, root, symlinks=True)
     return root
 
 
