@@ -181,8 +181,9 @@ def known_attributes(tags: ClipTags) -> list[str]:
 
 
 def _character_words(tags: ClipTags) -> list[str]:
-    """Audio-derived descriptive words that are worth saying (see SYNONYMS)."""
-    return [w for w in (tags.brightness_word, tags.energy_word, tags.loudness_word) if w and SYNONYMS.get(w, [w])]
+    """The catalogue's mood, then audio-derived descriptive words that are worth saying (see SYNONYMS)."""
+    audio = [w for w in (tags.brightness_word, tags.energy_word, tags.loudness_word) if w and SYNONYMS.get(w, [w])]
+    return ([tags.mood] if tags.mood else []) + [w for w in audio if w != tags.mood]
 
 
 def realise(tags: ClipTags, keep: Sequence[str], rng: np.random.Generator | None) -> Material:

@@ -36,6 +36,9 @@ from components.captioning.analysis import AudioFeatures, analyse_file
 from components.captioning.captioner import Captioner, make_captioner
 from components.captioning.config import CaptionConfig
 from components.captioning.tags import METADATA_FIELDS, ClipTags, metadata_of, resolve_tags
+
+CATALOGUE_FIELDS = ("title", "artist", "album", "genre", "composer", "collection", "instrument", "mood", "tempo_bpm",
+                    "key", "date", "licence")
 from components.captioning.text_encoder import TextEncoder
 from components.common.errors import LyraError
 
@@ -215,8 +218,9 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
 
     features = analyse_clips(curated, rows, config, run)
     t_analysis = time.perf_counter() - t0
-    tags = [resolve_tags(str(r["clip_id"]), metadata_of(r), f, config, audio_path=str(r["path"]))
-            for r, f in zip(rows, features)]
+    metadata = [metadata_of(r) for r in rows]
+    tags = [resolve_tags(str(r["clip_id"]), m, f, config, audio_path=str(r["path"]))
+            for r, m, f in zip(rows, metadata, features)]
     captioner = make_captioner(config.captioner, keep_probability=config.keep_probability)
     captions = caption_clips(tags, captioner, config, run)
 
@@ -233,6 +237,8 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
         "distinct_phrasing_fraction": round(distinct, 4),
         **flat_metrics(report), **phrasing_similarity(embeddings),
         "seconds_analysis": round(t_analysis, 2), "seconds_encode": round(t_encode, 2),
+        # how many clips the catalogue describes in each field a caption can use (unknown ones are left unsaid)
+        "clips_with_metadata": {field: sum(field in m for m in metadata) for field in CATALOGUE_FIELDS},
     }
 
     with run.output(out, inputs={"curated": curated}, params=config,

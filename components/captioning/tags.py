@@ -1,7 +1,7 @@
 """A clip's tags: metadata values and audio-derived values side by side, plus the resolved
 value a caption uses for each attribute (metadata where known, the audio estimate otherwise).
 
-    manifest row --metadata_of--> {tempo_bpm, key, mode, meter, instrument, composer, ...}
+    manifest row --metadata_of--> {tempo_bpm, key, mode, meter, instrument, composer, artist, genre, mood, ...}
     clip audio   --analysis-----> AudioFeatures
                   --resolve_tags--> ClipTags  (both sources kept; `.to_json()` goes in captions.parquet)
 """
@@ -126,6 +126,7 @@ class ClipTags:
     form: str | None = None          # "chorale", "jig", ...
     n_parts: int | None = None
     title: str | None = None
+    mood: str | None = None          # a catalogue's mood tag ("mellow"): said before the audio-derived words
     # words from audio measurements
     tempo_word: str | None = None
     brightness_word: str | None = None
@@ -164,6 +165,10 @@ def resolve_tags(clip_id: str, metadata: Mapping[str, Any], audio: AudioFeatures
     meter, meter_source = pick(_meter_or_none(metadata.get("meter")),
                                audio.metre if config.audio_metre_in_captions else None)
     composer, era = composer_and_era(_str(metadata.get("composer")), _str(metadata.get("collection")))
+    # a catalogue's tags: its artist is whose style a prompt names ("in the style of ..."), its genre names the
+    # style the way an era does ("a jazz piece"); neither is guessed where the tags say nothing
+    composer = composer or _str(metadata.get("artist"))
+    era = era or _str(metadata.get("genre"))
     title = _str(metadata.get("title"))
     return ClipTags(
         clip_id=clip_id, audio_path=audio_path,
@@ -172,7 +177,7 @@ def resolve_tags(clip_id: str, metadata: Mapping[str, Any], audio: AudioFeatures
         meter=meter, meter_source=meter_source,
         instrument=instrument_name(_str(metadata.get("instrument")), metadata.get("program")),
         composer=composer, era=era, form=form_of(title, _str(metadata.get("collection")), composer),
-        n_parts=_n_parts(metadata), title=title,
+        n_parts=_n_parts(metadata), title=title, mood=(_str(metadata.get("mood")) or "").lower() or None,
         tempo_word=bucket(tempo, config.tempo_edges_bpm, config.tempo_words),
         brightness_word=bucket(audio.brightness_hz, config.brightness_edges_hz, config.brightness_words),
         energy_word=bucket(audio.onset_rate, config.energy_edges, config.energy_words),

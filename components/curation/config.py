@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from components.common.splits import FRACTION_SPLITS
@@ -55,8 +57,12 @@ class CurationConfig(StageConfig):
     # (kept: not a duplicate); different pieces >= 0.39. 0.2 sits between the first two.
     fingerprint_max_hamming: float = Field(0.2, gt=0.0, lt=0.5)
 
-    # Split for files without a sidecar split: hash of piece_id into these fractions.
+    # Split for files without a given split (sidecar or table): the hash of the file's group into these
+    # fractions, so a group never straddles splits. auto: the album (with its artist) when the tags or the
+    # sidecar name one, else the piece; album / artist / work: that field (the piece where a file lacks it);
+    # piece: the piece id (sidecar piece_id, else the file's stem).
     split_fractions: dict[str, float] = {"train": 0.8, "valid": 0.1, "test": 0.1}
+    split_by: Literal["auto", "album", "artist", "work", "piece"] = "auto"
 
     # Worker processes decode/normalise/segment files in parallel; each file is isolated (an
     # exception or even a crashed worker quarantines that file only). tiny: 1 (2 shared cores).

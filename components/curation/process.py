@@ -31,6 +31,7 @@ import soundfile as sf
 from components.common.audio import resample, to_mono
 from components.curation import dsp
 from components.common.splits import FRACTION_SPLITS, SPLITS
+from components.curation.metadata import embedded_tags, merge
 from components.curation.config import CurationConfig
 from components.curation.discover import InputFile
 from components.curation.fingerprint import fingerprint, to_hex
@@ -86,10 +87,25 @@ def read_sidecar(path: Path | None) -> dict:
 
 
 def piece_and_split(item: InputFile, meta: dict, config: CurationConfig) -> tuple[str, str]:
+    """The piece id (sidecar `piece_id`, else the file's stem) and the split: a given `split` wins; otherwise the
+    hash of the file's group (split_group), so every file of one album, artist or work lands in one split."""
     piece_id = meta.get("piece_id")
     piece_id = str(piece_id) if isinstance(piece_id, (str, int)) and str(piece_id) else Path(item.rel).stem
     split = meta.get("split")
-    return piece_id, split if split in SPLITS else hash_split(piece_id, config.split_fractions)
+    return piece_id, split if split in SPLITS else hash_split(split_group(piece_id, meta, config.split_by),
+                                                              config.split_fractions)
+
+
+def split_group(piece_id: str, meta: dict, split_by: str) -> str:
+    """What files share a split. auto: the album (with its artist) when the file names one, else the piece."""
+    def field(name: str) -> str:
+        value = meta.get(name)
+        return str(value).strip() if isinstance(value, (str, int, float)) and str(value).strip() else ""
+
+    album = field("album") and f"album:{field('artist')}/{field('album')}"
+    group = {"auto": album, "album": album, "artist": field("artist") and f"artist:{field('artist')}",
+             "work": field("work") and f"work:{field('work')}", "piece": ""}[split_by]
+    return group or piece_id
 
 
 def process_file(item: InputFile, clips_dir: Path, config: CurationConfig) -> FileOutcome:
@@ -194,7 +210,7 @@ def _clip_problem(clip: np.ndarray, active: float, clip_lufs: float, clipped_fra
 def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: FileOutcome) -> None:
     decoded = _decode(item, config)
     outcome.source_seconds = decoded.duration_s
-    meta = read_sidecar(item.sidecar)
+    meta = merge(read_sidecar(item.sidecar), *embedded_tags(item.path))
     piece_id, split = piece_and_split(item, meta, config)
     bad = ~np.isfinite(decoded.audio)
     if bad.any():
