@@ -1,4 +1,4 @@
-"""`lyra curate --input DIR --out DIR [--metrics PATH]`: curate a folder of audio into clips."""
+"""`lyra curate --input DIR|TABLE --out DIR [--metrics PATH]`: curate a folder (or a catalogue table) of audio into clips."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--input. Each file ends up in manifest.parquet or quarantine.parquet (with a reason). Sidecars "
         "<stem>.json next to an audio file are read as its metadata; other non-audio files are quarantined."
     )
-    parser.add_argument("--input", required=True, type=Path, help="folder of audio files (searched recursively)")
+    parser.add_argument("--input", required=True, type=Path,
+                        help="folder of audio files (searched recursively), or a metadata table (CSV / Parquet with a "
+                             "`path` column and any of title, artist, album, genre, instrument, mood, bpm, key, "
+                             "licence, split) listing the files to curate")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder: clips/, manifest.parquet, quarantine.parquet (replaced atomically)")
     parser.add_argument("--metrics", type=Path, default=None, help="write the stage metrics (JSON) here")

@@ -67,10 +67,15 @@ class _ProcessTask:
 
 
 def check_folders(input_dir: Path, out_dir: Path) -> None:
+    from components.curation.table import is_table
+
     input_dir, out_dir = input_dir.resolve(), out_dir.resolve()
+    listed = is_table(input_dir)            # a table reads only the files it lists, beside it
+    if listed:
+        input_dir = input_dir.parent
     if not input_dir.is_dir():
         raise CurationInputError(f"input folder not found: {input_dir}")
-    if out_dir == input_dir or input_dir in out_dir.parents:
+    if not listed and (out_dir == input_dir or input_dir in out_dir.parents):
         raise CurationInputError(f"output {out_dir} lies inside the input folder: its clips would be re-ingested")
     if out_dir in input_dir.parents:
         raise CurationInputError(f"input {input_dir} lies inside the output folder, which is replaced as a whole")

@@ -1,4 +1,5 @@
-"""Find the inputs of a curation run: every file below the input folder, and which are sidecars.
+"""Find the inputs of a curation run: every file below the input folder (or every file a metadata table
+lists), and which are sidecars.
 
 A `.json` file is a SIDECAR (metadata, not an input) when an audio file with the same stem lies
 in the same folder (`song.wav` + `song.json`). Every other file is an INPUT and must end up in
@@ -24,6 +25,8 @@ class InputFile:
     rel: str                    # POSIX path relative to the input folder: the `source_file` column
     sidecar: Path | None        # <stem>.json beside it, if any
     is_audio: bool              # has an audio extension (decoding decides whether it really is audio)
+    # its row of a metadata table (components/curation/table.py) when the input is a table
+    table: dict | None = dataclasses.field(default=None, hash=False, compare=False)
 
 
 def is_audio_name(path: Path) -> bool:
@@ -37,7 +40,19 @@ def printable(name: str) -> str:
 
 
 def discover(input_dir: Path) -> tuple[list[InputFile], list[Path]]:
-    """(inputs sorted by relative path, sidecar files). Symlinked folders are not followed."""
+    """(inputs sorted by relative path, sidecar files). Symlinked folders are not followed. A metadata table
+    (CSV / Parquet) instead of a folder: exactly the files it lists, each with its row."""
+    from components.curation.table import is_table, read_table
+
+    if is_table(input_dir):
+        rows, root = read_table(input_dir), input_dir.parent
+        inputs = []
+        for rel, meta in rows.items():
+            path = root / rel
+            sidecar = path.with_suffix(SIDECAR_SUFFIX) if is_audio_name(path) else None
+            inputs.append(InputFile(path=path, rel=rel, sidecar=sidecar if sidecar is not None and sidecar.is_file()
+                                    else None, is_audio=is_audio_name(path), table=meta))
+        return sorted(inputs, key=lambda i: i.rel), [i.sidecar for i in inputs if i.sidecar is not None]
     files: list[Path] = []
     for root, dirs, names in os.walk(input_dir, followlinks=False):
         dirs.sort()

@@ -1,6 +1,7 @@
 """What a catalogue says about a recording, from where catalogues keep it, merged with a stated precedence.
 
     sidecar JSON (<stem>.json beside the file)     highest: written for this pipeline, by a person or a tool
+    the metadata table's row (table.py)            the catalogue's own record
     embedded tags (ID3, Vorbis comments, FLAC,     what the file carries: read with mutagen, the field's library
                    MP4 atoms)
 
@@ -79,15 +80,18 @@ def tag_format(class_name: str) -> str:
     return class_name
 
 
-def merge(sidecar: dict, tags: dict, tag_format: str | None) -> dict:
-    """The sidecar's fields over the tags'; with tags, a `provenance` map {field: "sidecar" | "tags (FORMAT)"}.
-    An album names the collection a piece belongs to when the sidecar does not."""
-    if not tags:
+def merge(sidecar: dict, tags: dict, tag_format: str | None, table: dict | None = None) -> dict:
+    """Fields by precedence: the sidecar over the metadata table over the tags. With a table or tags, a
+    `provenance` map {field: "sidecar" | "table" | "tags (FORMAT)"}. An album names the collection a piece
+    belongs to when nothing else does."""
+    table = table or {}
+    if not tags and not table:
         return sidecar
-    merged = {**tags, **sidecar}
+    merged = {**tags, **table, **sidecar}
     if "collection" not in merged and "album" in merged:
         merged["collection"] = merged["album"]
-    merged["provenance"] = {field: ("sidecar" if field in sidecar else f"tags ({tag_format})")
+    merged["provenance"] = {field: ("sidecar" if field in sidecar else "table" if field in table
+                                    else f"tags ({tag_format})" if field in tags else "album")
                             for field in sorted(merged) if field != "provenance"}
     return merged
 

@@ -210,7 +210,7 @@ def _clip_problem(clip: np.ndarray, active: float, clip_lufs: float, clipped_fra
 def _curate(item: InputFile, clips_dir: Path, config: CurationConfig, outcome: FileOutcome) -> None:
     decoded = _decode(item, config)
     outcome.source_seconds = decoded.duration_s
-    meta = merge(read_sidecar(item.sidecar), *embedded_tags(item.path))
+    meta = merge(read_sidecar(item.sidecar), *embedded_tags(item.path), table=item.table)
     piece_id, split = piece_and_split(item, meta, config)
     bad = ~np.isfinite(decoded.audio)
     if bad.any():

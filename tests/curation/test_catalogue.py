@@ -134,3 +134,54 @@ def test_captions_say_the_genre_artist_and_mood_and_invent_nothing(curated):
     bare = canonical("Bo Reel/Inland/01 Track 1.wav")          # no genre tag, no mood: neither is said
     assert "Bo Reel" in bare and not any(w in bare.lower() for w in ("jazz", "folk", "mellow", "lively")), bare
     assert pd.notna(rows["Bo Reel/Harbour/01 Track 1.mp3"]["title"])
+
+
+def test_a_metadata_table_lists_the_files_and_ranks_between_sidecar_and_tags(library, tmp_path):
+    table = library / "catalogue.csv"
+    pd.DataFrame([
+        {"path": "Ann Ode/Night Lines/01 Track 1.flac", "genre": "Swing", "split": "", "label": "Blue Note"},
+        {"path": "Ann Ode/Night Lines/02 Track 2.flac", "genre": "Swing", "split": "test", "label": ""},
+        {"path": "Bo Reel/Harbour/01 Track 1.mp3", "genre": "", "split": "", "label": ""},
+        {"path": "Bo Reel/Inland/02 Track 2.wav", "genre": "Ambient", "split": "ood", "label": "own"},
+    ]).to_csv(table, index=False)
+    try:
+        manifest = curate_folder(table, tmp_path / "out", CurationConfig(clip_s=2.0, min_clip_s=1.0)).manifest
+    finally:
+        table.unlink()
+    rows = {r["source_file"]: (r, json.loads(r["meta"])) for r in manifest.to_dict("records")}
+    assert sorted(rows) == sorted(["Ann Ode/Night Lines/01 Track 1.flac", "Ann Ode/Night Lines/02 Track 2.flac",
+                                   "Bo Reel/Harbour/01 Track 1.mp3", "Bo Reel/Inland/02 Track 2.wav"])
+    _, meta = rows["Ann Ode/Night Lines/01 Track 1.flac"]       # sidecar (Bebop) > table (Swing) > tags (Jazz)
+    assert (meta["genre"], meta["provenance"]["genre"], meta["label"]) == ("Bebop", "sidecar", "Blue Note")
+    row, meta = rows["Ann Ode/Night Lines/02 Track 2.flac"]
+    assert (meta["genre"], meta["provenance"]["genre"], row["split"]) == ("Swing", "table", "test")
+    _, meta = rows["Bo Reel/Harbour/01 Track 1.mp3"]             # an empty cell is unknown: the tag stands
+    assert (meta["genre"], meta["provenance"]["genre"]) == ("Folk", "tags (ID3)")
+    assert rows["Bo Reel/Inland/02 Track 2.wav"][0]["split"] == "ood"
+
+
+def test_a_malformed_table_is_rejected_whole_naming_every_bad_row(library, tmp_path, capsys):
+    from components.cli import main as lyra
+
+    table = tmp_path / "catalogue.csv"
+    for rel in ("Ann Ode/Night Lines/02 Track 2.flac", "Bo Reel/Harbour/01 Track 1.mp3"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).symlink_to(library / rel)
+    table.write_text("path,bpm,split\n"
+                     "Ann Ode/Night Lines/02 Track 2.flac,fast,\n"
+                     "Bo Reel/Harbour/01 Track 1.mp3,,training\n"
+                     "Bo Reel/Harbour/09 Missing.mp3,,\n"
+                     "Ann Ode/Night Lines/02 Track 2.flac,96,\n"
+                     "../outside.wav,,\n")
+    out = tmp_path / "curated"
+    assert lyra(["curate", "--input", str(table), "--out", str(out)]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and f"{table}: 5 bad row(s), nothing curated" in message, message
+    for problem in ("line 2: bpm 'fast' is not a number", "line 3: split 'training' is not one of",
+                    "line 4: Bo Reel/Harbour/09 Missing.mp3: no such file", "line 5: Ann Ode/Night Lines/02 Track 2.flac "
+                    "is listed twice", "line 6: path '../outside.wav' must be relative"):
+        assert problem in message, (problem, message)
+    assert not out.exists()
+    table.write_text("file,genre\nx.wav,Jazz\n")
+    assert lyra(["curate", "--input", str(table), "--out", str(out)]) == 2
+    assert "no `path` column (columns: file, genre)" in capsys.readouterr().err
