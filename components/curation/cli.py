@@ -24,6 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder: clips/, manifest.parquet, quarantine.parquet (replaced atomically)")
     parser.add_argument("--metrics", type=Path, default=None, help="write the stage metrics (JSON) here")
+    parser.add_argument("--afresh", action="store_true",
+                        help="decode every file again instead of taking unchanged files from the previous --out")
     add_config_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -44,7 +46,8 @@ def main(args) -> int:
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)
         with run.output(args.out, inputs={"audio": args.input}, params=config) as staged:
-            result = curate_folder(args.input, staged.dir, config, progress=run.progress, log=run.log)
+            result = curate_folder(args.input, staged.dir, config, progress=run.progress, log=run.log,
+                                   previous=None if args.afresh else args.out)
             metrics = curation_metrics(result, config)
             plot_summary(result, config, staged.image("curation_summary", "curation_summary.png"))
 

@@ -25,6 +25,7 @@ from components.curation.config import CurationConfig
 from components.curation.discover import InputFile, discover
 from components.curation.fingerprint import DuplicateIndex, from_hex
 from components.curation.process import SIDECAR_COLUMNS, FileOutcome, process_file, quarantine_row
+from components.curation import incremental
 from components.curation.runner import run_isolated
 from components.common.errors import LyraError
 
@@ -52,8 +53,10 @@ class CurationResult:
     quarantine: pd.DataFrame
     n_inputs: int
     n_sidecars: int
-    source_seconds: float   # audio decoded, over all files
+    source_seconds: float   # audio decoded in this run (files taken from the previous output excluded)
     wall_seconds: float
+    files_reused: int = 0   # unchanged files taken from the previous output
+    removed: list[str] = dataclasses.field(default_factory=list)   # source files gone since the previous output
 
 
 class _ProcessTask:
@@ -82,26 +85,36 @@ def check_folders(input_dir: Path, out_dir: Path) -> None:
 
 
 def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
-                  progress: Callable = lambda it, **kw: it, log=None) -> CurationResult:
-    """Curate `input_dir` into `out_dir` (a fresh staging folder): clips/, manifest.parquet, quarantine.parquet."""
+                  progress: Callable = lambda it, **kw: it, log=None, previous: Path | None = None) -> CurationResult:
+    """Curate `input_dir` into `out_dir` (a fresh staging folder): clips/, manifest.parquet, quarantine.parquet,
+    sources.parquet. With `previous` (the output folder a previous run left), unchanged files are taken from it
+    (incremental.py): the result is the same, only new and changed files are decoded."""
     start = time.perf_counter()
     inputs, sidecars = discover(input_dir)
     if not inputs:
         raise CurationInputError(f"no input files in {input_dir} ({len(sidecars)} sidecars, nothing else)")
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
+    file_keys = incremental.keys(inputs, config)
+    earlier = incremental.Previous.load(previous)
 
     def crashed(item: InputFile, detail: str) -> FileOutcome:
         return FileOutcome(item.rel, [], [quarantine_row(item.rel, "crashed", detail)])
 
-    outcomes: list[FileOutcome | None] = [None] * len(inputs)
-    results = run_isolated(_ProcessTask(clips_dir, config), inputs, config.workers, on_crash=crashed)
-    for i, outcome in progress(results, desc="curating", total=len(inputs), unit="file"):
-        outcomes[i] = outcome
+    outcomes: list[FileOutcome | None] = [earlier.reuse(item, file_keys[item.rel], clips_dir) for item in inputs]
+    todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    results = run_isolated(_ProcessTask(clips_dir, config), [inputs[i] for i in todo], config.workers, on_crash=crashed)
+    for j, outcome in progress(results, desc="curating", total=len(todo), unit="file"):
+        outcomes[todo[j]] = outcome
         if log is not None:
             for row in outcome.quarantined:
                 log.info("quarantined %s%s: %s (%s)", row["source_file"],
                          f" [{row['clip_id']}]" if row["clip_id"] else "", row["reason"], row["detail"])
+    removed = earlier.removed(inputs)
+    if log is not None and earlier.folder is not None:
+        log.info("%d unchanged files taken from the previous output, %d new or changed curated, %d removed from the "
+                 "input (their clips are gone)%s", len(inputs) - len(todo), len(todo), len(removed),
+                 f": {', '.join(removed[:10])}{' ...' if len(removed) > 10 else ''}" if removed else "")
 
     manifest_rows, quarantine_rows = resolve_duplicates(outcomes, config.fingerprint_max_hamming, clips_dir, log)
     manifest = manifest_frame(manifest_rows)
@@ -109,9 +122,12 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
     check_accounting(inputs, manifest, quarantine)
     manifest.to_parquet(out_dir / "manifest.parquet", index=False)
     quarantine.to_parquet(out_dir / "quarantine.parquet", index=False)
+    incremental.write_sources(out_dir, outcomes, file_keys)
+    processed = set(todo)
     return CurationResult(manifest, quarantine, len(inputs), len(sidecars),
-                          source_seconds=float(sum(o.source_seconds for o in outcomes)),
-                          wall_seconds=time.perf_counter() - start)
+                          source_seconds=float(sum(o.source_seconds for i, o in enumerate(outcomes) if i in processed)),
+                          wall_seconds=time.perf_counter() - start, files_reused=len(inputs) - len(todo),
+                          removed=removed)
 
 
 def resolve_duplicates(outcomes: list[FileOutcome], max_fraction: float, clips_dir: Path,
@@ -165,6 +181,9 @@ def curation_metrics(result: CurationResult, config: CurationConfig) -> dict:
     x_realtime = result.source_seconds / max(result.wall_seconds, 1e-9)
     return {
         "files_in": result.n_inputs,
+        "files_reused": result.files_reused,
+        "files_processed": result.n_inputs - result.files_reused,
+        "files_removed": len(result.removed),
         "sidecars": result.n_sidecars,
         "files_curated": len(curated),
         "files_quarantined": int(whole_file["source_file"].nunique()),
