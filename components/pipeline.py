@@ -170,7 +170,7 @@ def dvc_pipeline(params: dict | None = None, stages: Iterable[Stage] | None = No
             "cmd": " ".join(stage.command),
             "deps": [*stage.deps, *configured, *stage.code_paths],
             "params": param_keys,
-            "outs": list(stage.outs),
+            "outs": [{out: {"persist": True}} for out in stage.outs] if stage.incremental else list(stage.outs),
             "metrics": [{stage.metrics_path: {"cache": False}}],
             "meta": {"group": stage.group, "pool": stage.pool, "distributed": stage.distributed},
         }

@@ -7,7 +7,7 @@ STAGES = (
         name="captions", group="captioning",
         description="Tags (tempo, key, metre, loudness, brightness, instrument) -> varied captions + sentence embeddings.",
         argv=("caption", "--curated", "data/curated", "--out", "data/captions"),
-        deps=("data/curated",), outs=("data/captions",), params="captions",
+        deps=("data/curated",), outs=("data/captions",), params="captions", incremental=True,
         config="components.captioning.config:CaptionConfig",
         checks=(Check("every_clip_captioned", "one caption row and one finite embedding per curated clip",
                       "components.captioning.checks:every_clip_captioned"),),

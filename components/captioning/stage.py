@@ -35,6 +35,7 @@ from components.captioning.agreement import flat_metrics, summarise
 from components.captioning.analysis import AudioFeatures, analyse_file
 from components.captioning.captioner import Captioner, make_captioner
 from components.captioning.config import CaptionConfig
+from components.captioning import reuse
 from components.captioning.tags import METADATA_FIELDS, ClipTags, metadata_of, resolve_tags
 
 CATALOGUE_FIELDS = ("title", "artist", "album", "genre", "composer", "collection", "instrument", "mood", "tempo_bpm",
@@ -216,7 +217,13 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
     rows = manifest.to_dict("records")
     run.log.info("captioning %d clips from %s (%d phrasings each)", len(rows), curated, config.n_phrasings)
 
-    features = analyse_clips(curated, rows, config, run)
+    keys = reuse.clip_keys(curated, rows, _analysis_options(config), _loudness)
+    known = reuse.previous_features(out)
+    todo = [i for i, key in enumerate(keys) if key not in known]
+    fresh = iter(analyse_clips(curated, [rows[i] for i in todo], config, run) if todo else [])
+    features = [known[key] if key in known else next(fresh) for key in keys]
+    if known:
+        run.log.info("%d clips' analysis taken from the previous output, %d analysed", len(rows) - len(todo), len(todo))
     t_analysis = time.perf_counter() - t0
     metadata = [metadata_of(r) for r in rows]
     tags = [resolve_tags(str(r["clip_id"]), m, f, config, audio_path=str(r["path"]))
@@ -237,6 +244,7 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
         "distinct_phrasing_fraction": round(distinct, 4),
         **flat_metrics(report), **phrasing_similarity(embeddings),
         "seconds_analysis": round(t_analysis, 2), "seconds_encode": round(t_encode, 2),
+        "clips_analysed": len(todo), "clips_analysis_reused": len(rows) - len(todo),
         # how many clips the catalogue describes in each field a caption can use (unknown ones are left unsaid)
         "clips_with_metadata": {field: sum(field in m for m in metadata) for field in CATALOGUE_FIELDS},
     }
@@ -245,6 +253,7 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
                     lineage={"text_encoder": encoder.describe(), "captioner": captioner.name,
                              "n_clips": len(rows), "embeddings_shape": list(embeddings.shape)}) as staged:
         table.to_parquet(staged.dir / "captions.parquet", index=False)
+        reuse.write_analysis(staged.dir, rows, keys, features)
         np.save(staged.dir / "embeddings.npy", embeddings)
         atomic_write_json(staged.dir / "agreement.json", {**report, "words": word_counts(tags)})
         if _try_plot(table, config, staged.dir / "agreement.png", run):

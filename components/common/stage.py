@@ -105,6 +105,9 @@ class Stage:
     # Which ready stage the executor starts first (higher first), so that the longest chain is never the one
     # left waiting (on tiny: ORAQL -> RLAIF after Lyra's pretraining, 4 min of the last 5)
     priority: int = 0
+    # reads its previous output to redo only what changed (curation, captioning): DVC must not delete the
+    # outputs before running it (`persist: true`); the stage still replaces them whole and atomically
+    incremental: bool = False
     checks: tuple[Check, ...] = ()
     gates: tuple[Gate, ...] = ()
     registers: Model | None = None   # the model the registry versions from this stage's first output

@@ -8,6 +8,7 @@ STAGES = (
         description="Decoded, mono, resampled, loudness-normalised, de-duplicated clips; rejects quarantined with a reason.",
         argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated"),
         deps=("data/corpus",), outs=("data/curated",), params="curation",
+        incremental=True,
         config="components.curation.config:CurationConfig",
         checks=(
             Check("manifest_expectations", "Great Expectations suite on manifest.parquet (durations, rate, loudness, "

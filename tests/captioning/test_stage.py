@@ -79,6 +79,27 @@ def test_same_seed_same_output(curated_dir, captioned, tmp_path):
     assert a["captions"].map(list).tolist() == b["captions"].map(list).tolist()
 
 
+def test_a_rerun_over_its_output_reuses_the_analysis_of_unchanged_clips_and_equals_a_fresh_run(curated_dir, captioned,
+                                                                                           tmp_path):
+    out, first = captioned
+    assert first["clips_analysed"] == first["n_clips"] and first["clips_analysis_reused"] == 0
+    again = tmp_path / "captions"
+    shutil.copytree(out, again)
+    changed = tmp_path / "curated"                     # one clip's audio changes: only that clip is analysed again
+    shutil.copytree(curated_dir, changed)
+    manifest = pd.read_parquet(changed / "manifest.parquet")
+    clip = changed / manifest["path"][0]
+    clip.write_bytes(clip.read_bytes()[:-200] + bytes(200))
+    metrics = tmp_path / "metrics.json"
+    assert lyra(["caption", "--curated", str(changed), "--out", str(again), "--metrics", str(metrics),
+                 "--set", "n_phrasings=4"]) == 0
+    second = json.loads(metrics.read_text())
+    assert (second["clips_analysed"], second["clips_analysis_reused"]) == (1, first["n_clips"] - 1)
+    fresh = tmp_path / "fresh"
+    assert lyra(["caption", "--curated", str(changed), "--out", str(fresh), "--set", "n_phrasings=4"]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(again / "captions.parquet"), pd.read_parquet(fresh / "captions.parquet"))
+
+
 def test_bad_input_is_a_clear_error_and_keeps_the_old_output(curated_dir, tmp_path, capsys):
     broken = tmp_path / "curated"
     shutil.copytree(curated_dir, broken)
