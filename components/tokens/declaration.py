@@ -10,6 +10,7 @@ STAGES = (
               "--curated", "data/curated", "--captions", "data/captions", "--out", "data/tokens"),
         # reading the codec's evaluation puts the codec gate (a blocking check on it) before the shards
         deps=("data/models/omnicodec", "data/eval/omnicodec", "data/curated", "data/captions"), outs=("data/tokens",),
+        incremental=True,          # reuses the shards of unchanged clips from its previous output
         params="tokens", config="components.tokens.config:TokensConfig",
         pool="gpu",                # encodes on the codec's device (cuda in the gpu / cluster profiles)
         checks=(
