@@ -17,10 +17,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--input. Each file ends up in manifest.parquet or quarantine.parquet (with a reason). Sidecars "
         "<stem>.json next to an audio file are read as its metadata; other non-audio files are quarantined."
     )
-    parser.add_argument("--input", required=True, type=Path,
-                        help="folder of audio files (searched recursively), or a metadata table (CSV / Parquet with a "
+    parser.add_argument("--input", required=True,
+                        help="folder of audio files (searched recursively); a metadata table (CSV / Parquet with a "
                              "`path` column and any of title, artist, album, genre, instrument, mood, bpm, key, "
-                             "licence, split) listing the files to curate")
+                             "licence, split) listing the files to curate; or an S3 prefix (s3://bucket/prefix, "
+                             "mirrored beside --out; credentials and AWS_ENDPOINT_URL from the environment)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder: clips/, manifest.parquet, quarantine.parquet (replaced atomically)")
     parser.add_argument("--metrics", type=Path, default=None, help="write the stage metrics (JSON) here")
@@ -40,13 +41,21 @@ def main(args) -> int:
     )
     from components.curation.expectations import validate_manifest, validate_quarantine
 
+    from components.curation.remote import is_remote, mirror, mirror_folder
+
     config = config_from_args(SECTION, CurationConfig, args)
-    check_folders(args.input, args.out)
+    remote = is_remote(args.input)
+    source = Path(args.input) if not remote else None
+    if source is not None:
+        check_folders(source, args.out)
     with stage_run("curated_clips") as run:
+        if remote:                       # mirrored beside the output: only new and changed objects move
+            source = mirror(args.input, mirror_folder(args.out), log=run.log)
+            check_folders(source, args.out)
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)
-        with run.output(args.out, inputs={"audio": args.input}, params=config) as staged:
-            result = curate_folder(args.input, staged.dir, config, progress=run.progress, log=run.log,
+        with run.output(args.out, inputs={"audio": source}, params=config) as staged:
+            result = curate_folder(source, staged.dir, config, progress=run.progress, log=run.log,
                                    previous=None if args.afresh else args.out)
             metrics = curation_metrics(result, config)
             plot_summary(result, config, staged.image("curation_summary", "curation_summary.png"))

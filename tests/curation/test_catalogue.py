@@ -185,3 +185,43 @@ def test_a_malformed_table_is_rejected_whole_naming_every_bad_row(library, tmp_p
     table.write_text("file,genre\nx.wav,Jazz\n")
     assert lyra(["curate", "--input", str(table), "--out", str(out)]) == 2
     assert "no `path` column (columns: file, genre)" in capsys.readouterr().err
+
+
+def test_an_s3_prefix_is_mirrored_and_curated_and_a_bad_one_is_one_clear_line(library, tmp_path, monkeypatch, capsys):
+    import boto3
+
+    from components.cli import main as lyra
+    from tests.infra.services import seaweedfs_s3
+
+    with seaweedfs_s3(tmp_path / "s3", buckets=("catalogue",)) as s3:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        client = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
+                              aws_secret_access_key=s3.secret_key, region_name="us-east-1")
+        names = ["Bo Reel/Harbour/01 Track 1.mp3", "Bo Reel/Harbour/02 Track 2.mp3", "Ann Ode/Day Lines/01 Track 1.ogg"]
+        for name in names:
+            client.upload_file(str(library / name), "catalogue", f"team/{name}")
+        out = tmp_path / "data" / "curated"
+        assert lyra(["curate", "--input", "s3://catalogue/team", "--out", str(out)]) == 0, capsys.readouterr().err
+        manifest = pd.read_parquet(out / "manifest.parquet")
+        assert sorted(manifest["source_file"].unique()) == sorted(names)
+        assert json.loads(manifest["meta"][0])["artist"] in ("Bo Reel", "Ann Ode")     # tags survive the trip
+
+        client.delete_object(Bucket="catalogue", Key=f"team/{names[0]}")             # the library changes
+        client.upload_file(str(library / "Bo Reel/Inland/01 Track 1.wav"), "catalogue", "team/Bo Reel/Inland/01.wav")
+        assert lyra(["curate", "--input", "s3://catalogue/team", "--out", str(out)]) == 0
+        manifest = pd.read_parquet(out / "manifest.parquet")
+        assert sorted(manifest["source_file"].unique()) == sorted([*names[1:], "Bo Reel/Inland/01.wav"])
+        capsys.readouterr()
+
+        for url, expected in (("s3://catalogue/no-such-prefix", "no objects under this prefix"),
+                              ("s3://no-such-bucket/team", "s3://no-such-bucket/team: ")):
+            assert lyra(["curate", "--input", url, "--out", str(tmp_path / "other")]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.count("\n") == 0 and expected in err and "Traceback" not in err, err
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        assert lyra(["curate", "--input", "s3://catalogue/team", "--out", str(tmp_path / "other")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "s3://catalogue/team: " in err, err
