@@ -12,6 +12,10 @@ checks catch what DVC does not, each with a message naming the file and what to 
                                       same input digests as the inputs there now. A lock whose dep hashes
                                       were edited to match new inputs, without the stage rerunning, fails here.
 
+What they cannot see: DVC's state database remembers a verified cache object by inode, size and mtime, so a
+change that keeps all three (a same-size edit with the mtime put back) is not rehashed; and a dvc.lock edited
+consistently with outputs whose lineage.json was forged too.
+
 `lyra verify` runs all three over the pipeline. In a Dagster run, the first `dvc status` of the run is preceded
 by check_lock and check_cache over everything dvc.lock records (orchestration/dvc.py), and a stage about to be
 skipped as up to date runs check_lineage (orchestration/stage_assets.py).
