@@ -135,6 +135,7 @@ def resolve_duplicates(outcomes: list[FileOutcome], max_fraction: float, clips_d
     """Keep the first of every group of near-duplicate clips (input order); quarantine the rest."""
     index = DuplicateIndex(max_fraction)
     sources: dict[str, str] = {}
+    splits: dict[str, str] = {}
     manifest, quarantine = [], []
     for outcome in outcomes:
         quarantine.extend(outcome.quarantined)
@@ -144,11 +145,14 @@ def resolve_duplicates(outcomes: list[FileOutcome], max_fraction: float, clips_d
             if match is None:
                 index.add(row["clip_id"], fp)
                 sources[row["clip_id"]] = row["source_file"]
+                splits[row["clip_id"]] = row["split"]
                 manifest.append(row)
                 continue
             kept, distance = match
+            # the copy is dropped, never kept in another split: a pair across splits would leak test into train
+            across = f"; it was in {row['split']}, the kept clip in {splits[kept]}" if row["split"] != splits[kept] else ""
             detail = (f"near-duplicate of clip {kept} (from {sources[kept]}): {100 * distance:.1f}% of fingerprint "
-                      f"bits differ (threshold {100 * max_fraction:.0f}%)")
+                      f"bits differ (threshold {100 * max_fraction:.0f}%){across}")
             quarantine.append(quarantine_row(row["source_file"], "duplicate", detail, row["clip_id"]))
             (clips_dir / f"{row['clip_id']}.wav").unlink(missing_ok=True)
             if log is not None:
@@ -190,6 +194,8 @@ def curation_metrics(result: CurationResult, config: CurationConfig) -> dict:
         "files_without_clips": result.n_inputs - len(curated),
         "quarantine_rows": len(quarantine),
         "quarantined_by_reason": dict(sorted(collections.Counter(quarantine["reason"]).items())),
+        # near-duplicate pairs whose two clips had landed in different splits (the copy is dropped, reported here)
+        "duplicates_across_splits": int(quarantine["detail"].str.contains("; it was in ", regex=False).sum()),
         "clips": len(manifest),
         "clips_by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
         "pieces": int(manifest["piece_id"].nunique()),

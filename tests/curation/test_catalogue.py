@@ -225,3 +225,20 @@ def test_an_s3_prefix_is_mirrored_and_curated_and_a_bad_one_is_one_clear_line(li
         assert lyra(["curate", "--input", "s3://catalogue/team", "--out", str(tmp_path / "other")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "s3://catalogue/team: " in err, err
+
+
+def test_a_near_duplicate_across_splits_is_dropped_and_counted(tmp_path):
+    from components.curation.curate import curation_metrics
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    audio = synth_music(4.0, 24_000, seed=7)
+    for name, split in (("a take.wav", "train"), ("the same take, another album.wav", "test")):
+        sf.write(folder / name, audio, 24_000)
+        (folder / name).with_suffix(".json").write_text(json.dumps({"split": split}))
+    config = CurationConfig(clip_s=2.0, min_clip_s=1.0)
+    result = curate_folder(folder, tmp_path / "out", config)
+    assert set(result.manifest["split"]) == {"train"}                 # nothing of the pair reaches test
+    details = result.quarantine.loc[result.quarantine["reason"] == "duplicate", "detail"]
+    assert len(details) == 2 and all("it was in test, the kept clip in train" in d for d in details)
+    assert curation_metrics(result, config)["duplicates_across_splits"] == 2
