@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stability": ("components.registry.stability", "run a stage under several seeds and thread counts: does its gate's verdict flip?"),
     "scaling": ("components.scaling.cli", "scaling laws: sweep small Lyra runs, fit L(N, D), recommend a size for a FLOP budget"),
     "pipeline": ("components.pipeline", "the stage graph: list stages, write dvc.yaml"),
-    "verify": ("orchestration.integrity", "check dvc.lock, the DVC cache and up-to-date stages' lineage before building on them"),
+    "verify": ("orchestration.verify", "check dvc.lock, the DVC cache and up-to-date stages' lineage before building on them"),
     "demo": ("orchestration.demo", "run the whole lifecycle through Dagster (tiny profile, SQLite, local DVC remote)"),
     "ui": ("orchestration.demo", "open the Dagster UI on the same assets and instance"),
 }

@@ -16,14 +16,14 @@ What they cannot see: DVC's state database remembers a verified cache object by 
 change that keeps all three (a same-size edit with the mtime put back) is not rehashed; and a dvc.lock edited
 consistently with outputs whose lineage.json was forged too.
 
-`lyra verify` runs all three over the pipeline. In a Dagster run, the first `dvc status` of the run is preceded
-by check_lock and check_cache over everything dvc.lock records (orchestration/dvc.py), and a stage about to be
-skipped as up to date runs check_lineage (orchestration/stage_assets.py).
+`lyra verify` (orchestration/verify.py) runs all three over the pipeline. In a Dagster run, the first
+`dvc status` of the run is preceded by check_lock and check_cache over everything dvc.lock records
+(orchestration/dvc.py), and a stage about to be skipped as up to date runs check_lineage
+(orchestration/stage_assets.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -163,30 +163,3 @@ def verify_record(repo: str | os.PathLike = REPO_ROOT) -> dict:
     lock = check_lock(repo)
     check_cache(repo, lock, list(recorded_outs(lock)))
     return lock
-
-
-# ------------------------------------------------------------------------------- lyra verify
-
-def configure_verify(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stages", nargs="*", help="stages to check (default: every stage dvc.lock records)")
-    parser.add_argument("--repo", default=".", help="the project (dvc.lock, .dvc/cache, data/)")
-    parser.set_defaults(func=_cmd_verify)
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from orchestration.dvc import DvcResource
-
-    lock = verify_record(args.repo)
-    recorded = list((lock.get("stages") or {}))
-    unknown = [s for s in args.stages if s not in recorded]
-    if unknown:
-        raise IntegrityError(f"{Path(args.repo) / 'dvc.lock'}: records no stage {', '.join(unknown)} "
-                             f"(it records: {', '.join(recorded) or 'none'})")
-    stale = DvcResource(repo=str(Path(args.repo).resolve())).stale_stages() if lock else {}
-    stages = args.stages or recorded
-    objects = check_cache(args.repo, lock, [item["path"] for stage in stages for field in ("deps", "outs")
-                                            for item in lock["stages"][stage].get(field) or []])
-    compared = sum(check_lineage(args.repo, lock, stage) for stage in stages if stage not in stale)
-    print(f"dvc.lock readable; {objects} cached objects hash to their names; {compared} inputs of up-to-date stages "
-          f"match their outputs' lineage; {len(stale)} stages out of date (dvc status): {', '.join(stale) or 'none'}")
-    return 0

@@ -29,12 +29,25 @@ def codec_quality_args(tmp_path: Path) -> list[str]:
     return ["--curated", str(curated), "--steps", "2", "--no-visqol", "--eval-clips", "1", "--eval-seconds", "1"]
 
 
+def incremental_ingest_args(tmp_path: Path) -> list[str]:
+    import soundfile as sf
+
+    from tests.curation.conftest import synth_music
+
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(5):
+        sf.write(library / f"piece{i}.wav", synth_music(3.0, 24_000, seed=i), 24_000)
+    return ["--corpus", str(library), "--first", "3", "--added", "2"]
+
+
 # script -> its smallest flags (a list, or a function of tmp_path for scripts that need data)
 CASES = {
     "best_of_n.py": ["--seconds", "1", "--rounds", "1"],
     "codec_quality.py": codec_quality_args,
     "codec_speed.py": ["--seconds", "1", "--repeats", "1", "--threads", "1", "--skip-dac"],
     "corpus_curation_throughput.py": ["--pieces", "2"],
+    "incremental_ingest.py": incremental_ingest_args,
     "serving.py": ["--clients", "2", "--requests", "1", "--seconds", "0.5", "--threads", "1"],
     "lm_speed.py": ["--frames", "20", "--rounds", "1", "--train-steps", "1", "--train-batch", "1",
                     "--train-frames", "32"],
