@@ -95,8 +95,8 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
         raise CurationInputError(f"no input files in {input_dir} ({len(sidecars)} sidecars, nothing else)")
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
-    file_keys = incremental.keys(inputs, config)
     earlier = incremental.Previous.load(previous)
+    file_keys = incremental.keys(inputs, config, incremental.stamps_file(previous) if previous is not None else None)
 
     def crashed(item: InputFile, detail: str) -> FileOutcome:
         return FileOutcome(item.rel, [], [quarantine_row(item.rel, "crashed", detail)])

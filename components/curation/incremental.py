@@ -8,7 +8,7 @@ changed files are decoded. Near-duplicates are then resolved over all clips in i
 run, so the result is the same as curating everything afresh; for that, a file that lost a clip to a duplicate
 last time is curated again (its pre-de-duplication clips were not kept), as is one that crashed.
 
-    keys(inputs, config)                     -> {source_file: key}
+    keys(inputs, config, stamps)             -> {source_file: key} (unchanged size + mtime: the last key, unread)
     Previous.load(out_dir)                   the previous output's records (empty when there is none)
     previous.reuse(item, key, clips_dir)     -> FileOutcome with its clips linked in, or None
     write_sources(out_dir, outcomes, keys)
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.common.atomic import atomic_write_json
 from components.common.lineage import file_digest, stage_code_version
 from components.curation.config import CurationConfig
 from components.curation.discover import InputFile
@@ -41,16 +42,48 @@ def config_key(config: CurationConfig) -> str:
                        .encode()).hexdigest()
 
 
-def keys(inputs: list[InputFile], config: CurationConfig) -> dict[str, str]:
+def keys(inputs: list[InputFile], config: CurationConfig, stamps: Path | None = None) -> dict[str, str]:
+    """{source_file: key}. With a `stamps` file (a cache beside the output, not part of it: it holds file times),
+    a file whose size and modification time, its sidecar's, its table row and the config are as when its key
+    was last computed keeps that key unread, as git's index and DVC's state do; the rest are hashed."""
     common = config_key(config)
-    out = {}
+    known = _read_json(stamps) if stamps is not None else {}
+    out, now = {}, {}
     for item in inputs:
-        h = hashlib.md5(common.encode())
-        for part in (item.path if item.path.is_file() else None, item.sidecar):
-            h.update((file_digest(part) if part is not None else "-").encode())
-        h.update(json.dumps(item.table or {}, sort_keys=True, default=str).encode())
-        out[item.rel] = h.hexdigest()
+        stamp = json.dumps([common, _stat(item.path), _stat(item.sidecar), item.table or {}], sort_keys=True,
+                           default=str)
+        previous = known.get(item.rel)
+        if previous is not None and previous[0] == stamp:
+            out[item.rel] = previous[1]
+        else:
+            h = hashlib.md5(common.encode())
+            for part in (item.path if item.path.is_file() else None, item.sidecar):
+                h.update((file_digest(part) if part is not None else "-").encode())
+            h.update(json.dumps(item.table or {}, sort_keys=True, default=str).encode())
+            out[item.rel] = h.hexdigest()
+        now[item.rel] = [stamp, out[item.rel]]
+    if stamps is not None:
+        atomic_write_json(stamps, now)
     return out
+
+
+def stamps_file(out: Path) -> Path:
+    return out.parent / f".{out.name}.stamps.json"
+
+
+def _stat(path: Path | None) -> list | None:
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else [st.st_size, st.st_mtime_ns]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 @dataclasses.dataclass

@@ -59,3 +59,21 @@ def test_a_changed_config_or_a_damaged_previous_output_curates_everything(tmp_pa
     assert curate_folder(library, tmp_path / "v3", CONFIG, previous=tmp_path / "v1").files_reused == 0
     (tmp_path / "v1" / "sources.parquet").write_bytes(b"not parquet")
     assert curate_folder(library, tmp_path / "v4", CONFIG, previous=tmp_path / "v1").files_reused == 0
+
+
+def test_unchanged_files_are_not_read_again_and_a_touched_one_is(tmp_path, monkeypatch):
+    import components.curation.incremental as incremental
+
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(4):
+        write(library, f"piece{i}.wav", seed=i)
+    out = tmp_path / "curated"
+    curate_folder(library, tmp_path / "v1", CONFIG, previous=out)       # stamps beside `out`, as the CLI passes
+    shutil.move(tmp_path / "v1", out)
+    read = []
+    real_digest = incremental.file_digest
+    monkeypatch.setattr(incremental, "file_digest", lambda p, *a: read.append(Path(p).name) or real_digest(p, *a))
+    write(library, "piece2.wav", seed=102)                              # changed: size or mtime moves
+    again = curate_folder(library, tmp_path / "v2", CONFIG, previous=out)
+    assert read == ["piece2.wav"] and again.files_reused == 3

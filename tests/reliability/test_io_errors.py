@@ -23,8 +23,9 @@ def listing(folder: Path) -> dict[str, bytes]:
 
 
 def staging_left(folder: Path) -> list[str]:
-    """What atomic writers leave while writing (".<name>.<random>..."): nothing, after a failure."""
-    return [p.name for p in folder.rglob(".*") if ".tmp" in p.name or p.name.startswith((".artifacts.", ".curated."))
+    """What atomic writers leave while writing (".<name>.<random>" folders, ".tmp" files): nothing, after a failure.
+    (Curation's `.curated.stamps.json` beside its output is a cache of file times, not staging.)"""
+    return [p.name for p in folder.rglob(".*") if ".tmp" in p.name
             or (p.is_dir() and p.name.count(".") >= 2 and not p.name.endswith(".checkpoints"))]
 
 
