@@ -101,22 +101,23 @@ class DvcResource(dg.ConfigurableResource):
             self._restore_lock()
             lock = Path(self.repo) / "dvc.lock"
             key = f"{run_id}:{hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ''}"
-            if cache.is_file():
-                saved = json.loads(cache.read_text())
-                if saved.get("key") == key:
-                    return saved["status"]
-            if not cache.is_file() or not json.loads(cache.read_text()).get("key", "").startswith(f"{run_id}:"):
+            saved = json.loads(cache.read_text()) if cache.is_file() else {}
+            if saved.get("key") == key:
+                return saved["status"]
+            if not saved.get("key", "").startswith(f"{run_id}:"):
                 verify_record(self.repo)          # once per run, before DVC is first asked (integrity.py)
             status = json.loads(self._run("status", "--json") or "{}")
             atomic_write_text(cache, json.dumps({"key": key, "status": status}))
             return status
 
-    def stale_stages(self) -> dict:
-        """{stage: what changed} for every stage DVC considers out of date."""
+    def stale_stages(self, verify: bool = True) -> dict:
+        """{stage: what changed} for every stage DVC considers out of date. `verify=False`: the caller has just run
+        integrity.verify_record itself (`lyra verify`), so the cache is not hashed twice."""
         if not self.enabled:
             return {}
         self._restore_lock()
-        verify_record(self.repo)
+        if verify:
+            verify_record(self.repo)
         return json.loads(self._run("status", "--json") or "{}")
 
     def commit(self, stage: str) -> None:

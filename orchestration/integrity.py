@@ -157,9 +157,9 @@ def check_lineage(repo: str | os.PathLike, lock: dict, stage: str) -> int:
     return compared
 
 
-def verify_record(repo: str | os.PathLike = REPO_ROOT) -> dict:
+def verify_record(repo: str | os.PathLike = REPO_ROOT) -> tuple[dict, int]:
     """dvc.lock readable and every cached object it records intact: run before DVC is asked anything, since
-    `dvc status` itself drops a corrupt cache object without a word (and the next checkout has no copy)."""
+    `dvc status` itself drops a corrupt cache object without a word (and the next checkout has no copy).
+    Returns (the lock, how many cached objects were checked)."""
     lock = check_lock(repo)
-    check_cache(repo, lock, list(recorded_outs(lock)))
-    return lock
+    return lock, check_cache(repo, lock, list(recorded_outs(lock)))

@@ -37,11 +37,13 @@ from components.captioning.captioner import Captioner, make_captioner
 from components.captioning.config import CaptionConfig
 from components.captioning import reuse
 from components.captioning.tags import METADATA_FIELDS, ClipTags, metadata_of, resolve_tags
-
-CATALOGUE_FIELDS = ("title", "artist", "album", "genre", "composer", "collection", "instrument", "mood", "tempo_bpm",
-                    "key", "date", "licence")
 from components.captioning.text_encoder import TextEncoder
 from components.common.errors import LyraError
+
+# catalogue fields a caption can use: captioning reports how many clips have each (unknown ones are left unsaid)
+CATALOGUE_FIELDS = ("title", "artist", "album", "genre", "composer", "collection", "instrument", "mood", "tempo_bpm",
+                    "key", "date", "licence")
+
 
 REQUIRED_COLUMNS = ("clip_id", "path")
 STAGE_NAME = "captions"
@@ -219,11 +221,12 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
 
     keys = reuse.clip_keys(curated, rows, _analysis_options(config), _loudness)
     known = reuse.previous_features(out)
-    todo = [i for i, key in enumerate(keys) if key not in known]
-    fresh = iter(analyse_clips(curated, [rows[i] for i in todo], config, run) if todo else [])
+    to_analyse = [i for i, key in enumerate(keys) if key not in known]          # new or changed clips
+    fresh = iter(analyse_clips(curated, [rows[i] for i in to_analyse], config, run))
     features = [known[key] if key in known else next(fresh) for key in keys]
     if known:
-        run.log.info("%d clips' analysis taken from the previous output, %d analysed", len(rows) - len(todo), len(todo))
+        run.log.info("%d clips' analysis taken from the previous output, %d analysed", len(rows) - len(to_analyse),
+                     len(to_analyse))
     t_analysis = time.perf_counter() - t0
     metadata = [metadata_of(r) for r in rows]
     tags = [resolve_tags(str(r["clip_id"]), m, f, config, audio_path=str(r["path"]))
@@ -244,7 +247,7 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
         "distinct_phrasing_fraction": round(distinct, 4),
         **flat_metrics(report), **phrasing_similarity(embeddings),
         "seconds_analysis": round(t_analysis, 2), "seconds_encode": round(t_encode, 2),
-        "clips_analysed": len(todo), "clips_analysis_reused": len(rows) - len(todo),
+        "clips_analysed": len(to_analyse), "clips_analysis_reused": len(rows) - len(to_analyse),
         # how many clips the catalogue describes in each field a caption can use (unknown ones are left unsaid)
         "clips_with_metadata": {field: sum(field in m for m in metadata) for field in CATALOGUE_FIELDS},
     }

@@ -22,8 +22,7 @@ def small_disk(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("this test mounts a tmpfs: run it as root (CI does)")
     mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    mount_small_disk(mount, "4m")
     try:
         yield mount
     finally:

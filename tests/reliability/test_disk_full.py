@@ -4,13 +4,14 @@ intact, nothing half-written, and the rerun after space is freed completes. The 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from tests.reliability.conftest import fill
 
 LYRA = str(Path(sys.executable).parent / "lyra")
 
@@ -33,9 +34,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_previous_output_survive
     assert first.returncode == 0, first.stderr[-2000:]
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
 
-    ballast = small_disk / "ballast"
-    free = shutil.disk_usage(small_disk).free
-    ballast.write_bytes(b"\0" * max(0, free - 600_000))              # leave ~0.6 MB: the next output needs more
+    ballast = fill(small_disk, leave_bytes=600_000)               # leave ~0.6 MB: the next output needs more
     full = curate(audio_folder(tmp_path / "many", 4, seed=1), out)
     assert full.returncode == 2, full.stderr[-2000:]
     message = full.stderr.strip().splitlines()[-1]
