@@ -43,7 +43,7 @@ $(VENV)/.installed-dev: requirements-dev.lock pyproject.toml
 	touch $(VENV)/.installed $@
 
 demo: install
-	$(BIN)/lyra demo
+	$(BIN)/lyra demo $(if $(CORPUS),--corpus '$(CORPUS)')
 
 test: install-dev test-services
 	$(BIN)/python -m pytest -q

@@ -12,7 +12,7 @@ its checks and gates, the model it registers. This module collects them (STAGE_P
 `tests/test_pipeline_graph.py` fails if the committed dvc.yaml or the Dagster asset graph disagree with
 the declarations; `tests/test_add_a_stage.py` adds a toy stage with one line here.
 
-    demo_corpus -> curated_clips -> captions ----------------+
+         corpus -> curated_clips -> captions ----------------+
                          |                                   v
                          +-> omnicodec -> omnicodec_eval    token_shards -> lyra_pretrain -> lyra_samples
                          |        +--------------------------^                   +-> lyra_rlaif
@@ -36,7 +36,14 @@ from typing import Iterable
 import yaml
 
 from components.common.metrics import at
-from components.common.stage import METRICS_DIR, Check, Gate, Stage  # noqa: F401  (the names stages are declared with)
+from components.common.stage import (  # noqa: F401  (the names stages are declared with)
+    METRICS_DIR,
+    NOT_MEASURABLE,
+    Check,
+    Gate,
+    NotMeasurable,
+    Stage,
+)
 from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_config, profile_values
 
 # The packages that declare stages (components/<package>/declaration.py), in lifecycle order: adding a
@@ -83,6 +90,19 @@ class GateVerdict:
     passed: bool
     rules: dict[str, bool]     # rule -> passed; empty = every rule turned off by the config (accepted)
     numbers: dict              # the gate's declared figures found in what it read (numbers and intervals)
+    # rule -> why the corpus cannot show it (no instrument tags, no valid split): neither passed nor failed
+    not_measurable: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """One line: what passed or failed, and what this corpus could not measure."""
+        if self.passed:
+            said = f"passed: {', '.join(self.rules)}" if self.rules else (
+                "passed: every rule turned off by the config" if not self.not_measurable else "nothing measured")
+        else:
+            said = f"failed: {', '.join(self.failed)}"
+        unmeasured = "; ".join(f"{rule}: {reason}" for rule, reason in self.not_measurable.items())
+        return said + (f"; {NOT_MEASURABLE} - {unmeasured}" if unmeasured else "")
 
     @property
     def failed(self) -> list[str]:
@@ -120,8 +140,10 @@ def judge_gate(stage: Stage, gate: Gate, metrics: dict, cfg, **context) -> GateV
     """The gate's rules on `metrics` (a metrics dict, wherever it was written) with the stage's config."""
     from components.common.stage import resolve
 
-    rules = {name: bool(ok) for name, ok in resolve(gate.rules)(metrics, cfg, **context).items()}
-    return GateVerdict(all(rules.values()), rules, gate_figures(gate, metrics))
+    answers = resolve(gate.rules)(metrics, cfg, **context)
+    rules = {name: bool(ok) for name, ok in answers.items() if not isinstance(ok, NotMeasurable)}
+    unmeasured = {name: ok.reason for name, ok in answers.items() if isinstance(ok, NotMeasurable)}
+    return GateVerdict(all(rules.values()), rules, gate_figures(gate, metrics), unmeasured)
 
 
 def blocking_gates(stage: Stage) -> list[Gate]:
@@ -165,6 +187,9 @@ def dvc_pipeline(params: dict | None = None, stages: Iterable[Stage] | None = No
                                     for key in (f"{BASE_PROFILE}.{section}", f"${{profile}}.{section}")]
         section = profile_values(params).get(stage.params) or {}
         configured = [section[field] for field in stage.config_inputs if section.get(field)]
+        source = _corpus_source(stage, section)
+        if source is not None and source.dvc_dependency:
+            configured.append(source.dvc_dependency)
         doc["stages"][stage.name] = {
             "desc": stage.description,
             "cmd": " ".join(stage.command),
@@ -174,7 +199,15 @@ def dvc_pipeline(params: dict | None = None, stages: Iterable[Stage] | None = No
             "metrics": [{stage.metrics_path: {"cache": False}}],
             "meta": {"group": stage.group, "pool": stage.pool, "distributed": stage.distributed},
         }
+        if source is not None and source.always_changed:
+            doc["stages"][stage.name]["always_changed"] = True
     return doc
+
+
+def _corpus_source(stage: Stage, section: dict):
+    from components.corpus.sources import parse
+
+    return parse(section[stage.source_field]) if stage.source_field and section.get(stage.source_field) else None
 
 
 DVC_HEADER = "# Generated from components/pipeline.py by `lyra pipeline dvc-yaml --write`; do not edit by hand.\n"

@@ -109,12 +109,16 @@ def summarise(rows: Iterable[Mapping], *, tolerance: float = 0.08,
 def flat_metrics(summary: Mapping) -> dict:
     """The headline numbers, flat, for the metrics file / Dagster metadata."""
     t, k, m = summary["tempo"], summary["key"], summary["metre"]
-    return {
+    flat = {
         "tempo_n_compared": t["n_compared"], "tempo_acc1": t["acc1_strict"], "tempo_acc2": t["acc2_octave_tolerant"],
         "key_n_compared": k["n_compared"], "key_exact": k["exact"], "key_related": k["related"],
         "key_mirex": k["mirex_weighted"], "key_mode": k["mode"],
         "metre_n_compared": m["n_compared"], "metre_agreement": m["duple_triple"],
     }
+    # the estimators can only be checked against what the metadata says (a library rarely tags key or metre)
+    unmeasured = {f"{name}_agreement": f"no clip's metadata has a {name} to compare the audio estimate with"
+                  for name, part in (("tempo", t), ("key", k), ("metre", m)) if not part["n_compared"]}
+    return {**flat, **({"not_measurable": unmeasured} if unmeasured else {})}
 
 
 def _num(value) -> float | None:

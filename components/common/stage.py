@@ -29,6 +29,26 @@ def resolve(reference: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
+NOT_MEASURABLE = "not measurable on this corpus"
+
+
+@dataclasses.dataclass(frozen=True)
+class NotMeasurable:
+    """A gate rule's answer when the corpus lacks what the rule needs (a library without instrument tags has
+    no truth for the judge's instrument head): shown with its reason, neither passed nor failed, never silent."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{NOT_MEASURABLE}: {self.reason}"
+
+
+def not_measurable(metrics: dict, key: str) -> NotMeasurable | None:
+    """The stage's own word that `key` could not be measured (metrics["not_measurable"][key]), if it said so."""
+    reason = (metrics.get("not_measurable") or {}).get(key)
+    return NotMeasurable(reason) if reason else None
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckOutcome:
     """What a data check found: its verdict, one line for people, the figures behind it."""
@@ -53,8 +73,8 @@ class Check:
 
 @dataclasses.dataclass(frozen=True)
 class Gate:
-    """Named rules on a stage's metrics: `rules(metrics, cfg) -> {rule: passed}`. No rules = accepted (the
-    stage's config turned them off). Blocking gates stop downstream assets and are required by every
+    """Named rules on a stage's metrics: `rules(metrics, cfg) -> {rule: passed | NotMeasurable}`. No rules =
+    accepted (the stage's config turned them off); a NotMeasurable rule is reported, not counted. Blocking gates stop downstream assets and are required by every
     promotion of a model the stage builds or evaluates (components/registry/checks.py)."""
 
     name: str
@@ -100,6 +120,9 @@ class Stage:
     # fields of its config that name a file it reads (e.g. ORAQL's human ratings table): where the active
     # profile sets one, that file is a dependency too, so a changed table re-runs the stage
     config_inputs: tuple[str, ...] = ()
+    # a field of its config naming a corpus source (components/corpus/sources.py): a local library is a
+    # dependency DVC hashes; an S3 prefix makes the stage `always_changed` (it re-lists the prefix)
+    source_field: str = ""
     job: str = "lifecycle"       # the Dagster job that runs it; only `lifecycle` runs in `lyra demo` by default
     runs: tuple[str, ...] = ()   # stages whose command this one starts in subprocesses (their code is its code too)
     # Which ready stage the executor starts first (higher first), so that the longest chain is never the one

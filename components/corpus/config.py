@@ -9,6 +9,11 @@ from components.corpus.catalogue import COLLECTIONS, INSTRUMENTS
 
 
 class CorpusConfig(StageConfig):
+    # Where the corpus comes from (components/corpus/sources.py): `demo` builds the offline demo corpus from
+    # the fields below; a folder, a glob, a metadata table (CSV / Parquet) or an s3:// prefix brings in a
+    # team's library instead, and the fields below are not used
+    source: str = "demo"
+
     seed: int = 0  # picks the pieces, their instruments, default tempi and the split; same seed -> same corpus
 
     # Size. tiny: 96 pieces x 2 instruments x ~21 s (cut at the last bar line before 24 s, plus
@@ -45,6 +50,13 @@ class CorpusConfig(StageConfig):
     min_eval_pieces: int = Field(2, ge=0)
 
     workers: int = Field(2, ge=1)  # rendering processes; tiny: one per core
+
+    @field_validator("source")
+    @classmethod
+    def _a_kind_of_source(cls, value: str) -> str:
+        from components.corpus.sources import parse
+
+        return parse(value).spec
 
     @field_validator("collections")
     @classmethod

@@ -50,7 +50,7 @@ def main(args) -> int:
         check_folders(source, args.out)
     with stage_run("curated_clips") as run:
         if remote:                       # mirrored beside the output: only new and changed objects move
-            source = mirror(args.input, mirror_folder(args.out), log=run.log)
+            source = mirror(args.input, mirror_folder(args.out), log=run.log).audio
             check_folders(source, args.out)
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)

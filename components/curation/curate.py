@@ -24,7 +24,7 @@ from components.common.splits import SPLITS
 from components.curation.config import CurationConfig
 from components.curation.discover import InputFile, discover
 from components.curation.fingerprint import DuplicateIndex, from_hex
-from components.curation.process import SIDECAR_COLUMNS, FileOutcome, process_file, quarantine_row
+from components.curation.process import SIDECAR_COLUMNS, FileOutcome, ensure_held_out, process_file, quarantine_row
 from components.curation import incremental
 from components.curation.runner import run_isolated
 from components.common.errors import LyraError
@@ -58,6 +58,7 @@ class CurationResult:
     files_reused: int = 0   # unchanged files taken from the previous output
     removed: list[str] = dataclasses.field(default_factory=list)   # source files gone since the previous output
     duplicates_across_splits: int = 0   # near-duplicate copies dropped whose kept clip is in another split
+    moved_to_held_out: list[str] = dataclasses.field(default_factory=list)   # "group -> split" (ensure_held_out)
 
 
 class _ProcessTask:
@@ -118,6 +119,9 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
                  "input (their clips are gone)%s", len(inputs) - len(to_curate), len(to_curate), len(removed),
                  f": {', '.join(removed[:10])}{' ...' if len(removed) > 10 else ''}" if removed else "")
 
+    moved = ensure_held_out([row for outcome in outcomes for row in outcome.clips], config)
+    if log is not None and moved:
+        log.info("valid / test had no group: moved %s (the smallest training groups)", "; ".join(moved))
     manifest_rows, quarantine_rows, across_splits = resolve_duplicates(outcomes, config.fingerprint_max_hamming,
                                                                        clips_dir, log)
     manifest = manifest_frame(manifest_rows)
@@ -129,7 +133,7 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
     return CurationResult(manifest, quarantine, len(inputs), len(sidecars),
                           source_seconds=float(sum(outcomes[i].source_seconds for i in to_curate)),
                           wall_seconds=time.perf_counter() - start, files_reused=len(inputs) - len(to_curate),
-                          removed=removed, duplicates_across_splits=across_splits)
+                          removed=removed, duplicates_across_splits=across_splits, moved_to_held_out=moved)
 
 
 def resolve_duplicates(outcomes: list[FileOutcome], max_fraction: float, clips_dir: Path,
@@ -200,6 +204,8 @@ def curation_metrics(result: CurationResult, config: CurationConfig) -> dict:
         "quarantined_by_reason": dict(sorted(collections.Counter(quarantine["reason"]).items())),
         # near-duplicate pairs whose two clips had landed in different splits (the copy is dropped, reported here)
         "duplicates_across_splits": result.duplicates_across_splits,
+        # groups moved from train so that valid and test are not empty (a small library's hash split)
+        "groups_moved_to_held_out": result.moved_to_held_out,
         "clips": len(manifest),
         "clips_by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
         "pieces": int(manifest["piece_id"].nunique()),

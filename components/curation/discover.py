@@ -6,6 +6,10 @@ in the same folder (`song.wav` + `song.json`). Every other file is an INPUT and 
 the manifest or the quarantine: audio-extension files are decoded, anything else, an orphan
 `.json` included, is quarantined as `unsupported_format`. Hidden files and every subfolder
 count too: a file nobody looked at is a file that can go missing.
+
+A `catalogue.csv` or `catalogue.parquet` at the top of the folder is the folder's METADATA TABLE
+(components/curation/table.py, paths relative to the folder; what `lyra corpus build` writes for a table
+source): its rows are the metadata of the files they name, and it is not an input itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from components.common.audio import AUDIO_SUFFIXES
 
 SIDECAR_SUFFIX = ".json"
+CATALOGUE_NAMES = ("catalogue.csv", "catalogue.parquet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,16 +62,30 @@ def discover(input_dir: Path) -> tuple[list[InputFile], list[Path]]:
     for root, dirs, names in os.walk(input_dir, followlinks=False):
         dirs.sort()
         files.extend(Path(root) / name for name in sorted(names))
+    catalogue = folder_catalogue(input_dir)
+    rows = read_table(catalogue) if catalogue is not None else {}
     audio_stems = {(f.parent, f.stem) for f in files if is_audio_name(f)}
-    inputs, sidecars = [], []
+    inputs, sidecars = [], [catalogue] if catalogue is not None else []
     for f in files:
+        if f == catalogue:
+            continue
         if f.suffix.lower() == SIDECAR_SUFFIX and (f.parent, f.stem) in audio_stems:
             sidecars.append(f)
             continue
         sidecar = f.with_suffix(SIDECAR_SUFFIX) if is_audio_name(f) else None
+        rel = printable(f.relative_to(input_dir).as_posix())
         inputs.append(InputFile(
-            path=f, rel=printable(f.relative_to(input_dir).as_posix()),
-            sidecar=sidecar if sidecar is not None and sidecar.is_file() else None,
-            is_audio=is_audio_name(f),
+            path=f, rel=rel, sidecar=sidecar if sidecar is not None and sidecar.is_file() else None,
+            is_audio=is_audio_name(f), table=rows.get(rel),
         ))
     return sorted(inputs, key=lambda i: i.rel), sidecars
+
+
+def folder_catalogue(folder: Path) -> Path | None:
+    """The folder's own metadata table, if it has one (two would disagree about which wins: refused)."""
+    from components.curation.table import CatalogueTableError
+
+    found = [folder / name for name in CATALOGUE_NAMES if (folder / name).is_file()]
+    if len(found) > 1:
+        raise CatalogueTableError(f"{folder}: both {found[0].name} and {found[1].name}; keep one metadata table")
+    return found[0] if found else None

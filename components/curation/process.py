@@ -96,6 +96,38 @@ def piece_and_split(item: InputFile, meta: dict, config: CurationConfig) -> tupl
                                                               config.split_fractions)
 
 
+def ensure_held_out(rows: list[dict], config: CurationConfig) -> list[str]:
+    """A small library hashed by album can leave valid or test without a single group, and then nothing can be
+    selected or reported. For each of valid / test with a positive fraction and no clip, the smallest train group
+    (fewest clips; ties by the group's hash) moves there, when at least 3 groups were hash-assigned. Given splits
+    are never moved. Changes the rows' split in place (every hash-assigned row's split is recomputed, so a run
+    that reuses a previous run's rows ends where a fresh one does); returns "group -> split" for each move."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else {}
+        if meta.get("split") in SPLITS:
+            continue
+        group = split_group(row["piece_id"], meta, config.split_by)
+        row["split"] = hash_split(group, config.split_fractions)   # as a fresh run says (a reused row may be moved)
+        groups.setdefault(group, []).append(row)
+    if len(groups) < 3:
+        return []
+    present = {row["split"] for row in rows}
+    moves = []
+    for split in ("valid", "test"):
+        if split in present or config.split_fractions.get(split, 0) <= 0:
+            continue
+        train = [g for g, members in groups.items() if members[0]["split"] == "train"]
+        if len(train) < 2:
+            break
+        group = min(train, key=lambda g: (len(groups[g]), hashlib.sha1(g.encode("utf-8")).hexdigest()))
+        for row in groups[group]:
+            row["split"] = split
+        present.add(split)
+        moves.append(f"{group} -> {split}")
+    return moves
+
+
 def split_group(piece_id: str, meta: dict, split_by: str) -> str:
     """What files share a split. auto: the album (with its artist) when the file names one, else the piece."""
     def field(name: str) -> str:

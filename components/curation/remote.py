@@ -10,6 +10,7 @@ version.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,8 +32,16 @@ def mirror_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.source"
 
 
-def mirror(url: str, folder: Path, log=None) -> Path:
-    """Bring `folder` in step with the objects under `url`; returns the folder of audio (listing.json beside it)."""
+@dataclasses.dataclass(frozen=True)
+class Mirrored:
+    audio: Path          # the folder of files (listing.json beside it)
+    objects: int
+    downloaded: int      # new or changed since the last mirror
+    removed: int         # gone since the last mirror
+
+
+def mirror(url: str, folder: Path, log=None) -> Mirrored:
+    """Bring `folder` in step with the objects under `url`."""
     import fsspec
 
     fs = fsspec.filesystem("s3", skip_instance_cache=True)     # the environment as it is now, not a cached client
@@ -73,4 +82,4 @@ def mirror(url: str, folder: Path, log=None) -> Path:
     if log is not None:
         log.info("%s: %d objects, %d downloaded (new or changed), %d removed since the last mirror",
                  url, len(after), fetched, len(gone))
-    return audio
+    return Mirrored(audio, len(after), fetched, len(gone))

@@ -41,18 +41,21 @@ def analyse(pieces: list[np.ndarray], sample_rate: int) -> list[tuple[float | No
 
 def agreement(pieces: list[np.ndarray], truths: list[dict], reference_audio: list[np.ndarray], sample_rate: int,
               judge=None) -> dict[str, np.ndarray]:
-    """attribute -> [n] agreement of piece i with reference i's truth ({instrument, tempo_bpm, key, mode})."""
+    """attribute -> [n] agreement of piece i with reference i's truth ({instrument, tempo_bpm, key, mode}); NaN
+    where the metadata has no truth (a library without key tags): unknown, not a miss."""
     analysed = analyse(pieces, sample_rate)
+    keys = [parse_key(truth.get("key"), truth.get("mode")) for truth in truths]
     out = {
-        "tempo": np.array([acc2(t, truth.get("tempo_bpm")) for (t, _), truth in zip(analysed, truths)]),
-        "key": np.array([mirex_score(k, parse_key(truth.get("key"), truth.get("mode")))
-                         if k is not None and parse_key(truth.get("key"), truth.get("mode")) is not None else 0.0
-                         for (_, k), truth in zip(analysed, truths)]),
+        "tempo": np.array([acc2(t, truth.get("tempo_bpm")) if truth.get("tempo_bpm") else np.nan
+                           for (t, _), truth in zip(analysed, truths)]),
+        "key": np.array([np.nan if key is None else mirex_score(k, key) if k is not None else 0.0
+                         for (_, k), key in zip(analysed, keys)]),
         "timbre": np.array([-float(np.sqrt(np.mean((mel_statistics(a, sample_rate) - mel_statistics(r, sample_rate)) ** 2)))
                             for a, r in zip(pieces, reference_audio)]),
     }
     if judge is not None and "instrument" in judge.classes:
         names = judge.classes["instrument"]
         predicted = judge.predict("instrument", judge.features(pieces))
-        out["instrument"] = np.array([float(names[p] == truth.get("instrument")) for p, truth in zip(predicted, truths)])
+        out["instrument"] = np.array([float(names[p] == truth.get("instrument")) if truth.get("instrument") else np.nan
+                                      for p, truth in zip(predicted, truths)])
     return out

@@ -98,6 +98,15 @@ def influence_index(s_gen: np.ndarray, s_pos: np.ndarray, s_neg: np.ndarray, n_b
             "s_neg": float(s_neg.mean()), "n": int(len(s_gen))}
 
 
+def attribute_influence(s_gen: np.ndarray, s_pos: np.ndarray, s_neg: np.ndarray, name: str, n_boot: int,
+                        seed: int) -> dict:
+    """The influence index of one attribute over the references whose metadata says it (NaN = unknown)."""
+    known = ~(np.isnan(s_gen) | np.isnan(s_pos) | np.isnan(s_neg))
+    if known.sum() < 2:
+        return {"not_measurable": f"{int(known.sum())} of {len(known)} references have a {name} in their metadata"}
+    return influence_index(s_gen[known], s_pos[known], s_neg[known], n_boot, seed)
+
+
 def index_gain(s_gen: np.ndarray, s_base: np.ndarray, s_pos: np.ndarray, s_neg: np.ndarray, n_boot: int,
                seed: int) -> dict:
     """I(generations) - I(same seeds without the reference), bootstrapped over references (paired):
@@ -184,8 +193,8 @@ def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds:
                                  "s_neg": s_neg.tolist()}}
         if attr_anchor is not None:
             a_gen = agreement(gen_audio[q], truths, excerpt_audio, sr, judge)
-            row["attributes"] = {name: {**influence_index(a_gen[name], attr_anchor["pos"][name],
-                                                          attr_anchor["neg"][name], n_boot, seed)}
+            row["attributes"] = {name: attribute_influence(a_gen[name], attr_anchor["pos"][name],
+                                                           attr_anchor["neg"][name], name, n_boot, seed)
                                  for name in a_gen}
         if copy_ctx is not None:
             row["copying"] = copy_readings(gens[q], gen_audio[q], refs, codec, copy_ctx, seed)

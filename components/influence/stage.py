@@ -127,7 +127,10 @@ def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec_bits_
     m["bits_share_of_codec"] = m["bits_per_second"] / m["codec_bits_per_second"]
     m["flagged_spliced"] = min(m["flagged_spliced_reference"], m["flagged_spliced_training"])
     for name, row in main.get("attributes", {}).items():
-        m.update({f"influence_{name}": row["index"], f"influence_{name}_ci95": row["ci95"]})
+        if "not_measurable" in row:
+            m.setdefault("not_measurable", {})[f"influence_{name}"] = row["not_measurable"]
+        else:
+            m.update({f"influence_{name}": row["index"], f"influence_{name}_ci95": row["ci95"]})
     for q, row in test["settings"].items():
         m.update({f"sweep_{q}_{name}": value for name, value in pick(row, PER_SETTING).items()})
     if ood is not None:

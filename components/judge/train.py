@@ -83,20 +83,30 @@ def _decoded_splits(judge: Judge, tokens: Path, curated: Path, codec, labels: pd
     return data
 
 
+def label_names(values) -> np.ndarray:
+    """A head's labels as names, "" where the corpus does not say (a library without instrument tags)."""
+    return np.array([v if isinstance(v, str) and v.strip() and v != "None" else "" for v in values], dtype=object)
+
+
 def _train_head(judge: Judge, data: dict, head: str, cfg: JudgeConfig, log) -> tuple[dict, tuple | None]:
-    """One head: C chosen on valid (test is not looked at), its accuracy per split, test's confusion inputs."""
-    y_train = data["train"]["labels"][head].astype(str).to_numpy()
-    classes = sorted(set(y_train))
+    """One head: C chosen on valid (test is not looked at), its accuracy per split, test's confusion inputs.
+    Clips without the label are left out; a head with fewer than 2 labelled classes to learn is not trained
+    and says why ({"not_measurable": reason}: the library has no such tags)."""
+    y_all = label_names(data["train"]["labels"][head])
+    classes = sorted(set(y_all) - {""})
     if len(classes) < 2:
-        raise JudgeError(f"the training clips have only {classes} as {head}: nothing to tell apart")
+        reason = (f"{int((y_all != '').sum())} of {len(y_all)} training clips have a {head} tag"
+                  + (f" (only {classes[0]!r})" if classes else "") + ": nothing to tell apart")
+        log.warning("judge %s head not trained: %s", head, reason)
+        return {"not_measurable": reason}, None
     code = {c: i for i, c in enumerate(classes)}
 
     def encoded(split):
-        # labels the head never learnt (an OOD instrument) cannot be answered: left out, counted
-        y = data[split]["labels"][head].astype(str).to_numpy()
+        # labels the head never learnt (an OOD instrument) cannot be answered: left out, counted; so are untagged clips
+        y = label_names(data[split]["labels"][head])
         keep = np.array([v in code for v in y], dtype=bool)
         return [f for f, k in zip(data[split]["features"], keep) if k], \
-            np.array([code[v] for v in y[keep]], dtype=int), int((~keep).sum())
+            np.array([code[v] for v in y[keep]], dtype=int), int(((~keep) & (y != "")).sum())
 
     X_train, t_train, _ = encoded("train")
     X_valid, t_valid, _ = encoded("valid")
@@ -138,8 +148,12 @@ def run_judge_stage(cfg: JudgeConfig, tokens, codec_dir, curated, out, metrics_p
             metrics["heads"][head], test_confusion = _train_head(judge, data, head, cfg, run.log)
             if test_confusion is not None:
                 confusion[head] = test_confusion
+        unmeasured = {h: m["not_measurable"] for h, m in metrics["heads"].items() if "not_measurable" in m}
+        if unmeasured:
+            metrics["not_measurable"] = {f"judge_{h}": why for h, why in unmeasured.items()}
         metrics["seconds"] = time.perf_counter() - start
-        metrics.update({f"{h}_test_accuracy": m.get("test", {}).get("accuracy") for h, m in metrics["heads"].items()})
+        metrics.update({f"{h}_test_accuracy": m.get("test", {}).get("accuracy") for h, m in metrics["heads"].items()
+                        if h not in unmeasured})
 
         with run.output(out, inputs={"tokens": tokens, "codec": codec_dir, "curated": curated}, params=cfg,
                         lineage={"metrics": metrics}) as staged:

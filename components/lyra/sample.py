@@ -96,8 +96,8 @@ def held_out_prompts(tokens: Path, judge, labels: pd.DataFrame, judge_dir: Path,
     clips = [c for c in clips if c.clip_id in labels.index]
     if not clips:
         raise GenerationError(f"none of the {split} clips of {tokens} is labelled in {judge_dir}/{LABELS_FILE}")
-    head = list(judge.classes)[0]
-    return split, len(clips), choose_prompts(clips, [str(labels.loc[c.clip_id, head]) for c in clips], n)
+    head = next(iter(judge.classes), None)          # a judge without heads (an untagged library): no spreading
+    return split, len(clips), choose_prompts(clips, [str(labels.loc[c.clip_id, head]) if head else "" for c in clips], n)
 
 
 def judge_verdicts(judge, labels: pd.DataFrame, prompts: list[Prompt], audio: dict[str, list], log) -> tuple[dict, dict]:
@@ -119,6 +119,16 @@ def judge_verdicts(judge, labels: pd.DataFrame, prompts: list[Prompt], audio: di
                  "p(text > no text) = %.2g", head, v["accuracy_text"], v["accuracy_no_text"], v["accuracy_real"],
                  v["chance_majority"], v["n"], v["share_of_real"], v["p_text_vs_no_text"])
     return verdict, answers
+
+
+def unmeasured_heads(judge, verdict: dict, gate_head: str | None, n_prompts: int) -> dict[str, str]:
+    """{"judge_<head>": why} for the gate's head and every head no prompt had a learnt truth for."""
+    out = {f"judge_{h}": f"none of the {n_prompts} prompts' clips has a {h} tag the judge learnt"
+           for h, v in verdict.items() if v["n"] == 0}
+    if gate_head and gate_head not in judge.classes:
+        out[f"judge_{gate_head}"] = (f"the judge has no {gate_head} head: the corpus has too few {gate_head} tags "
+                                     f"to train one")
+    return out
 
 
 def self_consistency(model, prompts: list[Prompt], with_text: list, texts: np.ndarray, cfg: GenerateConfig) -> dict:
@@ -184,6 +194,8 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
         audio = {"real": real, "text": codec_io.decode_in_batches(codec, with_text, cfg.batch_size),
                  "no_text": codec_io.decode_in_batches(codec, no_text, cfg.batch_size)}
         verdict, answers = judge_verdicts(judge, labels, prompts, audio, log)
+        unmeasured = unmeasured_heads(judge, verdict, cfg.gate_head, len(prompts))
+        verdict = {h: v for h, v in verdict.items() if f"judge_{h}" not in unmeasured}
 
         texts = np.stack([p.embedding for p in prompts])      # length control, unforced
         length_rows = measure_lengths(model, texts, cfg.length_requests, cfg.length_seeds, sampling_params(cfg), cfg.seed)
@@ -202,6 +214,7 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
             "self_consistency_chance": retrieval_accuracy(nll["real"], nll["texts"])[1],
             "self_consistency_gap_real_nats": caption_gap(nll["real"]),
             "seconds": time.perf_counter() - started,
+            **({"not_measurable": unmeasured} if unmeasured else {}),
         }
         with run.output(out, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens, "judge": judge_dir},
                         params=cfg, lineage={"metrics": metrics}) as staged:

@@ -28,6 +28,7 @@ import numpy as np
 from components.common.atomic import atomic_write_json
 from components.common.audio import write_wav
 from components.common.reporting import stage_run
+from components.common.stage import NOT_MEASURABLE
 from components.oraql.config import BestOfNConfig
 
 STAGE = "lyra_best_of_n"
@@ -180,6 +181,11 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
         overall = scores[:, 0].reshape(len(clips), N)
         judge_scores = None if judge is None else np.asarray(
             judge(audios, sr, [p for p in prompts for _ in range(N)]), dtype=float).reshape(len(clips), N)
+        unjudged = None
+        if judge is not None and np.isnan(judge_scores).all():     # no prompt's clip has a tag the judge learnt
+            unjudged = (f"{getattr(judge, 'name', 'the judge')}: none of the {len(clips)} prompts' clips has an "
+                        "instrument the judge learnt (the corpus has no instrument tags)")
+            judge, judge_scores = None, None
         curve = selection_curve(overall, cfg.n_values, judge_scores)
         judge_name = getattr(judge, "name", None) if judge is not None else None
         for row in curve:
@@ -191,7 +197,8 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             **{f"best_of_{r['n']}_{k}": r[k] for r in curve for k in ("mean", "worst", "share_below_median", "judge_mean")
                if k in r},
             "median_single_candidate": curve[0]["median_n1"],
-            "judge": judge_name or "not available (no independent evaluator was passed; see components/oraql/best_of_n.py)",
+            "judge": judge_name or (f"{NOT_MEASURABLE}: {unjudged}" if unjudged else
+                                    "not available (no independent evaluator was passed; see components/oraql/best_of_n.py)"),
             "generation_seconds": gen_s, "decode_seconds": decode_s, "scoring_seconds": score_s,
             "oraql_seconds_audio_per_second": sum(len(a) for a in audios) / sr / score_s if score_s else None,
             "stage_seconds": time.perf_counter() - started, "stage_cpu_seconds": time.process_time() - started_cpu,
@@ -229,11 +236,14 @@ class JudgeEvaluator:
 
     def __init__(self, judge):
         self.judge = judge
-        self.classes = {c: i for i, c in enumerate(judge.classes["instrument"])}
+        # a judge trained on a library without instrument tags has no such head: every answer unknown
+        self.classes = {c: i for i, c in enumerate(judge.classes.get("instrument", []))}
 
     def __call__(self, audios: list[np.ndarray], sample_rate: int, prompts: list[dict]) -> np.ndarray:
         from components.common.audio import resample
 
+        if not self.classes:
+            return np.full(len(audios), np.nan)
         pieces = [resample(np.asarray(a, dtype=np.float32), sample_rate, self.judge.sample_rate) for a in audios]
         log_probs = self.judge.log_probs("instrument", self.judge.features(pieces))
         wanted = [self.classes.get(p.get("instrument")) for p in prompts]

@@ -37,5 +37,6 @@ def evaluate(names: tuple[str, ...], repo: Path, profile: str | None) -> dict[st
     for name in names:
         stage, gate = _gate(name)
         verdict = judge_gate(stage, gate, gate_input(stage, gate, repo), stage_config(stage, repo, profile))
-        out[name] = {"passed": verdict.passed, "rules": verdict.rules, "numbers": verdict.scalars}
+        out[name] = {"passed": verdict.passed, "rules": verdict.rules, "numbers": verdict.scalars,
+                     **({"not_measurable": verdict.not_measurable} if verdict.not_measurable else {})}
     return out

@@ -186,8 +186,14 @@ def load_judge(judge_dir: Path | None):
 
     if not (judge_dir / LABELS_FILE).is_file():
         raise RLAIFError(f"{judge_dir} holds no judge labels ({LABELS_FILE} missing); run `lyra judge train`")
+    from components.judge.model import Judge
+    from components.judge.train import label_names
+
+    if JudgeCheck.HEAD not in Judge.load(judge_dir).classes:     # trained on a library without instrument tags
+        return None, {}
     labels = pd.read_parquet(judge_dir / LABELS_FILE)
-    return JudgeCheck(judge_dir), dict(zip(labels["clip_id"].astype(str), labels[JudgeCheck.HEAD].astype(str)))
+    names = label_names(labels[JudgeCheck.HEAD])
+    return JudgeCheck(judge_dir), {str(c): n for c, n in zip(labels["clip_id"], names) if n}
 
 
 def grpo_trainer(cfg: RLAIFConfig, policy, model_dir: Path, codec, reward, prompts: tuple, root: Path, judge):
@@ -285,6 +291,11 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
         metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
                            n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge)
         metrics.update(training_summary(cfg, history, metrics, resume))
+        if judge_dir is not None and not metrics["judge_n"]:
+            metrics["not_measurable"] = {"judge_instrument": (
+                "the judge has no instrument head (the corpus has too few instrument tags to train one)"
+                if judge is None else f"none of the {len(eval_prompts.captions)} {cfg.eval_split} prompts' clips "
+                "has an instrument tag the judge learnt")}
         log_evaluation(log, metrics, cfg)
         with run.output(out, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens,
                                      **({"judge": judge_dir} if judge_dir else {})},

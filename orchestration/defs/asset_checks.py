@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from components.pipeline import STAGES, Check, Gate, Stage, gate_input, judge_gate, stage_config
+from components.pipeline import NOT_MEASURABLE, STAGES, Check, Gate, Stage, gate_input, judge_gate, stage_config
 from orchestration.launchers import REPO_ROOT
 
 
@@ -42,15 +42,15 @@ def gate_check(stage: Stage, gate: Gate) -> dg.AssetChecksDefinition:
         context_kwargs, extra = GATE_CONTEXT[gate.name](context, metrics) if gate.name in GATE_CONTEXT else ({}, {})
         verdict = judge_gate(stage, gate, metrics, cfg, **context_kwargs)
         fails_run = gate.blocking and (not gate.refusal_fails_run or bool(getattr(cfg, gate.refusal_fails_run)))
-        if verdict.passed:
-            description = f"passed: {', '.join(verdict.rules) or 'every rule turned off by the config'}"
-        else:
-            description = f"{'refused' if gate.blocking else 'missed'}: {', '.join(verdict.failed)}"
+        description = verdict.summary
+        if not verdict.passed:
+            description = description.replace("failed:", "refused:" if gate.blocking else "missed:", 1)
         return dg.AssetCheckResult(
             passed=verdict.passed, description=description,
             severity=dg.AssetCheckSeverity.ERROR if fails_run else dg.AssetCheckSeverity.WARN,
             metadata={**{k: _metadata(v) for k, v in verdict.numbers.items()}, **extra,
-                      **{f"rule.{k}": v for k, v in verdict.rules.items()}})
+                      **{f"rule.{k}": v for k, v in verdict.rules.items()},
+                      **{f"rule.{k}": f"{NOT_MEASURABLE}: {why}" for k, why in verdict.not_measurable.items()}})
 
     return _check
 

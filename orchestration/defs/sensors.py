@@ -2,9 +2,12 @@
 
     stale_data_sensor   every few minutes asks DVC which stages are stale (new or changed audio, params,
                         code); if any is, one lifecycle run keyed by the staleness fingerprint
-    raw_audio_sensor    watches the raw audio folder curation reads (the files `discover` finds: audio and
-                        sidecars, by name, size and mtime); when files land, change or go, one run from
-                        curation downwards, keyed by the folder's fingerprint
+    raw_audio_sensor    watches the raw audio (the files `discover` finds: audio, sidecars and a catalogue table,
+                        by name, size and mtime): a team's library folder when `corpus.source` names one (the
+                        run starts at the corpus stage, which brings the files in), else the folder curation
+                        reads (the run starts at curation); when files land, change or go, one run keyed by
+                        the folder's fingerprint. An S3 source has nothing local to watch: the schedule's
+                        `dvc repro` re-lists it (its stage is always_changed)
     listeners_sensor    counts the listening room's judgements (`lyra serve`); every `listening.retrain_after`
                         new ones it exports them as ORAQL's tables and runs ORAQL and what reads it, keyed
                         by the last judgement exported
@@ -32,6 +35,18 @@ AUTOMATION = dg.DefaultSensorStatus.RUNNING if os.environ.get("LYRA_AUTOMATION")
     else dg.DefaultSensorStatus.STOPPED
 # the folder curation reads (components/pipeline.py: curated_clips' --input)
 RAW_AUDIO = "data/corpus/audio"
+
+
+def watched_audio() -> tuple[str, str]:
+    """(the folder the raw-audio sensor watches, the first stage of the run it starts), from corpus.source."""
+    from components.config import load_stage_config
+    from components.corpus.config import CorpusConfig
+    from components.corpus.sources import parse
+
+    source = parse(load_stage_config("corpus", CorpusConfig, params_path=REPO_ROOT / "params.yaml").source)
+    if source.root is not None:        # a library on this machine: the corpus stage brings changes in
+        return str(source.root), "corpus"
+    return RAW_AUDIO, "curated_clips"
 
 
 @dg.sensor(job=lifecycle_job, minimum_interval_seconds=300, default_status=AUTOMATION)
@@ -71,13 +86,9 @@ def downstream_of(first: str) -> list[dg.AssetKey]:
     return [dg.AssetKey(s.name) for s in lifecycle if s.name in chosen] + [registry_key(m) for m in registered_models()]
 
 
-def from_curation_down() -> list[dg.AssetKey]:
-    return downstream_of("curated_clips")
-
-
-def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor") -> dg.SensorDefinition:
+def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor", first: str = "curated_clips") -> dg.SensorDefinition:
     @dg.sensor(name=name, job=lifecycle_job, minimum_interval_seconds=60, default_status=AUTOMATION,
-               description=f"new, changed or removed files in {folder} -> curation and everything after it")
+               description=f"new, changed or removed files in {folder} -> {first} and everything after it")
     def _sensor(context: dg.SensorEvaluationContext):
         root = Path(folder) if Path(folder).is_absolute() else REPO_ROOT / folder
         fingerprint, n = raw_audio_fingerprint(root)
@@ -87,14 +98,15 @@ def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor") -> dg.Sens
         if fingerprint == context.cursor:
             return dg.SkipReason(f"no new raw audio in {folder} ({n} files)")
         context.update_cursor(fingerprint)
-        # curation onwards: demo_corpus would regenerate (and overwrite) the folder that just changed
-        return dg.RunRequest(run_key=f"raw-audio-{fingerprint}", asset_selection=from_curation_down(),
+        # from curation when the folder is the demo corpus's (its stage would render it again over the change)
+        return dg.RunRequest(run_key=f"raw-audio-{fingerprint}", asset_selection=downstream_of(first),
                              tags={"lyra/trigger": "raw_audio", "lyra/raw_audio_files": str(n)})
 
     return _sensor
 
 
-raw_audio_sensor = raw_audio_sensor_for(RAW_AUDIO)
+_watched, _first = watched_audio()
+raw_audio_sensor = raw_audio_sensor_for(_watched, first=_first)
 
 
 def listeners_sensor_for(project: Path = REPO_ROOT, name: str = "listeners_sensor") -> dg.SensorDefinition:

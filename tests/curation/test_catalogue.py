@@ -16,64 +16,11 @@ import soundfile as sf
 from components.curation.config import CurationConfig
 from components.curation.curate import curate_folder
 from tests.curation.conftest import synth_music
-
-# artist, album, genre, mood, format, tracks
-LIBRARY = [
-    ("Ann Ode", "Night Lines", "Jazz", "mellow", "flac", 3),
-    ("Ann Ode", "Day Lines", "Jazz", None, "ogg", 3),
-    ("Bo Reel", "Harbour", "Folk", "lively", "mp3", 3),
-    ("Bo Reel", "Inland", None, None, "wav", 3),
-]
-
-
-def tag(path: Path, fields: dict) -> None:
-    """Write the fields as the format's own tags (mutagen: the library catalogues are tagged with)."""
-    if path.suffix == ".mp3":
-        from mutagen.easyid3 import EasyID3
-        from mutagen.mp3 import MP3
-
-        audio = MP3(path, ID3=EasyID3)
-        audio.add_tags()
-    elif path.suffix == ".wav":
-        from mutagen.id3 import TALB, TCON, TIT2, TPE1
-        from mutagen.wave import WAVE
-
-        audio = WAVE(path)
-        audio.add_tags()
-        frames = {"title": TIT2, "artist": TPE1, "album": TALB, "genre": TCON}
-        for key, value in fields.items():
-            if key in frames:
-                audio.tags.add(frames[key](encoding=3, text=[value]))
-        audio.save()
-        return
-    else:
-        import mutagen
-
-        audio = mutagen.File(path)
-    for key, value in fields.items():
-        audio[key] = value
-    audio.save()
-
+from tests.curation.library import make_library
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("catalogue") / "library"
-    seed = 0
-    for artist, album, genre, mood, fmt, tracks in LIBRARY:
-        for n in range(1, tracks + 1):
-            path = root / artist / album / f"{n:02d} Track {n}.{fmt}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            audio = synth_music(4.0, 44_100, seed=seed)
-            seed += 1
-            sf.write(path, np.stack([audio, audio], axis=1) if fmt == "flac" else audio, 44_100)
-            fields = {"title": f"Track {n}", "artist": artist, "album": album}
-            fields.update({k: v for k, v in (("genre", genre), ("mood", mood)) if v})
-            if fmt == "flac":
-                fields["bpm"] = "96"
-            tag(path, fields)
-    # a sidecar outranks the tags: this track is re-labelled by hand
-    (root / "Ann Ode" / "Night Lines" / "01 Track 1.json").write_text(json.dumps({"genre": "Bebop"}))
-    return root
+    return make_library(tmp_path_factory.mktemp("catalogue") / "library")
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +189,18 @@ def test_a_near_duplicate_across_splits_is_dropped_and_counted(tmp_path):
     details = result.quarantine.loc[result.quarantine["reason"] == "duplicate", "detail"]
     assert len(details) == 2 and all("it was in test, the kept clip in train" in d for d in details)
     assert curation_metrics(result, config)["duplicates_across_splits"] == 2
+
+
+def test_a_small_library_still_gets_a_valid_and_a_test_album(library, tmp_path):
+    from components.curation.curate import curation_metrics
+
+    config = CurationConfig(clip_s=2.0, min_clip_s=1.0)           # 0.8 / 0.1 / 0.1 of 4 albums: hashing alone
+    result = curate_folder(library, tmp_path / "out", config)      # leaves valid or test empty
+    manifest = result.manifest
+    albums = manifest.assign(album=[json.loads(m)["album"] for m in manifest["meta"]]).groupby("album")["split"]
+    assert albums.nunique().max() == 1                              # moved whole
+    assert {"train", "valid", "test"} <= set(manifest["split"]), manifest["split"].value_counts()
+    moved = curation_metrics(result, config)["groups_moved_to_held_out"]
+    assert moved and all(m.startswith("album:") for m in moved), moved
+    again = curate_folder(library, tmp_path / "again", config, previous=tmp_path / "out").manifest
+    assert again["split"].tolist() == manifest["split"].tolist()   # a run reusing the rows ends the same

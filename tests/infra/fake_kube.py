@@ -188,7 +188,10 @@ class FakePod:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:      # the pod's own thread reaped it between poll() and here
+                pass
 
     # ------------------------------------------------------------------------ the API view
     def view(self) -> dict:

@@ -34,3 +34,23 @@ def test_verdict_reports_intervals_and_paired_p_values():
     low, high = v["interval95_text"]
     assert low < 40 / 64 < high
     assert v["p_text_vs_no_text"] < 1e-6          # 28 discordant pairs, all favouring the text
+
+
+def test_a_corpus_without_the_judges_tags_is_not_measurable_not_passed_or_failed():
+    from components.lyra.declaration import STAGES
+    from components.lyra.gates import samples_gate_decisions
+    from components.pipeline import judge_gate
+
+    metrics = {"not_measurable": {"judge_instrument": "the judge has no instrument head"}}
+    rules = samples_gate_decisions(metrics, "instrument", 0.05)
+    assert str(rules["text_beats_no_text"]) == "not measurable on this corpus: the judge has no instrument head"
+    samples = next(s for s in STAGES if s.name == "lyra_samples")
+
+    class Cfg:
+        gate_head, gate_alpha = "instrument", 0.05
+
+    verdict = judge_gate(samples, samples.gates[0], metrics, Cfg())
+    assert verdict.passed and verdict.rules == {} and verdict.not_measurable == {
+        "text_beats_no_text": "the judge has no instrument head"}
+    assert verdict.summary == ("nothing measured; not measurable on this corpus - text_beats_no_text: the judge has "
+                               "no instrument head")

@@ -70,7 +70,7 @@ def test_the_raw_audio_sensor_fires_once_per_change_from_curation_down(tmp_path)
     landed = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
     (request,) = landed.run_requests
     keys = {k.to_user_string() for k in request.asset_selection}
-    assert "curated_clips" in keys and "demo_corpus" not in keys and "registry/lyra" in keys
+    assert "curated_clips" in keys and "corpus" not in keys and "registry/lyra" in keys
     assert request.run_key.startswith("raw-audio-") and request.tags["lyra/raw_audio_files"] == "2"
     assert not sensor.evaluate_tick(dg.build_sensor_context(cursor=landed.cursor)).run_requests
 
