@@ -21,7 +21,7 @@ import re
 import time
 import traceback
 import unicodedata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from components.common.atomic import STORAGE_ERRORS
 
@@ -87,10 +87,12 @@ def read_sidecar(path: Path | None) -> dict:
 
 
 def piece_and_split(item: InputFile, meta: dict, config: CurationConfig) -> tuple[str, str]:
-    """The piece id (sidecar `piece_id`, else the file's stem) and the split: a given `split` wins; otherwise the
+    """The piece id (sidecar `piece_id`, else the file's path without its extension) and the split: a given `split` wins; otherwise the
     hash of the file's group (split_group), so every file of one album, artist or work lands in one split."""
     piece_id = meta.get("piece_id")
-    piece_id = str(piece_id) if isinstance(piece_id, (str, int)) and str(piece_id) else Path(item.rel).stem
+    # the file's path without its extension: "01 Track 1" is a name many albums share, "Artist/Album/01 Track 1" is not
+    piece_id = str(piece_id) if isinstance(piece_id, (str, int)) and str(piece_id) else item.rel.rsplit(".", 1)[0] \
+        if "." in PurePosixPath(item.rel).name else item.rel
     split = meta.get("split")
     return piece_id, split if split in SPLITS else hash_split(split_group(piece_id, meta, config.split_by),
                                                               config.split_fractions)

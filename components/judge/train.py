@@ -95,7 +95,7 @@ def _train_head(judge: Judge, data: dict, head: str, cfg: JudgeConfig, log) -> t
     y_all = label_names(data["train"]["labels"][head])
     classes = sorted(set(y_all) - {""})
     if len(classes) < 2:
-        reason = (f"{int((y_all != '').sum())} of {len(y_all)} training clips have a {head} tag"
+        reason = (f"{int((y_all != '').sum())} of {len(y_all)} training clips are tagged with their {head}"
                   + (f" (only {classes[0]!r})" if classes else "") + ": nothing to tell apart")
         log.warning("judge %s head not trained: %s", head, reason)
         return {"not_measurable": reason}, None
