@@ -2,7 +2,10 @@
 
 Shards are independent units of work: each has a content key (codec digest + its clips'
 audio digests), is encoded by its own worker, and is reused as-is by the next build when its
-key is unchanged, so rebuilding with the same codec and corpus encodes nothing.
+key is unchanged, so rebuilding with the same codec and corpus encodes nothing. Clips have a
+content key too (clip_keys.parquet): a shard whose membership changed (files added to the
+library shift the sorted plan) takes the codes of its unchanged clips from the previous build and
+encodes only the new and changed ones.
 """
 
 from __future__ import annotations
@@ -31,12 +34,18 @@ class TokenBuildError(LyraError, ValueError):
     """Inputs that cannot make a consistent token dataset (e.g. clips without captions)."""
 
 
+CLIP_KEYS = "clip_keys.parquet"
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardJob:
     number: int
     key: str
     clip_ids: tuple[str, ...]
     clip_paths: tuple[str, ...]
+    clip_keys: tuple[str, ...] = ()
+    # clip_id -> (previous shard file, offset, n_frames) of clips whose codes the previous build already has
+    reusable: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
 
 def load_corpus(curated: Path, captions_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -61,8 +70,10 @@ def plan_jobs(manifest: pd.DataFrame, curated: Path, codec_digest: str, clips_pe
     jobs = []
     for number, ids in enumerate(plan_shards(list(path_of), clips_per_shard)):
         paths = tuple(str(curated / path_of[c]) for c in ids)
-        key = shard_key(codec_digest, [(c, file_digest(p)) for c, p in zip(ids, paths)], n_quantizers)
-        jobs.append(ShardJob(number, key, tuple(ids), paths))
+        digests = [(c, file_digest(p)) for c, p in zip(ids, paths)]
+        key = shard_key(codec_digest, digests, n_quantizers)
+        clip_keys = tuple(shard_key(codec_digest, [pair], n_quantizers) for pair in digests)
+        jobs.append(ShardJob(number, key, tuple(ids), paths, clip_keys))
     return jobs
 
 
@@ -105,18 +116,42 @@ def _encode_clips(paths: tuple[str, ...], batch_size: int, n_quantizers: int | N
 
 
 def _build_shard(job: ShardJob, shard_dir: str, batch_size: int, n_quantizers: int | None, device: str) -> list[dict]:
-    codes = _encode_clips(job.clip_paths, batch_size, n_quantizers, device)
+    """Encode the shard's new clips, take the others' codes from the previous build, write the shard."""
+    fresh = [i for i, c in enumerate(job.clip_ids) if c not in job.reusable]
+    encoded = dict(zip(fresh, _encode_clips(tuple(job.clip_paths[i] for i in fresh), batch_size, n_quantizers, device)))
+    codes = [encoded[i] if i in encoded else _previous_codes(*job.reusable[c]) for i, c in enumerate(job.clip_ids)]
     rows = write_shard(Path(shard_dir) / shard_name(job.number), list(zip(job.clip_ids, codes)), _CODEC.codebook_size)
-    return [{**r, "shard": job.number} for r in rows]
+    return [{**r, "shard": job.number, "encoded": i in encoded} for i, r in enumerate(rows)]
+
+
+def _previous_codes(shard: str, offset: int, n_frames: int) -> np.ndarray:
+    """[K, n_frames] of one clip in a previous build's shard (stored frame-major)."""
+    return np.array(np.load(shard, mmap_mode="r")[offset:offset + n_frames].T)
 
 
 def previous_build(out: Path) -> tuple[dict, pd.DataFrame | None]:
-    """meta.json and index of the build currently at `out` (empty when there is none)."""
+    """meta.json and index (with each clip's content key, where recorded) of the build at `out`, if any."""
     try:
         meta = json.loads((out / "meta.json").read_text())
-        return meta, pd.read_parquet(out / "index.parquet")
+        index = pd.read_parquet(out / "index.parquet")
     except (OSError, ValueError):
         return {}, None
+    try:
+        index = index.merge(pd.read_parquet(out / CLIP_KEYS), on="clip_id", how="left")
+    except (OSError, ValueError):
+        index = index.assign(clip_key=None)
+    return meta, index
+
+
+def reusable_clips(job: ShardJob, prev_out: Path, prev_index: pd.DataFrame | None) -> dict:
+    """clip_id -> where the previous build holds its codes, for the job's clips with an unchanged content key."""
+    if prev_index is None:
+        return {}
+    wanted = dict(zip(job.clip_ids, job.clip_keys))
+    rows = prev_index[prev_index["clip_id"].isin(list(wanted))]
+    return {r.clip_id: (str(prev_out / SHARD_DIR / shard_name(int(r.shard))), int(r.offset), int(r.n_frames))
+            for r in rows.itertuples() if r.clip_key == wanted[r.clip_id]
+            and (prev_out / SHARD_DIR / shard_name(int(r.shard))).is_file()}
 
 
 def reuse_shard(job: ShardJob, prev_out: Path, prev_meta: dict, prev_index: pd.DataFrame | None, staging: Path) -> list[dict] | None:
@@ -163,11 +198,14 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
     for job in jobs:
         reused = reuse_shard(job, out, prev_meta, prev_index, staging)
         if reused is None:
-            to_encode.append(job)
+            to_encode.append(dataclasses.replace(job, reusable=reusable_clips(job, out, prev_index)))
         else:
             rows.extend(reused)
+    clips_to_encode = sum(len(j.clip_ids) - len(j.reusable) for j in to_encode)
     if log:
-        log.info("%d shards planned, %d unchanged and reused, %d to encode", len(jobs), len(jobs) - len(to_encode), len(to_encode))
+        log.info("%d shards planned, %d unchanged and reused, %d to write; %d of %d clips to encode (the rest's codes "
+                 "come from the previous build)", len(jobs), len(jobs) - len(to_encode), len(to_encode),
+                 clips_to_encode, len(manifest))
     (staging / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     args = (str(staging / SHARD_DIR), cfg.batch_size, cfg.n_quantizers, cfg.device)
     if cfg.workers > 1 and len(to_encode) > 1:
@@ -189,7 +227,10 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
             seconds_start=float(r.start_s), seconds_total=float(r.source_duration_s),
             piece_id=str(r.piece_id), split=str(r.split), instrument=known_instrument(getattr(r, "instrument", None)),
         )
+    clips_encoded = sum(bool(r.pop("encoded", False)) for r in rows)
     index = finalize_index(staging, rows, by_id, codec.frame_rate)
+    pd.DataFrame({"clip_id": [c for j in jobs for c in j.clip_ids],
+                  "clip_key": [k for j in jobs for k in j.clip_keys]}).to_parquet(staging / CLIP_KEYS, index=False)
     write_meta(
         staging, num_codebooks=n_quantizers, text_dim=int(embeddings.shape[-1]), codebook_size=codec.codebook_size,
         frame_rate=codec.frame_rate, sample_rate=codec.sample_rate, clips_per_shard=cfg.clips_per_shard,
@@ -199,6 +240,7 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
     )
     return {
         "n_clips": len(index), "n_shards": len(jobs), "shards_encoded": len(to_encode), "shards_reused": len(jobs) - len(to_encode),
+        "clips_encoded": clips_encoded, "clips_reused": len(index) - clips_encoded,
         "total_frames": int(index["n_frames"].sum()), "hours": float(index["n_frames"].sum() / codec.frame_rate / 3600),
         "build_seconds": time.monotonic() - started,
         "splits": index["split"].value_counts().to_dict(),

@@ -15,4 +15,4 @@ class TokensConfig(StageConfig):
     batch_size: int = Field(8, ge=1)            # clips of equal length encoded together
     n_quantizers: int | None = Field(None, ge=1)  # None: every codebook of the codec
     device: str = "cpu"
-    reuse_unchanged_shards: bool = True         # a shard whose codec + clips are unchanged is kept, not re-encoded
+    reuse_unchanged_shards: bool = True         # unchanged shards are kept and unchanged clips' codes reused, not re-encoded

@@ -80,6 +80,28 @@ def test_rebuild_with_unchanged_inputs_encodes_nothing_and_a_changed_clip_one_sh
     assert metrics["shards_encoded"] == 1 and metrics["shards_reused"] == 2
 
 
+def test_a_new_clip_shifting_every_shard_is_the_only_one_encoded_and_the_codes_equal_a_fresh_build(inputs):
+    root, manifest = inputs
+    build(root)
+    # a clip that sorts first ("a0" < "c0"): every shard of the sorted plan changes membership
+    write_wav(root / "curated" / "clips" / "a0.wav", np.zeros(SR, np.float32) + 0.05, SR)
+    grown = pd.concat([manifest, pd.DataFrame([{**manifest.iloc[0].to_dict(), "clip_id": "a0", "path": "clips/a0.wav",
+                                                "piece_id": "p9"}])], ignore_index=True)
+    grown.to_parquet(root / "curated" / "manifest.parquet")
+    captions = pd.read_parquet(root / "captions" / "captions.parquet")
+    pd.concat([captions, pd.DataFrame({"clip_id": ["a0"], "captions": [["cap a0 a", "cap a0 b"]]})],
+              ignore_index=True).to_parquet(root / "captions" / "captions.parquet")
+    np.save(root / "captions" / "embeddings.npy",
+            np.concatenate([np.load(root / "captions" / "embeddings.npy"), np.zeros((1, 2, 8), np.float32)]))
+    metrics = build(root)
+    assert (metrics["shards_reused"], metrics["clips_encoded"], metrics["clips_reused"]) == (0, 1, 7), metrics
+    incremental = {c.clip_id: c.codes.copy() for c in TokenDataset(root / "tokens", split=None)}
+    metrics = build(root, ["--set", "reuse_unchanged_shards=false"])          # from scratch
+    assert metrics["clips_encoded"] == 8
+    fresh = {c.clip_id: c.codes for c in TokenDataset(root / "tokens", split=None)}
+    assert incremental.keys() == fresh.keys() and all(np.array_equal(incremental[c], fresh[c]) for c in fresh)
+
+
 def test_clip_without_caption_is_a_clear_error(inputs):
     root, _ = inputs
     captions = pd.read_parquet(root / "captions" / "captions.parquet").iloc[1:]
