@@ -64,6 +64,7 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=190)
     parser.add_argument("--added", type=int, default=10)
     parser.add_argument("--codec", type=Path, default=Path("data/models/omnicodec"))
+    parser.add_argument("--no-tokens", action="store_true", help="curation and captioning only")
     args = parser.parse_args()
     audio = sorted(p.name for p in args.corpus.iterdir() if p.suffix in (".wav", ".flac", ".ogg", ".mp3"))
     if len(audio) < args.first + args.added:
@@ -78,17 +79,21 @@ def main() -> int:
         lyra("caption", "--curated", str(curated), "--out", str(captions))
         codec = args.codec if (args.codec / "config.json").is_file() else untrained_codec(tmp / "codec")
         tokens = ("tokens", "build", "--codec", str(codec))
-        lyra(*tokens, "--curated", str(curated), "--captions", str(captions), "--out", str(tmp / "tokens"))
+        if not args.no_tokens:
+            lyra(*tokens, "--curated", str(curated), "--captions", str(captions), "--out", str(tmp / "tokens"))
 
         copy_recordings(args.corpus, audio[args.first:args.first + args.added], library)   # the library grows
         t_cur, m_cur = lyra("curate", "--input", str(library), "--out", str(curated))
         t_cap, m_cap = lyra("caption", "--curated", str(curated), "--out", str(captions))
         t_cur0, m_cur0 = lyra("curate", "--input", str(library), "--out", str(tmp / "curated_fresh"), "--afresh")
         t_cap0, m_cap0 = lyra("caption", "--curated", str(tmp / "curated_fresh"), "--out", str(tmp / "captions_fresh"))
-        t_tok, m_tok = lyra(*tokens, "--curated", str(curated), "--captions", str(captions), "--out", str(tmp / "tokens"))
-        t_tok0, m_tok0 = lyra(*tokens, "--curated", str(curated), "--captions", str(captions), "--out",
-                              str(tmp / "tokens_fresh"), "--set", "reuse_unchanged_shards=false")
-        same_codes = same_tokens(tmp / "tokens", tmp / "tokens_fresh")
+        t_tok = t_tok0 = 0.0
+        if not args.no_tokens:
+            t_tok, m_tok = lyra(*tokens, "--curated", str(curated), "--captions", str(captions), "--out",
+                                str(tmp / "tokens"))
+            t_tok0, m_tok0 = lyra(*tokens, "--curated", str(curated), "--captions", str(captions), "--out",
+                                  str(tmp / "tokens_fresh"), "--set", "reuse_unchanged_shards=false")
+            same_codes = same_tokens(tmp / "tokens", tmp / "tokens_fresh")
 
         same = all((curated / f).read_bytes() == (tmp / "curated_fresh" / f).read_bytes()
                    for f in ("manifest.parquet", "quarantine.parquet"))
@@ -100,13 +105,15 @@ def main() -> int:
           f"   (reused {m_cur['files_reused']}, removed {m_cur['files_removed']})")
     print(f"{'captioning: clips analysed':24s} {m_cap['clips_analysed']:12d} {m_cap0['clips_analysed']:12d}"
           f"   (reused {m_cap['clips_analysis_reused']})")
-    print(f"{'tokens: clips encoded':24s} {m_tok['clips_encoded']:12d} {m_tok0['clips_encoded']:12d}"
-          f"   (codes reused {m_tok['clips_reused']}; shards {m_tok['n_shards']}, {m_tok['shards_reused']} kept whole)")
+    if not args.no_tokens:
+        print(f"{'tokens: clips encoded':24s} {m_tok['clips_encoded']:12d} {m_tok0['clips_encoded']:12d}"
+              f"   (codes reused {m_tok['clips_reused']}; shards {m_tok['n_shards']}, {m_tok['shards_reused']} kept whole)")
     print(f"{'curation: seconds':24s} {t_cur:12.1f} {t_cur0:12.1f}")
     print(f"{'captioning: seconds':24s} {t_cap:12.1f} {t_cap0:12.1f}")
-    print(f"{'tokens: seconds':24s} {t_tok:12.1f} {t_tok0:12.1f}")
-    print(f"outputs equal to the fresh run: manifest and quarantine {same}, captions {same_captions}, "
-          f"token codes {same_codes}" + ("" if codec == args.codec else " (untrained codec)"))
+    if not args.no_tokens:
+        print(f"{'tokens: seconds':24s} {t_tok:12.1f} {t_tok0:12.1f}")
+    print(f"outputs equal to the fresh run: manifest and quarantine {same}, captions {same_captions}"
+          + ("" if args.no_tokens else f", token codes {same_codes}" + ("" if codec == args.codec else " (untrained codec)")))
     print(f"incremental_ingest_speedup: {(t_cur0 + t_cap0 + t_tok0) / (t_cur + t_cap + t_tok):.2f}")
     return 0
 

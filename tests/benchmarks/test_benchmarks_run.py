@@ -41,13 +41,18 @@ def incremental_ingest_args(tmp_path: Path) -> list[str]:
     return ["--corpus", str(library), "--first", "3", "--added", "2"]
 
 
+def incremental_ingest_ci_args(tmp_path: Path) -> list[str]:
+    # the token part adds 3 stage processes (~20 s); token reuse is tests/tokens/test_build.py's
+    return [*incremental_ingest_args(tmp_path), "--no-tokens"]
+
+
 # script -> its smallest flags (a list, or a function of tmp_path for scripts that need data)
 CASES = {
     "best_of_n.py": ["--seconds", "1", "--rounds", "1"],
     "codec_quality.py": codec_quality_args,
     "codec_speed.py": ["--seconds", "1", "--repeats", "1", "--threads", "1", "--skip-dac"],
     "corpus_curation_throughput.py": ["--pieces", "2"],
-    "incremental_ingest.py": incremental_ingest_args,
+    "incremental_ingest.py": incremental_ingest_ci_args,
     "ingest_scaling.py": lambda tmp_path: [*incremental_ingest_args(tmp_path)[:2], "--recordings", "2",
                                            "--stages", "curation"],
     "serving.py": ["--clients", "2", "--requests", "1", "--seconds", "0.5", "--threads", "1"],

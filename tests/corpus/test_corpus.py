@@ -25,7 +25,7 @@ def corpus(tmp_path_factory):
     base = tmp_path_factory.mktemp("corpus")
     params = base / "params.yaml"
     params.write_text("profile: tiny\n")
-    argv = ["corpus", "demo", "--out", str(base / "c1"), "--metrics", str(base / "metrics.json"),
+    argv = ["corpus", "build", "--out", str(base / "c1"), "--metrics", str(base / "metrics.json"),
             "--params", str(params)]
     for key, value in SMALL.items():
         argv += ["--set", f"{key}={value}"]

@@ -195,7 +195,7 @@ def test_sidecar_metadata_and_split_are_carried(curated):
     assert set(a["title"]) == {"A tune"} and set(a["program"]) == {0}
     assert json.loads(a["meta"].iloc[0])["tempo_bpm"] == 96
     inner = manifest[manifest["source_file"] == "nested/deeper/inner.wav"]
-    assert set(inner["piece_id"]) == {"inner"}  # no sidecar: piece = stem, split = hash of it
+    assert set(inner["piece_id"]) == {"nested/deeper/inner"}  # no sidecar: piece = the path less its extension
     assert inner["split"].iloc[0] in {"train", "valid", "test"}
 
 
