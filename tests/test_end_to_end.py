@@ -169,10 +169,9 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
         fh.write("\n# an edit to the sampling stage\n")
     assert "lyra_samples" in stale() and "lyra_pretrain" not in stale()
 
-    # a gate's verdict survives another seed and another thread count (`lyra stability`, on this small run's
-    # cheap stages; the tiny profile's table is in the README)
-    # (RLAIF's thread count is checked by the tiny profile's table; one RLAIF run less keeps the suite in its budget)
-    for stage, seeds, threads in (("lyra_rlaif", ["0", "1"], ["1"]), ("omnicodec_eval", ["0"], ["1", "2"])):
+    # a gate's verdict survives another seed (`lyra stability` on RLAIF, the gate that flipped on another machine;
+    # thread counts and the other gates are the tiny profile's table in the README: the suite's budget holds two runs)
+    for stage, seeds, threads in (("lyra_rlaif", ["0", "1"], ["1"]),):
         proc = subprocess.run([sys.executable, "-m", "components.cli", "stability", stage, "--seeds", *seeds,
                                "--threads", *threads, "--out", str(tmp_path / "stability")],
                               cwd=repo, env=env, capture_output=True, text=True, timeout=900)
