@@ -37,13 +37,13 @@ AUTOMATION = dg.DefaultSensorStatus.RUNNING if os.environ.get("LYRA_AUTOMATION")
 RAW_AUDIO = "data/corpus/audio"
 
 
-def watched_audio() -> tuple[str, str]:
+def watched_audio(params_path: Path = REPO_ROOT / "params.yaml") -> tuple[str, str]:
     """(the folder the raw-audio sensor watches, the first stage of the run it starts), from corpus.source."""
     from components.config import load_stage_config
     from components.corpus.config import CorpusConfig
     from components.corpus.sources import parse
 
-    source = parse(load_stage_config("corpus", CorpusConfig, params_path=REPO_ROOT / "params.yaml").source)
+    source = parse(load_stage_config("corpus", CorpusConfig, params_path=params_path).source)
     if source.root is not None:        # a library on this machine: the corpus stage brings changes in
         return str(source.root), "corpus"
     return RAW_AUDIO, "curated_clips"

@@ -75,6 +75,29 @@ def test_the_raw_audio_sensor_fires_once_per_change_from_curation_down(tmp_path)
     assert not sensor.evaluate_tick(dg.build_sensor_context(cursor=landed.cursor)).run_requests
 
 
+def test_with_a_library_as_the_source_the_sensor_watches_it_and_starts_at_the_corpus_stage(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from orchestration.defs.sensors import RAW_AUDIO, raw_audio_sensor_for, watched_audio
+
+    monkeypatch.delenv("LYRA_PROFILE", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: tiny\ntiny: {}\n")
+    assert watched_audio(params) == (RAW_AUDIO, "curated_clips")          # the demo corpus: from curation
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "a.flac").write_bytes(b"fLaC....")
+    params.write_text(f"profile: tiny\ntiny: {{corpus: {{source: '{library}'}}}}\n")
+    folder, first = watched_audio(params)
+    assert (folder, first) == (str(library.resolve()), "corpus")
+    sensor = raw_audio_sensor_for(folder, name="test_library", first=first)
+    seen = sensor.evaluate_tick(dg.build_sensor_context(cursor=None))
+    (library / "b.ogg").write_bytes(b"OggS....")
+    (request,) = sensor.evaluate_tick(dg.build_sensor_context(cursor=seen.cursor)).run_requests
+    keys = {k.to_user_string() for k in request.asset_selection}
+    assert {"corpus", "curated_clips", "registry/lyra"} <= keys
+
+
 def test_the_retraining_schedule_runs_the_lifecycle_job():
     from orchestration.definitions import defs
 
