@@ -42,8 +42,9 @@ def incremental_ingest_args(tmp_path: Path) -> list[str]:
 
 
 def incremental_ingest_ci_args(tmp_path: Path) -> list[str]:
-    # the token part adds 3 stage processes (~20 s); token reuse is tests/tokens/test_build.py's
-    return [*incremental_ingest_args(tmp_path), "--no-tokens"]
+    # curation only: each stage adds 2-3 processes (~7 s each); the reuse of captions and tokens is tested in
+    # tests/captioning and tests/tokens/test_build.py
+    return [*incremental_ingest_args(tmp_path), "--curation-only"]
 
 
 # script -> its smallest flags (a list, or a function of tmp_path for scripts that need data)
