@@ -27,6 +27,7 @@ reported as OOMKilled (exit 137): the kernel's OOM killer is what sends SIGKILL 
 from __future__ import annotations
 
 import datetime as dt
+import contextlib
 import json
 import os
 import re
@@ -188,10 +189,9 @@ class FakePod:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
-            try:
+            # the pod's own thread may reap the process between poll() and the kill: then it is already gone
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:      # the pod's own thread reaped it between poll() and here
-                pass
 
     # ------------------------------------------------------------------------ the API view
     def view(self) -> dict:
