@@ -17,6 +17,8 @@ import dagster as dg
 from components.common.lineage import code_version, tree_digest
 from components.config import load_params, load_stage_config, profile_values
 from components.pipeline import Stage, upstream
+from components.corpus import partitions as corpus_partitions
+from orchestration import fanout
 from orchestration.dvc import DvcResource
 from orchestration.integrity import check_lineage, check_lock
 from orchestration.launchers import REPO_ROOT, StageLauncher, StageProcessFailed
@@ -66,6 +68,7 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
             metadata={**_metrics_metadata(stage), **lineage, "reused": True},
             data_version=dg.DataVersion(_data_version(stage, dvc)),
         )
+    fanned = fan_out(context, stage, launcher, dvc) if stage.part_argv else {}
     try:
         invocation = launcher.launch(context, stage, extras={"stage": stage.name, "profile": launcher.profile})
     except StageProcessFailed as exc:
@@ -78,10 +81,40 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
         if not (REPO_ROOT / out).exists():
             raise dg.Failure(f"{stage.name} finished but did not write {out}")
     dvc.commit(stage.name)
+    if fanned.get("keys") is not None:
+        gone = fanout.prune(REPO_ROOT, stage, fanned.pop("keys"))
+        if gone:
+            context.log.info(f"{stage.name}: removed the outputs of {len(gone)} partitions the listing no longer has")
     return dg.MaterializeResult(
-        metadata={**(reported.metadata or {}), **lineage, "reused": False},
+        metadata={**(reported.metadata or {}), **lineage, **{f"fanout.{k}": v for k, v in fanned.items()},
+                  "reused": False},
         data_version=dg.DataVersion(_data_version(stage, dvc)),
     )
+
+
+def _partition_stamps(context, stage: Stage, launcher: StageLauncher, dvc: DvcResource, keys: list[str]) -> dict[str, str]:
+    return fanout.expected_stamps(stage, keys, lambda up: _data_version(up, dvc), stage_params(stage, launcher.profile),
+                                  code_version(*stage.code_paths))
+
+
+def _launch_part(context, launcher: StageLauncher, part: Stage, key: str):
+    return launcher.launch(context, part, extras={"stage": part.name, "partition": key, "profile": launcher.profile})
+
+
+def fan_out(context: dg.AssetExecutionContext, stage: Stage, launcher: StageLauncher, dvc: DvcResource) -> dict:
+    """Before the whole stage: its partitions that are not done, `partitions.concurrency` at once
+    (orchestration/fanout.py). Nothing when the profile's concurrency is 0 (the stage's own workers do it all)."""
+    config = corpus_partitions.load_config(launcher.profile, REPO_ROOT / "params.yaml")
+    if config.concurrency == 0:
+        return {}
+    keys = [p.key for p in corpus_partitions.current(REPO_ROOT / fanout.CORPUS, config)]
+    added, deleted = fanout.sync_partitions(context.instance, keys)
+    if added or deleted:
+        context.log.info(f"corpus partitions: {len(added)} added, {len(deleted)} deleted ({len(keys)} now)")
+    expected = _partition_stamps(context, stage, launcher, dvc, keys)
+    figures = fanout.run_partitions(context, stage, lambda part, key: _launch_part(context, launcher, part, key),
+                                    REPO_ROOT, keys, expected, config.concurrency)
+    return {**figures, "keys": keys}
 
 
 def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None) -> dg.AssetsDefinition:
@@ -91,7 +124,8 @@ def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None
         name=stage.name,
         group_name=stage.group,
         description=stage.description,
-        deps=[up.name for up in upstream(stage)],
+        # a fanned-out stage also reads its partitions' outputs (orchestration/fanout.py)
+        deps=[up.name for up in upstream(stage)] + ([fanout.part_asset_name(stage)] if stage.part_argv else []),
         code_version=code_version(*stage.code_paths),
         kinds={"pytorch" if stage.pool == "gpu" else "python", "dvc"},
         tags={"lyra/pool": stage.pool},
@@ -106,3 +140,35 @@ def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None
 
     return _asset
 
+
+
+def part_asset(stage: Stage) -> dg.AssetsDefinition:
+    """`<stage>_part`: the stage's work for one partition of the corpus listing (dynamic partitions), run through
+    the launcher like the stage itself (its own pod on Kubernetes); backfills run at most the `lyra_fanout`
+    pool's limit at once. The whole stage takes the result by content key (orchestration/fanout.py)."""
+
+    @dg.asset(
+        name=fanout.part_asset_name(stage),
+        group_name=stage.group,
+        description=f"{stage.name} for one partition of the corpus listing: the per-file work the whole stage "
+                    f"takes by content key ({stage.parts_dir}/<partition>/).",
+        partitions_def=fanout.PARTITIONS,
+        deps=[up.name for up in upstream(stage)],
+        code_version=code_version(*stage.code_paths),
+        kinds={"pytorch" if stage.pool == "gpu" else "python"},
+        tags={"lyra/pool": stage.pool},
+        pool=fanout.POOL,
+        metadata={"outputs": dg.MetadataValue.json([f"{stage.parts_dir}/<partition>"]), "whole_stage": stage.name},
+    )
+    def _asset(context: dg.AssetExecutionContext, launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
+        key = context.partition_key
+        expected = _partition_stamps(context, stage, launcher, dvc, [key])[key]
+        done = fanout.is_done(REPO_ROOT, stage, key, expected)
+        if done:
+            context.log.info(f"{stage.name} partition {key}: made from the same inputs already; not re-run")
+        else:
+            _launch_part(context, launcher, stage.part(key), key)
+            fanout.stamp_path(REPO_ROOT, stage, key).write_text(expected + "\n")
+        return dg.MaterializeResult(metadata={**fanout.part_metrics(REPO_ROOT, stage, key), "reused": done})
+
+    return _asset

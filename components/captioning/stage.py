@@ -208,9 +208,42 @@ def phrasing_similarity(embeddings: np.ndarray) -> dict[str, float | None]:
             "cosine_across_clips": None if across is None else round(across, 4)}
 
 
+def _known_features(curated: Path, rows: list[dict], config: CaptionConfig, run, earlier: list[Path]):
+    """(keys, features) of `rows`: each clip's analysis taken from the first of `earlier` that has its key,
+    the rest analysed; and how many were analysed."""
+    keys = reuse.clip_keys(curated, rows, _analysis_options(config), _loudness)
+    known: dict[str, AudioFeatures] = {}
+    for folder in reversed(earlier):              # the first folder wins
+        known.update(reuse.previous_features(folder))
+    to_analyse = [i for i, key in enumerate(keys) if key not in known]          # new or changed clips
+    fresh = iter(analyse_clips(curated, [rows[i] for i in to_analyse], config, run))
+    features = [known[key] if key in known else next(fresh) for key in keys]
+    if known:
+        run.log.info("%d clips' analysis taken from earlier outputs (the previous one, partitions'), %d analysed",
+                     len(rows) - len(to_analyse), len(to_analyse))
+    return keys, features, len(to_analyse)
+
+
+def analyse_partition(curated: str | os.PathLike, out: str | os.PathLike, files: frozenset[str], config: CaptionConfig,
+                      run, *, previous: Path | None = None, partition: str = "") -> dict:
+    """One partition's share of the stage: the audio analysis of the clips cut from `files`, into `out`'s
+    analysis.parquet (what the whole stage takes by content key). Returns the metrics."""
+    curated, out = Path(curated), Path(out)
+    t0 = time.perf_counter()
+    manifest = load_manifest(curated)
+    rows = [r for r in manifest.to_dict("records") if str(r["source_file"]) in files]
+    run.log.info("partition %s: analysing %d clips of %d files", partition, len(rows), len(files))
+    keys, features, analysed = _known_features(curated, rows, config, run, [out] + ([previous] if previous else []))
+    with run.output(out, inputs={"curated": curated}, params=config, lineage={"partition": partition}) as staged:
+        reuse.write_analysis(staged.dir, rows, keys, features)
+    return {"partition": partition, "n_clips": len(rows), "clips_analysed": analysed,
+            "clips_analysis_reused": len(rows) - analysed, "seconds_total": round(time.perf_counter() - t0, 2)}
+
+
 def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: CaptionConfig, run,
-                   *, encoder: TextEncoder | None = None) -> dict:
-    """Caption a curated folder into `out` (replaced atomically). Returns the metrics."""
+                   *, encoder: TextEncoder | None = None, parts: list[Path] = ()) -> dict:
+    """Caption a curated folder into `out` (replaced atomically), taking unchanged clips' analysis from the
+    previous `out` and from `parts` (partition outputs). Returns the metrics."""
     from components.common.atomic import atomic_write_json
 
     curated, out = Path(curated), Path(out)
@@ -219,14 +252,7 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
     rows = manifest.to_dict("records")
     run.log.info("captioning %d clips from %s (%d phrasings each)", len(rows), curated, config.n_phrasings)
 
-    keys = reuse.clip_keys(curated, rows, _analysis_options(config), _loudness)
-    known = reuse.previous_features(out)
-    to_analyse = [i for i, key in enumerate(keys) if key not in known]          # new or changed clips
-    fresh = iter(analyse_clips(curated, [rows[i] for i in to_analyse], config, run))
-    features = [known[key] if key in known else next(fresh) for key in keys]
-    if known:
-        run.log.info("%d clips' analysis taken from the previous output, %d analysed", len(rows) - len(to_analyse),
-                     len(to_analyse))
+    keys, features, analysed = _known_features(curated, rows, config, run, [out, *parts])
     t_analysis = time.perf_counter() - t0
     metadata = [metadata_of(r) for r in rows]
     tags = [resolve_tags(str(r["clip_id"]), m, f, config, audio_path=str(r["path"]))
@@ -247,7 +273,7 @@ def run_captioning(curated: str | os.PathLike, out: str | os.PathLike, config: C
         "distinct_phrasing_fraction": round(distinct, 4),
         **flat_metrics(report), **phrasing_similarity(embeddings),
         "seconds_analysis": round(t_analysis, 2), "seconds_encode": round(t_encode, 2),
-        "clips_analysed": len(to_analyse), "clips_analysis_reused": len(rows) - len(to_analyse),
+        "clips_analysed": analysed, "clips_analysis_reused": len(rows) - analysed,
         # how many clips the catalogue describes in each field a caption can use (unknown ones are left unsaid)
         "clips_with_metadata": {field: sum(field in m for m in metadata) for field in CATALOGUE_FIELDS},
     }

@@ -21,6 +21,7 @@ import importlib
 from typing import Callable
 
 METRICS_DIR = "data/metrics"
+PARTS_DIR = "data/parts"          # partitions' outputs: caches the whole stages take work from, not DVC data
 
 
 def resolve(reference: str) -> Callable:
@@ -131,16 +132,34 @@ class Stage:
     # reads its previous output to redo only what changed (curation, captioning): DVC must not delete the
     # outputs before running it (`persist: true`); the stage still replaces them whole and atomically
     incremental: bool = False
+    # The stage's share of work for one partition of the corpus listing (components/corpus/partitions.py): its
+    # `lyra` command with `{partition}` where the key goes, writing data/parts/<name>/<key>/ that the whole stage
+    # takes unchanged work from (`--parts`). Dagster shows it as the partitioned asset `<name>_part`
+    # (orchestration/fanout.py); not a DVC stage: a partition's output is a cache, the whole stage's is the data.
+    part_argv: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
     gates: tuple[Gate, ...] = ()
     registers: Model | None = None   # the model the registry versions from this stage's first output
+    metrics_file: str = ""           # where the command writes its metrics (default: data/metrics/<name>.json)
 
     def config_class(self):
         return resolve(self.config)
 
     @property
     def metrics_path(self) -> str:
-        return f"{METRICS_DIR}/{self.name}.json"
+        return self.metrics_file or f"{METRICS_DIR}/{self.name}.json"
+
+    @property
+    def parts_dir(self) -> str:
+        return f"{PARTS_DIR}/{self.name}"
+
+    def part(self, key: str) -> "Stage":
+        """The stage as it runs partition `key`: its part command, its metrics beside the partition's output."""
+        if not self.part_argv:
+            raise ValueError(f"stage {self.name} has no per-partition command")
+        return dataclasses.replace(self, argv=tuple(a.replace("{partition}", key) for a in self.part_argv),
+                                   part_argv=(), checks=(), gates=(), registers=None,
+                                   metrics_file=f"{self.parts_dir}/{key}.metrics.json")
 
     @property
     def command(self) -> list[str]:

@@ -27,6 +27,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, default=None, help="write the stage metrics (JSON) here")
     parser.add_argument("--afresh", action="store_true",
                         help="decode every file again instead of taking unchanged files from the previous --out")
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="an earlier output to take unchanged files from (default: --out itself)")
+    parser.add_argument("--parts", type=Path, default=None,
+                        help="a folder of partition outputs (data/parts/curated_clips): unchanged files are taken "
+                             "from them too (what `--partition` runs wrote)")
+    parser.add_argument("--partition", default=None, metavar="KEY",
+                        help="curate only this partition of the corpus listing (components/corpus/partitions.py) into "
+                             "--out, leaving near-duplicates and held-out groups to the whole stage")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="the corpus whose listing --partition cuts (default: the folder above --input)")
     add_config_arguments(parser)
     parser.set_defaults(func=main)
 
@@ -48,17 +58,33 @@ def main(args) -> int:
     source = Path(args.input) if not remote else None
     if source is not None:
         check_folders(source, args.out)
+    only = None
+    if args.partition is not None:
+        from components.corpus import partitions
+
+        corpus = args.corpus or Path(args.input).resolve().parent
+        only = frozenset(partitions.find(corpus, args.partition, partitions.load_config(args.profile, args.params)).files)
     with stage_run("curated_clips") as run:
         if remote:                       # mirrored beside the output: only new and changed objects move
             source = mirror(args.input, mirror_folder(args.out), log=run.log).audio
             check_folders(source, args.out)
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)
-        with run.output(args.out, inputs={"audio": source}, params=config) as staged:
+        from components.corpus.partitions import part_folders
+
+        with run.output(args.out, inputs={"audio": source}, params=config,
+                        lineage={"partition": args.partition} if only is not None else None) as staged:
             result = curate_folder(source, staged.dir, config, progress=run.progress, log=run.log,
-                                   previous=None if args.afresh else args.out)
+                                   previous=None if args.afresh else (args.previous or args.out),
+                                   parts=[] if args.afresh else part_folders(args.parts), only=only)
             metrics = curation_metrics(result, config)
-            plot_summary(result, config, staged.image("curation_summary", "curation_summary.png"))
+            if only is None:
+                plot_summary(result, config, staged.image("curation_summary", "curation_summary.png"))
+        if only is not None:          # a partition's share of the work: the whole stage checks the catalogue
+            run.log.info("partition %s: %d files, %d curated afresh, %d taken unchanged; %d clips", args.partition,
+                         metrics["files_in"], metrics["files_processed"], metrics["files_reused"], metrics["clips"])
+            run.finish({**metrics, "partition": args.partition}, args.metrics)
+            return 0
 
         # Data checks: recorded, reported to Dagster, never fatal here (the orchestrator's blocking
         # asset checks decide whether downstream stages may use this version).

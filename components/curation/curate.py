@@ -55,7 +55,8 @@ class CurationResult:
     n_sidecars: int
     source_seconds: float   # audio decoded in this run (files taken from the previous output excluded)
     wall_seconds: float
-    files_reused: int = 0   # unchanged files taken from the previous output
+    files_reused: int = 0   # unchanged files taken from the previous output or a partition's
+    files_from_partitions: int = 0   # ... of which from a partition's output (data/parts/curated_clips)
     removed: list[str] = dataclasses.field(default_factory=list)   # source files gone since the previous output
     duplicates_across_splits: int = 0   # near-duplicate copies dropped whose kept clip is in another split
     moved_to_held_out: list[str] = dataclasses.field(default_factory=list)   # "group -> split" (ensure_held_out)
@@ -87,23 +88,41 @@ def check_folders(input_dir: Path, out_dir: Path) -> None:
 
 
 def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
-                  progress: Callable = lambda it, **kw: it, log=None, previous: Path | None = None) -> CurationResult:
+                  progress: Callable = lambda it, **kw: it, log=None, previous: Path | None = None,
+                  parts: list[Path] = (), only: frozenset[str] | None = None) -> CurationResult:
     """Curate `input_dir` into `out_dir` (a fresh staging folder): clips/, manifest.parquet, quarantine.parquet,
-    sources.parquet. With `previous` (the output folder a previous run left), unchanged files are taken from it
-    (incremental.py): the result is the same, only new and changed files are decoded."""
+    sources.parquet. With `previous` (the output folder a previous run left) and `parts` (partition outputs),
+    unchanged files are taken from them (incremental.py): the result is the same, only new and changed files are
+    decoded. With `only` (one partition's files, components/corpus/partitions.py) just those files are curated
+    and the catalogue-wide steps (near-duplicates, held-out groups) are left to the whole stage."""
     start = time.perf_counter()
     inputs, sidecars = discover(input_dir)
+    if only is not None:
+        inputs = [item for item in inputs if item.rel in only]
     if not inputs:
-        raise CurationInputError(f"no input files in {input_dir} ({len(sidecars)} sidecars, nothing else)")
+        raise CurationInputError(f"no input files in {input_dir} ({len(sidecars)} sidecars, nothing else)"
+                                 + (" in this partition" if only is not None else ""))
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
     earlier = incremental.Previous.load(previous)
-    file_keys = incremental.keys(inputs, config, incremental.stamps_file(previous) if previous is not None else None)
+    pools = [earlier, *(incremental.Previous.load(folder) for folder in parts)]
+    # a partition's run hashes its own files (the stamps beside the whole output are the whole stage's)
+    stamps = incremental.stamps_file(previous) if previous is not None and only is None else None
+    file_keys = incremental.keys(inputs, config, stamps)
 
     def crashed(item: InputFile, detail: str) -> FileOutcome:
         return FileOutcome(item.rel, [], [quarantine_row(item.rel, "crashed", detail)])
 
-    outcomes: list[FileOutcome | None] = [earlier.reuse(item, file_keys[item.rel], clips_dir) for item in inputs]
+    outcomes: list[FileOutcome | None] = []
+    from_parts = 0
+    for item in inputs:
+        outcome = earlier.reuse(item, file_keys[item.rel], clips_dir)
+        for pool in pools[1:] if outcome is None else ():
+            outcome = pool.reuse(item, file_keys[item.rel], clips_dir)
+            if outcome is not None:
+                from_parts += 1
+                break
+        outcomes.append(outcome)
     to_curate = [i for i, outcome in enumerate(outcomes) if outcome is None]      # new or changed files
     results = run_isolated(_ProcessTask(clips_dir, config), [inputs[i] for i in to_curate], config.workers,
                            on_crash=crashed)
@@ -113,17 +132,23 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
             for row in outcome.quarantined:
                 log.info("quarantined %s%s: %s (%s)", row["source_file"],
                          f" [{row['clip_id']}]" if row["clip_id"] else "", row["reason"], row["detail"])
-    removed = earlier.removed(inputs)
-    if log is not None and earlier.folder is not None:
-        log.info("%d unchanged files taken from the previous output, %d new or changed curated, %d removed from the "
-                 "input (their clips are gone)%s", len(inputs) - len(to_curate), len(to_curate), len(removed),
+    removed = earlier.removed(inputs) if only is None else []      # a partition sees only its own files
+    if log is not None and (earlier.folder is not None or from_parts):
+        log.info("%d unchanged files taken from the previous output (%d of them from partitions' outputs), %d new or "
+                 "changed curated, %d removed from the input (their clips are gone)%s", len(inputs) - len(to_curate),
+                 from_parts, len(to_curate), len(removed),
                  f": {', '.join(removed[:10])}{' ...' if len(removed) > 10 else ''}" if removed else "")
 
-    moved = ensure_held_out([row for outcome in outcomes for row in outcome.clips], config)
-    if log is not None and moved:
-        log.info("valid / test had no group: moved %s (the smallest training groups)", "; ".join(moved))
-    manifest_rows, quarantine_rows, across_splits = resolve_duplicates(outcomes, config.fingerprint_max_hamming,
-                                                                       clips_dir, log)
+    if only is None:
+        moved = ensure_held_out([row for outcome in outcomes for row in outcome.clips], config)
+        if log is not None and moved:
+            log.info("valid / test had no group: moved %s (the smallest training groups)", "; ".join(moved))
+        manifest_rows, quarantine_rows, across_splits = resolve_duplicates(outcomes, config.fingerprint_max_hamming,
+                                                                           clips_dir, log)
+    else:               # one partition: every clip kept, for the whole stage to de-duplicate across the catalogue
+        moved, across_splits = [], 0
+        manifest_rows = [row for outcome in outcomes for row in outcome.clips]
+        quarantine_rows = [row for outcome in outcomes for row in outcome.quarantined]
     manifest = manifest_frame(manifest_rows)
     quarantine = quarantine_frame(quarantine_rows)
     check_accounting(inputs, manifest, quarantine)
@@ -133,7 +158,8 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
     return CurationResult(manifest, quarantine, len(inputs), len(sidecars),
                           source_seconds=float(sum(outcomes[i].source_seconds for i in to_curate)),
                           wall_seconds=time.perf_counter() - start, files_reused=len(inputs) - len(to_curate),
-                          removed=removed, duplicates_across_splits=across_splits, moved_to_held_out=moved)
+                          removed=removed, duplicates_across_splits=across_splits,
+                          moved_to_held_out=moved, files_from_partitions=from_parts)
 
 
 def resolve_duplicates(outcomes: list[FileOutcome], max_fraction: float, clips_dir: Path,
@@ -194,6 +220,7 @@ def curation_metrics(result: CurationResult, config: CurationConfig) -> dict:
     return {
         "files_in": result.n_inputs,
         "files_reused": result.files_reused,
+        "files_from_partitions": result.files_from_partitions,
         "files_processed": result.n_inputs - result.files_reused,
         "files_removed": len(result.removed),
         "sidecars": result.n_sidecars,

@@ -6,7 +6,9 @@ STAGES = (
     Stage(
         name="curated_clips", group="curation",
         description="Decoded, mono, resampled, loudness-normalised, de-duplicated clips; rejects quarantined with a reason.",
-        argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated"),
+        argv=("curate", "--input", "data/corpus/audio", "--out", "data/curated", "--parts", "data/parts/curated_clips"),
+        part_argv=("curate", "--input", "data/corpus/audio", "--partition", "{partition}", "--previous", "data/curated",
+                   "--out", "data/parts/curated_clips/{partition}"),
         deps=("data/corpus",), outs=("data/curated",), params="curation",
         incremental=True,
         config="components.curation.config:CurationConfig",

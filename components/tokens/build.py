@@ -154,6 +154,15 @@ def reusable_clips(job: ShardJob, prev_out: Path, prev_index: pd.DataFrame | Non
             and (prev_out / SHARD_DIR / shard_name(int(r.shard))).is_file()}
 
 
+def reusable_from(job: ShardJob, earlier: list[tuple[Path, pd.DataFrame | None]]) -> dict:
+    """reusable_clips over several earlier builds (the previous output, partitions' outputs): the first that has a
+    clip's codes under its current content key gives them."""
+    found: dict = {}
+    for folder, index in reversed(earlier):
+        found.update(reusable_clips(job, folder, index))
+    return found
+
+
 def reuse_shard(job: ShardJob, prev_out: Path, prev_meta: dict, prev_index: pd.DataFrame | None, staging: Path) -> list[dict] | None:
     """Link an unchanged shard from the previous build into `staging`; its index rows, or None."""
     if prev_index is None or prev_meta.get("shard_keys", {}).get(str(job.number)) != job.key:
@@ -180,9 +189,43 @@ def codec_headline(eval_dir: Path | None) -> dict:
     return {k: metrics.get(k) for k in ("visqol", "mel_distance", "si_sdr", "bitrate_kbps")}
 
 
+def encode_partition(curated: Path, codec_dir: Path, staging: Path, files: frozenset[str], cfg: TokensConfig,
+                     previous: Path | None = None, partition: str = "", log=None) -> dict:
+    """One partition's share of the stage: the codes of the clips cut from `files`, as a one-shard build in
+    `staging` (shards/, index.parquet, clip_keys.parquet, meta.json) that the whole stage takes by clip key."""
+    from components.omnicodec import load_codec
+
+    started = time.monotonic()
+    codec = load_codec(codec_dir)
+    codec_digest = tree_digest(codec_dir / "model.safetensors", codec_dir / "config.json")
+    manifest = pd.read_parquet(curated / "manifest.parquet")
+    manifest = manifest[manifest["source_file"].astype(str).isin(files)]
+    n_quantizers = cfg.n_quantizers or codec.num_codebooks
+    jobs = plan_jobs(manifest, curated, codec_digest, max(1, len(manifest)), n_quantizers)
+    prev_index = previous_build(previous)[1] if previous is not None else None
+    rows: list[dict] = []
+    (staging / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    _init_worker(str(codec_dir), cfg.device, threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1))
+    for job in jobs:
+        job = dataclasses.replace(job, reusable=reusable_clips(job, previous, prev_index) if previous else {})
+        rows.extend(_build_shard(job, str(staging / SHARD_DIR), cfg.batch_size, cfg.n_quantizers, cfg.device))
+    encoded = sum(bool(r.pop("encoded", False)) for r in rows)
+    pd.DataFrame(rows, columns=["clip_id", "offset", "n_frames", "shard"]).to_parquet(staging / "index.parquet", index=False)
+    pd.DataFrame({"clip_id": [c for j in jobs for c in j.clip_ids], "clip_key": [k for j in jobs for k in j.clip_keys]}) \
+        .to_parquet(staging / CLIP_KEYS, index=False)
+    (staging / "meta.json").write_text(json.dumps({"partition": partition, "codec": {"digest": codec_digest}}, indent=1))
+    if log:
+        log.info("partition %s: %d clips, %d encoded, %d taken from the previous build", partition, len(rows), encoded,
+                 len(rows) - encoded)
+    return {"partition": partition, "n_clips": len(rows), "clips_encoded": encoded, "clips_reused": len(rows) - encoded,
+            "build_seconds": time.monotonic() - started}
+
+
 def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: Path, staging: Path,
-                       cfg: TokensConfig, progress=lambda it, **kw: it, log=None, codec_eval: Path | None = None) -> dict:
-    """Encode into `staging` (reusing unchanged shards of `out`); returns the build metrics."""
+                       cfg: TokensConfig, progress=lambda it, **kw: it, log=None, codec_eval: Path | None = None,
+                       parts: list[Path] = ()) -> dict:
+    """Encode into `staging` (reusing unchanged shards of `out`, and unchanged clips' codes from `out` and from
+    `parts`, the partitions' outputs); returns the build metrics."""
     from components.omnicodec import load_codec
 
     started = time.monotonic()
@@ -192,13 +235,14 @@ def build_token_shards(curated: Path, captions_dir: Path, codec_dir: Path, out: 
     n_quantizers = cfg.n_quantizers or codec.num_codebooks
     jobs = plan_jobs(manifest, curated, codec_digest, cfg.clips_per_shard, n_quantizers)
     prev_meta, prev_index = previous_build(out) if cfg.reuse_unchanged_shards else ({}, None)
+    earlier = [(out, prev_index)] + ([(part, previous_build(part)[1]) for part in parts] if cfg.reuse_unchanged_shards else [])
 
     rows: list[dict] = []
     to_encode = []
     for job in jobs:
         reused = reuse_shard(job, out, prev_meta, prev_index, staging)
         if reused is None:
-            to_encode.append(dataclasses.replace(job, reusable=reusable_clips(job, out, prev_index)))
+            to_encode.append(dataclasses.replace(job, reusable=reusable_from(job, earlier)))
         else:
             rows.extend(reused)
     clips_to_encode = sum(len(j.clip_ids) - len(j.reusable) for j in to_encode)
