@@ -122,7 +122,10 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
     from orchestration.defs.assets.registry import registered_models
 
     # the scaling asset shows, unmaterialized (its own job)
-    assert set(nodes) == {s.name for s in ALL_STAGES} | {f"registry/{m}" for m in registered_models()}
+    parts = {f"{s.name}_part" for s in ALL_STAGES if s.part_argv}
+    assert set(nodes) == {s.name for s in ALL_STAGES} | parts | {f"registry/{m}" for m in registered_models()}
+    for name in parts:                  # each partition recorded by the fan-out before its whole stage
+        assert len(nodes[name]["assetMaterializations"]) >= 1, name
     for name, node in nodes.items():
         if name not in {s.name for s in STAGES} and not name.startswith("registry/"):
             continue
@@ -204,6 +207,11 @@ def library_is_the_corpus_and_what_it_cannot_show_is_said(repo: Path, stdout: st
     assert all(curated["clips_by_split"][s] > 0 for s in ("train", "valid", "test")), curated["clips_by_split"]
     meta = [json.loads(m) for m in pd.read_parquet(repo / "data" / "curated" / "manifest.parquet")["meta"]]
     assert {m["artist"] for m in meta} == {"Ann Ode", "Bo Reel", "Cy Fugue", "Di Drone"}
+    # fanned out (e2e_params: 3 partitions, 2 at once): the whole stages found every file's and clip's work done
+    assert curated["files_from_partitions"] == 16 and curated["source_seconds"] == 0, curated
+    assert metrics("captions")["clips_analysed"] == 0 and metrics("token_shards")["clips_encoded"] == 0
+    for stage in ("curated_clips", "captions", "token_shards"):
+        assert len([p for p in (repo / "data" / "parts" / stage).iterdir() if p.is_dir()]) == 3, stage
     with_field = metrics("captions")["clips_with_metadata"]
     assert with_field["genre"] > 0 and with_field["instrument"] == 0, with_field
 

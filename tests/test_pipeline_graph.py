@@ -30,13 +30,22 @@ def test_dagster_asset_graph_matches_the_stage_table():
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    # one asset per stage, plus one registry version asset per registered model (params.yaml registry.models)
-    assert keys == {s.name for s in STAGES} | {f"registry/{m}" for m in registered_models()}
+    # one asset per stage, one partitioned `<stage>_part` per fanned-out stage, plus one registry version asset
+    # per registered model (params.yaml registry.models)
+    parts = {f"{s.name}_part" for s in STAGES if s.part_argv}
+    assert parts == {"curated_clips_part", "captions_part", "token_shards_part"}
+    assert keys == {s.name for s in STAGES} | parts | {f"registry/{m}" for m in registered_models()}
     for stage in STAGES:
         node = graph.get(dg_key(stage.name))
-        assert {p.to_user_string() for p in node.parent_keys} == {u.name for u in upstream(stage)}, stage.name
+        own_part = {f"{stage.name}_part"} & parts
+        assert {p.to_user_string() for p in node.parent_keys} == {u.name for u in upstream(stage)} | own_part, stage.name
         assert node.group_name == stage.group
         assert node.code_version
+        if own_part:
+            part = graph.get(dg_key(f"{stage.name}_part"))
+            assert {p.to_user_string() for p in part.parent_keys} == {u.name for u in upstream(stage)}
+            assert part.partitions_def is not None and part.pools == {"lyra_fanout"}
+            assert part.code_version == node.code_version
 
 
 def dg_key(name):

@@ -40,8 +40,18 @@ class Mirrored:
     removed: int         # gone since the last mirror
 
 
-def mirror(url: str, folder: Path, log=None) -> Mirrored:
-    """Bring `folder` in step with the objects under `url`."""
+def list_objects(url: str) -> dict[str, dict]:
+    """{path below the prefix: {"etag", "size"}} of the objects under `url` (what a sensor compares between
+    ticks, and what `mirror` fetches); clear errors for a missing bucket, an empty prefix, denied access."""
+    fs, prefix, objects = _find(url)
+    return {rel: _version(info) for rel, info in sorted(objects.items())}
+
+
+def _version(info: dict) -> dict:
+    return {"etag": str(info.get("ETag") or info.get("etag") or ""), "size": int(info.get("size") or 0)}
+
+
+def _find(url: str):
     import fsspec
 
     fs = fsspec.filesystem("s3", skip_instance_cache=True)     # the environment as it is now, not a cached client
@@ -59,13 +69,19 @@ def mirror(url: str, folder: Path, log=None) -> Mirrored:
                if info.get("type", "file") == "file" and key[len(prefix):].lstrip("/")}
     if not objects:
         raise RemoteSourceError(f"{url}: no objects under this prefix (is it spelt right? `aws s3 ls {url}/`)")
+    return fs, prefix, objects
+
+
+def mirror(url: str, folder: Path, log=None) -> Mirrored:
+    """Bring `folder` in step with the objects under `url`."""
+    fs, prefix, objects = _find(url)
     audio = folder / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     listing_file = folder / LISTING
     before = json.loads(listing_file.read_text()) if listing_file.is_file() else {}
     after, fetched = {}, 0
     for rel, info in sorted(objects.items()):
-        version = {"etag": str(info.get("ETag") or info.get("etag") or ""), "size": int(info.get("size") or 0)}
+        version = _version(info)
         local = audio / rel
         if before.get(rel) != version or not local.is_file():
             local.parent.mkdir(parents=True, exist_ok=True)

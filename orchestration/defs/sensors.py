@@ -5,9 +5,11 @@
     raw_audio_sensor    watches the raw audio (the files `discover` finds: audio, sidecars and a catalogue table,
                         by name, size and mtime): a team's library folder when `corpus.source` names one (the
                         run starts at the corpus stage, which brings the files in), else the folder curation
-                        reads (the run starts at curation); when files land, change or go, one run keyed by
-                        the folder's fingerprint. An S3 source has nothing local to watch: the schedule's
-                        `dvc repro` re-lists it (its stage is always_changed)
+                        reads (the run starts at curation), or an S3 source's prefix (listed each tick: names,
+                        sizes, ETags; the run starts at the corpus stage, which mirrors what changed); when
+                        files land, change or go, one run keyed by the fingerprint
+    corpus_partitions_sensor  keeps the part assets' dynamic partitions equal to the corpus listing's keys
+                        (orchestration/fanout.py); a backfill of `<stage>_part` then runs what is new
     listeners_sensor    counts the listening room's judgements (`lyra serve`); every `listening.retrain_after`
                         new ones it exports them as ORAQL's tables and runs ORAQL and what reads it, keyed
                         by the last judgement exported
@@ -46,6 +48,8 @@ def watched_audio(params_path: Path = REPO_ROOT / "params.yaml") -> tuple[str, s
     source = parse(load_stage_config("corpus", CorpusConfig, params_path=params_path).source)
     if source.root is not None:        # a library on this machine: the corpus stage brings changes in
         return str(source.root), "corpus"
+    if source.kind == "s3":            # a bucket: listed each tick (names, sizes, ETags), brought in by the corpus stage
+        return source.spec, "corpus"
     return RAW_AUDIO, "curated_clips"
 
 
@@ -86,12 +90,27 @@ def downstream_of(first: str) -> list[dg.AssetKey]:
     return [dg.AssetKey(s.name) for s in lifecycle if s.name in chosen] + [registry_key(m) for m in registered_models()]
 
 
+def s3_fingerprint(url: str) -> tuple[str, int]:
+    """(digest of every object's name, size and ETag, number of objects) under an s3:// prefix."""
+    from components.curation.remote import list_objects
+
+    objects = list_objects(url)
+    return hashlib.sha1(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:16], len(objects)
+
+
 def raw_audio_sensor_for(folder: str, name: str = "raw_audio_sensor", first: str = "curated_clips") -> dg.SensorDefinition:
     @dg.sensor(name=name, job=lifecycle_job, minimum_interval_seconds=60, default_status=AUTOMATION,
                description=f"new, changed or removed files in {folder} -> {first} and everything after it")
     def _sensor(context: dg.SensorEvaluationContext):
-        root = Path(folder) if Path(folder).is_absolute() else REPO_ROOT / folder
-        fingerprint, n = raw_audio_fingerprint(root)
+        from components.curation.remote import RemoteSourceError, is_remote
+
+        if is_remote(folder):
+            try:
+                fingerprint, n = s3_fingerprint(folder)
+            except RemoteSourceError as exc:         # a bucket not reachable now is not a change: say why, retry
+                return dg.SkipReason(str(exc))
+        else:
+            fingerprint, n = raw_audio_fingerprint(Path(folder) if Path(folder).is_absolute() else REPO_ROOT / folder)
         if context.cursor is None:
             context.update_cursor(fingerprint)
             return dg.SkipReason(f"watching {n} files in {folder}")
@@ -140,6 +159,33 @@ def listeners_sensor_for(project: Path = REPO_ROOT, name: str = "listeners_senso
 
 
 listeners_sensor = listeners_sensor_for()
+
+
+def corpus_partitions_sensor_for(project: Path = REPO_ROOT, name: str = "corpus_partitions_sensor") -> dg.SensorDefinition:
+    @dg.sensor(name=name, minimum_interval_seconds=60, default_status=AUTOMATION,
+               description="keeps the dynamic partitions `corpus_partitions` (the part assets' partitions) equal to "
+                           "the corpus listing's partition keys, so a backfill from the UI sees the current ones")
+    def _sensor(context: dg.SensorEvaluationContext):
+        from components.corpus import partitions
+        from orchestration.fanout import PARTITIONS
+
+        try:
+            config = partitions.load_config(params_path=project / "params.yaml")
+            keys = [p.key for p in partitions.current(project / "data" / "corpus", config)]
+        except partitions.PartitionError as exc:
+            return dg.SkipReason(str(exc))
+        known = set(context.instance.get_dynamic_partitions(PARTITIONS.name))
+        added, deleted = [k for k in keys if k not in known], sorted(known - set(keys))
+        if not added and not deleted:
+            return dg.SkipReason(f"{len(keys)} partitions, unchanged")
+        requests = ([PARTITIONS.build_add_request(added)] if added else []) \
+            + ([PARTITIONS.build_delete_request(deleted)] if deleted else [])
+        return dg.SensorResult(dynamic_partitions_requests=requests)
+
+    return _sensor
+
+
+corpus_partitions_sensor = corpus_partitions_sensor_for()
 
 
 @dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING

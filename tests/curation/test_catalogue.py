@@ -156,8 +156,18 @@ def test_an_s3_prefix_is_mirrored_and_curated_and_a_bad_one_is_one_clear_line(li
         assert sorted(manifest["source_file"].unique()) == sorted(names)
         assert json.loads(manifest["meta"][0])["artist"] in ("Bo Reel", "Ann Ode")     # tags survive the trip
 
+        import dagster as dg
+
+        from orchestration.defs.sensors import raw_audio_sensor_for
+
+        sensor = raw_audio_sensor_for("s3://catalogue/team", name="test_s3_source", first="corpus")
+        seen = sensor.evaluate_tick(dg.build_sensor_context(cursor=None))
+        assert "watching 3 files in s3://catalogue/team" in seen.skip_message
+
         client.delete_object(Bucket="catalogue", Key=f"team/{names[0]}")             # the library changes
         client.upload_file(str(library / "Bo Reel/Inland/01 Track 1.wav"), "catalogue", "team/Bo Reel/Inland/01.wav")
+        (request,) = sensor.evaluate_tick(dg.build_sensor_context(cursor=seen.cursor)).run_requests   # the sensor sees it
+        assert "corpus" in {k.to_user_string() for k in request.asset_selection}
         assert lyra(["curate", "--input", "s3://catalogue/team", "--out", str(out)]) == 0
         manifest = pd.read_parquet(out / "manifest.parquet")
         assert sorted(manifest["source_file"].unique()) == sorted([*names[1:], "Bo Reel/Inland/01.wav"])
@@ -172,6 +182,8 @@ def test_an_s3_prefix_is_mirrored_and_curated_and_a_bad_one_is_one_clear_line(li
         assert lyra(["curate", "--input", "s3://catalogue/team", "--out", str(tmp_path / "other")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "s3://catalogue/team: " in err, err
+        denied = sensor.evaluate_tick(dg.build_sensor_context(cursor=seen.cursor))    # a reason, not a traceback
+        assert not denied.run_requests and denied.skip_message.startswith("s3://catalogue/team: ")
 
 
 def test_a_near_duplicate_across_splits_is_dropped_and_counted(tmp_path):

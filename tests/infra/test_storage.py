@@ -41,6 +41,8 @@ def test_a_materialization_lands_in_postgres_and_its_step_log_in_s3(tmp_path, mo
 
         instance = dg.DagsterInstance.from_config(str(home))
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        # the fan-out's pool (orchestration/fanout.py) is bounded without a per-deployment step
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 64
         result = dg.materialize([curated_clips], instance=instance)
         assert result.success
         instance.dispose()
