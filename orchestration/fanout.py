@@ -1,6 +1,6 @@
 """Curation, captioning and token encoding fanned out over partitions of the corpus listing.
 
-    corpus ──► listing ──► partitions (components/corpus/partitions.py; Dagster dynamic partitions
+    corpus ──► listing ──► partitions (components/partitions.py; Dagster dynamic partitions
                            `corpus_partitions`, added and deleted as the listing's keys move)
     <stage>_part[key]      the stage's per-partition command (Stage.part_argv) through the launcher:
                            a pod per partition on Kubernetes, a subprocess locally; writes data/parts/<stage>/<key>/
@@ -27,7 +27,7 @@ from typing import Callable
 
 import dagster as dg
 
-from components.corpus import partitions as corpus_partitions
+from components import partitions as corpus_partitions
 from components.pipeline import Stage, upstream
 
 PARTITIONS = dg.DynamicPartitionsDefinition(name="corpus_partitions")

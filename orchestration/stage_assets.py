@@ -17,7 +17,7 @@ import dagster as dg
 from components.common.lineage import code_version, tree_digest
 from components.config import load_params, load_stage_config, profile_values
 from components.pipeline import Stage, upstream
-from components.corpus import partitions as corpus_partitions
+from components import partitions as corpus_partitions
 from orchestration import fanout
 from orchestration.dvc import DvcResource
 from orchestration.integrity import check_lineage, check_lock

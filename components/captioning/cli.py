@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "from them too")
     parser.add_argument("--partition", default=None, metavar="KEY",
                         help="analyse only the clips of this partition of the corpus listing into --out "
-                             "(components/corpus/partitions.py); the whole stage captions and embeds")
+                             "(components/partitions.py); the whole stage captions and embeds")
     parser.add_argument("--corpus", default="data/corpus", help="the corpus whose listing --partition cuts")
     parser.add_argument("--previous", default=None,
                         help="with --partition: an earlier whole output to take unchanged clips' analysis from")
@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-    from components.corpus.partitions import find, load_config, part_folders
+    from components.partitions import find, load_config, part_folders
 
     config = config_from_args(SECTION, CaptionConfig, args)
     with stage_run(SECTION) as run:

@@ -132,7 +132,7 @@ class Stage:
     # reads its previous output to redo only what changed (curation, captioning): DVC must not delete the
     # outputs before running it (`persist: true`); the stage still replaces them whole and atomically
     incremental: bool = False
-    # The stage's share of work for one partition of the corpus listing (components/corpus/partitions.py): its
+    # The stage's share of work for one partition of the corpus listing (components/partitions.py): its
     # `lyra` command with `{partition}` where the key goes, writing data/parts/<name>/<key>/ that the whole stage
     # takes unchanged work from (`--parts`). Dagster shows it as the partitioned asset `<name>_part`
     # (orchestration/fanout.py); not a DVC stage: a partition's output is a cache, the whole stage's is the data.

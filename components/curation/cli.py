@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a folder of partition outputs (data/parts/curated_clips): unchanged files are taken "
                              "from them too (what `--partition` runs wrote)")
     parser.add_argument("--partition", default=None, metavar="KEY",
-                        help="curate only this partition of the corpus listing (components/corpus/partitions.py) into "
+                        help="curate only this partition of the corpus listing (components/partitions.py) into "
                              "--out, leaving near-duplicates and held-out groups to the whole stage")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="the corpus whose listing --partition cuts (default: the folder above --input)")
@@ -60,7 +60,7 @@ def main(args) -> int:
         check_folders(source, args.out)
     only = None
     if args.partition is not None:
-        from components.corpus import partitions
+        from components import partitions
 
         corpus = args.corpus or Path(args.input).resolve().parent
         only = frozenset(partitions.find(corpus, args.partition, partitions.load_config(args.profile, args.params)).files)
@@ -70,7 +70,7 @@ def main(args) -> int:
             check_folders(source, args.out)
         run.log.info("curating %s with %d worker(s): %g s clips at %d Hz, %g LUFS", args.input, config.workers,
                      config.clip_s, config.sample_rate, config.loudness_target_lufs)
-        from components.corpus.partitions import part_folders
+        from components.partitions import part_folders
 
         with run.output(args.out, inputs={"audio": source}, params=config,
                         lineage={"partition": args.partition} if only is not None else None) as staged:

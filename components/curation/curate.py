@@ -93,7 +93,7 @@ def curate_folder(input_dir: Path, out_dir: Path, config: CurationConfig,
     """Curate `input_dir` into `out_dir` (a fresh staging folder): clips/, manifest.parquet, quarantine.parquet,
     sources.parquet. With `previous` (the output folder a previous run left) and `parts` (partition outputs),
     unchanged files are taken from them (incremental.py): the result is the same, only new and changed files are
-    decoded. With `only` (one partition's files, components/corpus/partitions.py) just those files are curated
+    decoded. With `only` (one partition's files, components/partitions.py) just those files are curated
     and the catalogue-wide steps (near-duplicates, held-out groups) are left to the whole stage."""
     start = time.perf_counter()
     inputs, sidecars = discover(input_dir)

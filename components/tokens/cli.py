@@ -10,7 +10,7 @@ import pandas as pd
 
 from components.common.reporting import stage_run
 from components.config import add_config_arguments, config_from_args
-from components.corpus.partitions import find, load_config, part_folders
+from components.partitions import find, load_config, part_folders
 from components.tokens.build import TokenBuildError, build_token_shards, encode_partition
 from components.tokens.checks import codebook_statistics, codes_in_range, every_clip_in_exactly_one_shard, plot_codebook_histograms
 from components.tokens.config import TokensConfig
@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                             "taken from them too")
     build.add_argument("--partition", default=None, metavar="KEY",
                        help="encode only the clips of this partition of the corpus listing into --out (a one-shard "
-                            "build the whole stage takes codes from); components/corpus/partitions.py")
+                            "build the whole stage takes codes from); components/partitions.py")
     build.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="the corpus whose listing --partition cuts")
     build.add_argument("--previous", type=Path, default=None,
                        help="with --partition: an earlier whole build to take unchanged clips' codes from")

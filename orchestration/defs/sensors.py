@@ -166,7 +166,7 @@ def corpus_partitions_sensor_for(project: Path = REPO_ROOT, name: str = "corpus_
                description="keeps the dynamic partitions `corpus_partitions` (the part assets' partitions) equal to "
                            "the corpus listing's partition keys, so a backfill from the UI sees the current ones")
     def _sensor(context: dg.SensorEvaluationContext):
-        from components.corpus import partitions
+        from components import partitions
         from orchestration.fanout import PARTITIONS
 
         try:

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from components.cli import main as lyra
-from components.corpus.partitions import (
+from components.partitions import (
     PartitionError, PartitionsConfig, find, number_of, part_folders, partitions, read_listing,
 )
 from components.curation.config import CurationConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from components.corpus.partitions import partitions, read_listing
+from components.partitions import partitions, read_listing
 from components.pipeline import Stage
 from orchestration import fanout, stage_assets
 from orchestration.dvc import DvcResource
