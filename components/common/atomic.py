@@ -139,3 +139,14 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     os.replace(staging, final)
     _fsync_dir(final.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> bool:
+    """Put `src`'s file at `dst` (a staging folder's new entry): a hard link where the file system allows one
+    (no space; the link survives the old folder being swapped out), else a copy. True when linked."""
+    try:
+        os.link(src, dst)
+        return True
+    except OSError:
+        shutil.copy2(src, dst)
+        return False

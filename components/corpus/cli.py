@@ -55,18 +55,18 @@ def build_main(args) -> int:
     from components.corpus.sources import parse
 
     config = config_from_args(SECTION, CorpusConfig, args)
-    if parse(config.source).kind == "demo":
+    source = parse(config.source)
+    if source.kind == "demo":
         return _build_demo(config, args)
-    return _bring_in_library(config, args)
+    return _bring_in_library(config, source, args)
 
 
-def _bring_in_library(config: CorpusConfig, args) -> int:
+def _bring_in_library(config: CorpusConfig, source, args) -> int:
     from components.common.atomic import atomic_write_json
     from components.common.reporting import stage_run
-    from components.corpus.sources import LISTING, ingest, ingest_metrics, parse
+    from components.corpus.sources import LISTING, ingest, ingest_metrics
     from components.curation.remote import mirror_folder
 
-    source = parse(config.source)
     with stage_run("corpus") as run:
         run.log.info("bringing in the %s source %s", source.kind, source.spec)
         with run.output(args.out, inputs={}, params=config, lineage={"source": source.spec}) as staged:

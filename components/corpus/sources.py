@@ -22,10 +22,10 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import shutil
 from pathlib import Path
 
 from components.common.errors import LyraError
+from components.common.atomic import link_or_copy
 from components.common.lineage import file_digest
 
 DEMO = "demo"
@@ -133,7 +133,7 @@ def ingest(source: Source, audio: Path, *, mirror_dir: Path, progress=None, log=
         rel = path.resolve().relative_to(root.resolve()) if source.kind != "s3" else path.relative_to(root)
         target = audio / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if _link_or_copy(path, target):
+        if link_or_copy(path, target):
             result.linked += 1
         else:
             result.copied += 1
@@ -166,13 +166,3 @@ def _walk(root: Path) -> list[Path]:
         dirs.sort()
         found.extend(Path(folder) / name for name in sorted(names))
     return found
-
-
-def _link_or_copy(src: Path, dst: Path) -> bool:
-    """True when hard-linked. A hard link costs no space; across file systems (or where links are refused) a copy."""
-    try:
-        os.link(src, dst)
-        return True
-    except OSError:
-        shutil.copy2(src, dst)
-        return False

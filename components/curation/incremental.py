@@ -19,13 +19,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from components.common.atomic import atomic_write_json
+from components.common.atomic import atomic_write_json, link_or_copy
 from components.common.lineage import file_digest, stage_code_version
 from components.curation.config import CurationConfig
 from components.curation.discover import InputFile
@@ -127,10 +125,7 @@ class Previous:
             return None
         for row, source in zip(rows, sources):
             target = clips_dir / f"{row['clip_id']}.wav"
-            try:
-                os.link(source, target)                # the previous output is swapped out, the link stays
-            except OSError:
-                shutil.copy2(source, target)
+            link_or_copy(source, target)
         return FileOutcome(item.rel, [_plain(r) for r in rows], [_plain(q) for q in quarantined],
                            source_seconds=record["source_seconds"])
 

@@ -14,13 +14,13 @@ import concurrent.futures as futures
 import dataclasses
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from components.common.atomic import link_or_copy
 from components.common.lineage import file_digest, tree_digest
 from components.tokens.config import TokensConfig
 from components.tokens.shards import (
@@ -172,10 +172,7 @@ def reuse_shard(job: ShardJob, prev_out: Path, prev_meta: dict, prev_index: pd.D
         return None
     dst = staging / SHARD_DIR / shard_name(job.number)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    link_or_copy(src, dst)
     rows = prev_index[prev_index["shard"] == job.number]
     return [{"clip_id": r.clip_id, "offset": int(r.offset), "n_frames": int(r.n_frames), "shard": job.number}
             for r in rows.itertuples()]
