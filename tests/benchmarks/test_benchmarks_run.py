@@ -56,6 +56,8 @@ CASES = {
     "incremental_ingest.py": incremental_ingest_ci_args,
     "ingest_scaling.py": lambda tmp_path: [*incremental_ingest_args(tmp_path)[:2], "--recordings", "2",
                                            "--stages", "curation"],
+    "partitioned_ingest.py": lambda tmp_path: [*incremental_ingest_args(tmp_path)[:2], "--recordings", "4",
+                                               "--partitions", "2", "--stages", "curation"],
     "serving.py": ["--clients", "2", "--requests", "1", "--seconds", "0.5", "--threads", "1"],
     "lm_speed.py": ["--frames", "20", "--rounds", "1", "--train-steps", "1", "--train-batch", "1",
                     "--train-frames", "32"],

@@ -49,6 +49,21 @@ def test_pods_run_the_stage_command_where_the_table_says(workloads):
         assert {"name": "LYRA_PROFILE", "value": "cluster"} in container["env"]
 
 
+@pytest.mark.parametrize("stage", [s.name for s in STAGES if s.part_argv])
+def test_a_partitions_pod_is_its_stages_pod_running_the_per_partition_command(workloads, stage):
+    whole = stage_by_name(stage)
+    part = whole.part("0007-0123456789ab")
+    doc = workload(part, "cluster")
+    validate_manifest(doc)
+    [container] = pod_containers(doc)
+    assert container["command"] == part.command and "--partition" in part.command and "0007-0123456789ab" in " ".join(
+        part.command)
+    assert f"{whole.parts_dir}/0007-0123456789ab" in part.command       # on the shared data volume, like the stage's
+    [whole_container] = pod_containers(workloads[stage])
+    assert container["resources"] == whole_container["resources"] and doc["spec"]["nodeSelector"] == \
+        workloads[stage]["spec"]["nodeSelector"]
+
+
 def test_stage_pods_are_locked_down(workloads):
     for stage in STAGES:
         doc = workloads[stage.name]
