@@ -124,8 +124,9 @@ def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None
         name=stage.name,
         group_name=stage.group,
         description=stage.description,
-        # a fanned-out stage also reads its partitions' outputs (orchestration/fanout.py)
-        deps=[up.name for up in upstream(stage)] + ([fanout.part_asset_name(stage)] if stage.part_argv else []),
+        # not on `<stage>_part`: a partition's output is a cache the stage may take work from, never an input it
+        # needs (with no fan-out it is never made, and the UI would ask "are you sure?" before every run)
+        deps=[up.name for up in upstream(stage)],
         code_version=code_version(*stage.code_paths),
         kinds={"pytorch" if stage.pool == "gpu" else "python", "dvc"},
         tags={"lyra/pool": stage.pool},

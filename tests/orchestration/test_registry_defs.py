@@ -98,6 +98,18 @@ def test_with_a_library_as_the_source_the_sensor_watches_it_and_starts_at_the_co
     assert {"corpus", "curated_clips", "registry/lyra"} <= keys
 
 
+def test_no_named_job_selects_a_partitioned_asset():
+    """`Materialize all` on a job page must launch a run: a partitioned `<stage>_part` asset in a job of whole stages
+    would ask for a partition instead (the UI test caught omnicodec_to_registry doing that)."""
+    from orchestration.definitions import defs
+
+    for job in defs.resolve_all_job_defs():
+        if job.name.startswith("__"):
+            continue
+        assert job.partitions_def is None, job.name
+        assert not [k for k in job.asset_layer.selected_asset_keys if k.path[-1].endswith("_part")], job.name
+
+
 def test_the_retraining_schedule_runs_the_lifecycle_job():
     from orchestration.definitions import defs
 
