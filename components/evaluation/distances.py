@@ -1,6 +1,7 @@
 """Set-level metrics on an independent evaluator's outputs: how far generated audio is from real audio, and how
 varied it is. Inputs are per-clip embeddings [n, d] or tag posteriors [n, tags] from a model none of the systems
-under test saw; every figure comes with a bootstrap interval over clips.
+under test saw. KAD carries a bootstrap interval over clips; FAD is shown beside it without one (a resample's
+repeated clips shrink its covariances: its interval would be biased as well as its value).
 
     kad(x, y)              kernel audio distance: the unbiased MMD^2 between the two sets with a Gaussian kernel
                            whose bandwidth is the median pairwise distance of the pooled sets (0 in expectation
@@ -12,12 +13,11 @@ under test saw; every figure comes with a bootstrap interval over clips.
                            evaluator's tags are independent sigmoids, not one softmax)
     vendi(x)               Vendi score: the effective number of distinct clips, exp(entropy of the
                            eigenvalues of the cosine-similarity matrix / n); 1 = all alike, n = all orthogonal
-    two_set_interval(fn, x, y)  percentile bootstrap of fn(x, y), resampling each set's clips
+    kad_interval(x, y)     percentile bootstrap of KAD over each set's clips (a resampled clip is never paired with
+                           its own copy; the kernel's bandwidth is the full sets')
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -29,8 +29,7 @@ def _pairwise_sq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(d, 0.0)
 
 
-def kad(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
-    """Unbiased MMD^2 (x KAD_SCALE) between the rows of x [n, d] and y [m, d]; n, m >= 2."""
+def _kernels(x: np.ndarray, y: np.ndarray, bandwidth: float | None):
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if len(x) < 2 or len(y) < 2:
         raise ValueError(f"KAD needs at least 2 clips per set (got {len(x)} and {len(y)})")
@@ -39,11 +38,36 @@ def kad(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
         d = np.sqrt(_pairwise_sq(pooled, pooled)[np.triu_indices(len(pooled), 1)])
         bandwidth = float(np.median(d)) or 1.0
     gamma = 1.0 / (2.0 * bandwidth ** 2)
-    kxx, kyy, kxy = (np.exp(-gamma * _pairwise_sq(a, b)) for a, b in ((x, x), (y, y), (x, y)))
-    n, m = len(x), len(y)
-    within_x = (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
-    within_y = (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-    return float(KAD_SCALE * (within_x + within_y - 2.0 * kxy.mean()))
+    return tuple(np.exp(-gamma * _pairwise_sq(a, b)) for a, b in ((x, x), (y, y), (x, y)))
+
+
+def _mmd(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray, ix: np.ndarray, iy: np.ndarray) -> float:
+    """Unbiased MMD^2 of the clips `ix` of x and `iy` of y (indices may repeat, as in a bootstrap resample: a
+    clip is never paired with a copy of itself, which would count its self-similarity of 1 as agreement)."""
+    within_x = kxx[np.ix_(ix, ix)][ix[:, None] != ix[None, :]].mean()
+    within_y = kyy[np.ix_(iy, iy)][iy[:, None] != iy[None, :]].mean()
+    return float(KAD_SCALE * (within_x + within_y - 2.0 * kxy[np.ix_(ix, iy)].mean()))
+
+
+def kad(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
+    """Unbiased MMD^2 (x KAD_SCALE) between the rows of x [n, d] and y [m, d]; n, m >= 2."""
+    kxx, kyy, kxy = _kernels(x, y, bandwidth)
+    return _mmd(kxx, kyy, kxy, np.arange(len(kxx)), np.arange(len(kyy)))
+
+
+def kad_interval(x: np.ndarray, y: np.ndarray, n_resamples: int = 500, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap of KAD over each set's clips, the kernel (and its bandwidth) fixed by the full sets."""
+    kxx, kyy, kxy = _kernels(x, y, None)
+    rng = np.random.default_rng(seed)
+    n, m = len(kxx), len(kyy)
+    stats = []
+    for _ in range(n_resamples):
+        ix, iy = rng.integers(0, n, n), rng.integers(0, m, m)
+        if len(np.unique(ix)) > 1 and len(np.unique(iy)) > 1:
+            stats.append(_mmd(kxx, kyy, kxy, ix, iy))
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
 
 
 def fad(x: np.ndarray, y: np.ndarray) -> float:
@@ -74,13 +98,3 @@ def vendi(x: np.ndarray) -> float:
     eig = np.linalg.eigvalsh(unit @ unit.T / len(x))
     eig = eig[eig > 1e-12]
     return float(np.exp(-(eig * np.log(eig)).sum()))
-
-
-def two_set_interval(fn: Callable[[np.ndarray, np.ndarray], float], x: np.ndarray, y: np.ndarray,
-                     n_resamples: int = 200, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of fn(x, y) over resamples (with replacement) of each set's clips."""
-    rng = np.random.default_rng(seed)
-    x, y = np.asarray(x), np.asarray(y)
-    stats = [fn(x[rng.integers(0, len(x), len(x))], y[rng.integers(0, len(y), len(y))]) for _ in range(n_resamples)]
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))

@@ -4,7 +4,7 @@ with added noise; FAD is 0 for a set against itself; KL is 0 for equal posterior
 import numpy as np
 import pytest
 
-from components.evaluation.distances import fad, kad, tag_kl, two_set_interval, vendi
+from components.evaluation.distances import fad, kad, kad_interval, tag_kl, vendi
 
 
 def draws(seed: int, n: int = 60, d: int = 16) -> np.ndarray:
@@ -20,8 +20,11 @@ def test_kad_is_zero_in_expectation_for_two_draws_of_one_set_and_grows_with_nois
     noisy = [np.mean([kad(real, draws(200 + s) + scale * np.random.default_rng(s).normal(size=(60, 16)))
                       for s in range(3)]) for scale in (0.0, 0.5, 1.0, 2.0)]
     assert all(a < b for a, b in zip(noisy, noisy[1:])), noisy
-    lo, hi = two_set_interval(kad, real, draws(300) + 1.0, n_resamples=100)
+    lo, hi = kad_interval(real, draws(300) + 1.0, n_resamples=100)
     assert 0 < lo < kad(real, draws(300) + 1.0) < hi
+    # two draws of one set: the interval holds its point and 0 (a resampled clip is never paired with its own copy)
+    same_lo, same_hi = kad_interval(draws(1), draws(2), n_resamples=200)
+    assert same_lo < min(0.0, kad(draws(1), draws(2))) and max(0.0, kad(draws(1), draws(2))) < same_hi
 
 
 def test_kad_needs_two_clips_a_set():
