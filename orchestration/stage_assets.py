@@ -92,7 +92,7 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
     )
 
 
-def _partition_stamps(context, stage: Stage, launcher: StageLauncher, dvc: DvcResource, keys: list[str]) -> dict[str, str]:
+def _partition_stamps(stage: Stage, launcher: StageLauncher, dvc: DvcResource, keys: list[str]) -> dict[str, str]:
     return fanout.expected_stamps(stage, keys, lambda up: _data_version(up, dvc), stage_params(stage, launcher.profile),
                                   code_version(*stage.code_paths))
 
@@ -111,7 +111,7 @@ def fan_out(context: dg.AssetExecutionContext, stage: Stage, launcher: StageLaun
     added, deleted = fanout.sync_partitions(context.instance, keys)
     if added or deleted:
         context.log.info(f"corpus partitions: {len(added)} added, {len(deleted)} deleted ({len(keys)} now)")
-    expected = _partition_stamps(context, stage, launcher, dvc, keys)
+    expected = _partition_stamps(stage, launcher, dvc, keys)
     figures = fanout.run_partitions(context, stage, lambda part, key: _launch_part(context, launcher, part, key),
                                     REPO_ROOT, keys, expected, config.concurrency)
     return {**figures, "keys": keys}
@@ -142,7 +142,6 @@ def stage_asset(stage: Stage, check_specs: list[dg.AssetCheckSpec] | None = None
     return _asset
 
 
-
 def part_asset(stage: Stage) -> dg.AssetsDefinition:
     """`<stage>_part`: the stage's work for one partition of the corpus listing (dynamic partitions), run through
     the launcher like the stage itself (its own pod on Kubernetes); backfills run at most the `lyra_fanout`
@@ -163,7 +162,7 @@ def part_asset(stage: Stage) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
         key = context.partition_key
-        expected = _partition_stamps(context, stage, launcher, dvc, [key])[key]
+        expected = _partition_stamps(stage, launcher, dvc, [key])[key]
         done = fanout.is_done(REPO_ROOT, stage, key, expected)
         if done:
             context.log.info(f"{stage.name} partition {key}: made from the same inputs already; not re-run")
