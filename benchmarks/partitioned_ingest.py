@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,17 +28,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.incremental_ingest import copy_recordings, same_tokens, untrained_codec  # noqa: E402
+from benchmarks.ingest_scaling import STAGES, timed  # noqa: E402  (one thread per process, the metrics read back)
 from components.partitions import partitions, read_listing  # noqa: E402
-
-LYRA = str(Path(sys.executable).parent / "lyra")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-STAGES = ("curation", "captioning", "tokens")
-
-
-def run(args: list[str], metrics: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run([LYRA, *args, "--metrics", str(metrics)], check=True, capture_output=True, text=True, env=ENV)
-    return time.perf_counter() - start
 
 
 def commands(stage: str, root: Path, codec: Path, common: list[str]) -> tuple[callable, callable]:
@@ -101,20 +89,17 @@ def main() -> int:
         last = max(STAGES.index(s) for s in args.stages)
         for stage in STAGES[:last + 1]:     # each stage reads the one before: earlier ones run, shown when asked for
             whole, part = commands(stage, root, codec, common)
-            t_whole = run([*whole(root / "alone", []), "--set", f"workers={args.at_once}"], root / "m.json")
+            t_whole, _ = timed(*whole(root / "alone", []), "--set", f"workers={args.at_once}")
 
             def one(key: str) -> tuple[str, float, int]:
-                metrics = root / f"part-{stage}-{key}.json"
-                wall = run([*part(key), "--set", "workers=1"], metrics)
-                figures = json.loads(metrics.read_text())
+                wall, figures = timed(*part(key), "--set", "workers=1")
                 return key, wall, int(figures.get("clips", figures.get("n_clips", 0)))
 
             start = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(args.at_once) as pool:
                 done = list(pool.map(one, keys))
             t_parts = time.perf_counter() - start
-            t_merge = run([*whole(root / "fan", [str(root / "parts" / stage)]), "--set", f"workers={args.at_once}"],
-                          root / "m.json")
+            t_merge, _ = timed(*whole(root / "fan", [str(root / "parts" / stage)]), "--set", f"workers={args.at_once}")
             walls, clips = np.array([w for _, w, _ in done]), np.array([c for _, _, c in done], dtype=float)
             slope, overhead = np.polyfit(clips, walls, 1) if np.ptp(clips) > 0 else (0.0, float(walls.mean()))
             same = equal(stage, root / "alone", root / "fan")

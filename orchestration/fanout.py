@@ -39,11 +39,15 @@ def part_asset_name(stage: Stage) -> str:
     return f"{stage.name}_part"
 
 
+def partition_changes(known, keys: list[str]) -> tuple[list[str], list[str]]:
+    """(keys to add, keys to delete) to make the dynamic partitions `known` the listing's `keys`."""
+    known = set(known)
+    return [k for k in keys if k not in known], sorted(known - set(keys))
+
+
 def sync_partitions(instance: dg.DagsterInstance, keys: list[str]) -> tuple[list[str], list[str]]:
     """Make the dynamic partitions the listing's keys: (added, deleted)."""
-    known = set(instance.get_dynamic_partitions(PARTITIONS.name))
-    added = [k for k in keys if k not in known]
-    deleted = sorted(known - set(keys))
+    added, deleted = partition_changes(instance.get_dynamic_partitions(PARTITIONS.name), keys)
     if added:
         instance.add_dynamic_partitions(PARTITIONS.name, added)
     for key in deleted:
@@ -79,6 +83,12 @@ def prune(repo: Path, stage: Stage, keys: list[str]) -> list[str]:
     return gone
 
 
+def run_one(repo: Path, stage: Stage, key: str, expected: str, launch: Callable[[Stage, str], object]) -> None:
+    """Run partition `key` of `stage` through `launch` and stamp its output with what it was made from."""
+    launch(stage.part(key), key)
+    stamp_path(repo, stage, key).write_text(expected + "\n")
+
+
 def part_metrics(repo: Path, stage: Stage, key: str) -> dict:
     path = repo / stage.part(key).metrics_path
     try:
@@ -92,18 +102,12 @@ def run_partitions(context: dg.AssetExecutionContext, stage: Stage, launch: Call
                    keys: list[str], expected: dict[str, str], concurrency: int) -> dict:
     """Run the partitions of `keys` that are not done, `concurrency` at once; record each as a materialization
     of `<stage>_part`. Raises dg.Failure naming every partition that failed (after the rest have finished)."""
-    todo = [k for k in keys if not is_done(repo, stage, k, expected[k])]
-    context.log.info(f"{stage.name}: {len(keys)} partitions, {len(keys) - len(todo)} done, {len(todo)} to run "
+    to_run = [k for k in keys if not is_done(repo, stage, k, expected[k])]
+    context.log.info(f"{stage.name}: {len(keys)} partitions, {len(keys) - len(to_run)} done, {len(to_run)} to run "
                      f"({concurrency} at once)")
     failed: dict[str, str] = {}
-
-    def one(key: str) -> str:
-        launch(stage.part(key), key)
-        stamp_path(repo, stage, key).write_text(expected[key] + "\n")
-        return key
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        futures = {pool.submit(one, key): key for key in todo}
+        futures = {pool.submit(run_one, repo, stage, key, expected[key], launch): key for key in to_run}
         for future in concurrent.futures.as_completed(futures):
             key = futures[future]
             try:
@@ -117,9 +121,9 @@ def run_partitions(context: dg.AssetExecutionContext, stage: Stage, launch: Call
                 metadata={**part_metrics(repo, stage, key), "launched_by": stage.name}))
     if failed:
         listed = "; ".join(f"{k}: {why}" for k, why in sorted(failed.items()))
-        raise dg.Failure(description=f"{stage.name}: {len(failed)} of {len(todo)} partitions failed ({listed})",
+        raise dg.Failure(description=f"{stage.name}: {len(failed)} of {len(to_run)} partitions failed ({listed})",
                          metadata={"failed_partitions": dg.MetadataValue.json(sorted(failed))})
-    return {"partitions": len(keys), "partitions_run": len(todo), "partitions_done_before": len(keys) - len(todo)}
+    return {"partitions": len(keys), "partitions_run": len(to_run), "partitions_done_before": len(keys) - len(to_run)}
 
 
 def expected_stamps(stage: Stage, keys: list[str], upstream_version: Callable[[Stage], str], params: dict,

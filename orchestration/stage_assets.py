@@ -92,9 +92,11 @@ def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, config: S
     )
 
 
-def _partition_stamps(stage: Stage, launcher: StageLauncher, dvc: DvcResource, keys: list[str]) -> dict[str, str]:
+def _partition_stamps(context, stage: Stage, launcher: StageLauncher, dvc: DvcResource,
+                      keys: list[str]) -> dict[str, str]:
+    # the code version is the asset's own (the stage's and its part asset's are the same digest): not re-hashed
     return fanout.expected_stamps(stage, keys, lambda up: _data_version(up, dvc), stage_params(stage, launcher.profile),
-                                  code_version(*stage.code_paths))
+                                  context.assets_def.code_versions_by_key[context.asset_key])
 
 
 def _launch_part(context, launcher: StageLauncher, part: Stage, key: str):
@@ -111,7 +113,7 @@ def fan_out(context: dg.AssetExecutionContext, stage: Stage, launcher: StageLaun
     added, deleted = fanout.sync_partitions(context.instance, keys)
     if added or deleted:
         context.log.info(f"corpus partitions: {len(added)} added, {len(deleted)} deleted ({len(keys)} now)")
-    expected = _partition_stamps(stage, launcher, dvc, keys)
+    expected = _partition_stamps(context, stage, launcher, dvc, keys)
     figures = fanout.run_partitions(context, stage, lambda part, key: _launch_part(context, launcher, part, key),
                                     REPO_ROOT, keys, expected, config.concurrency)
     return {**figures, "keys": keys}
@@ -162,13 +164,12 @@ def part_asset(stage: Stage) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, launcher: StageLauncher, dvc: DvcResource) -> dg.MaterializeResult:
         key = context.partition_key
-        expected = _partition_stamps(stage, launcher, dvc, [key])[key]
+        expected = _partition_stamps(context, stage, launcher, dvc, [key])[key]
         done = fanout.is_done(REPO_ROOT, stage, key, expected)
         if done:
             context.log.info(f"{stage.name} partition {key}: made from the same inputs already; not re-run")
         else:
-            _launch_part(context, launcher, stage.part(key), key)
-            fanout.stamp_path(REPO_ROOT, stage, key).write_text(expected + "\n")
+            fanout.run_one(REPO_ROOT, stage, key, expected, lambda part, k: _launch_part(context, launcher, part, k))
         return dg.MaterializeResult(metadata={**fanout.part_metrics(REPO_ROOT, stage, key), "reused": done})
 
     return _asset

@@ -167,15 +167,14 @@ def corpus_partitions_sensor_for(project: Path = REPO_ROOT, name: str = "corpus_
                            "the corpus listing's partition keys, so a backfill from the UI sees the current ones")
     def _sensor(context: dg.SensorEvaluationContext):
         from components import partitions
-        from orchestration.fanout import PARTITIONS
+        from orchestration.fanout import PARTITIONS, partition_changes
 
         try:
             config = partitions.load_config(params_path=project / "params.yaml")
             keys = [p.key for p in partitions.current(project / "data" / "corpus", config)]
         except partitions.PartitionError as exc:
             return dg.SkipReason(str(exc))
-        known = set(context.instance.get_dynamic_partitions(PARTITIONS.name))
-        added, deleted = [k for k in keys if k not in known], sorted(known - set(keys))
+        added, deleted = partition_changes(context.instance.get_dynamic_partitions(PARTITIONS.name), keys)
         if not added and not deleted:
             return dg.SkipReason(f"{len(keys)} partitions, unchanged")
         requests = ([PARTITIONS.build_add_request(added)] if added else []) \

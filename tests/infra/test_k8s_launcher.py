@@ -245,45 +245,38 @@ class FanoutK8sLauncher(K8sLauncher):
         return [sys.executable, self.script, *stage.argv]
 
 
-def test_each_partition_runs_as_its_own_pod_before_the_whole_stage(tmp_path, monkeypatch):
+def test_each_partition_runs_as_its_own_pod_before_the_whole_stage(tmp_path, cluster, monkeypatch):
     """The lifecycle's fan-out (orchestration/fanout.py) through the k8s launcher: one pod per partition, with
     the stage's pod spec and the partition's command, then the stage's own pod; every pod deleted."""
     from components.partitions import partitions, read_listing
     from orchestration import stage_assets
 
-    repo = tmp_path / "repo"
+    repo = tmp_path / "repo"            # the code location's checkout; its data/ is the pods' shared claim
+    repo.mkdir()
+    (repo / "data").symlink_to(cluster.data)
     audio = repo / "data" / "corpus" / "audio"
     audio.mkdir(parents=True)
     for i in range(9):
         (audio / f"piece{i}.wav").write_bytes(bytes([i]) * 64)
     (repo / "params.yaml").write_text("profile: cluster\ncluster:\n  partitions: {count: 3, concurrency: 2}\n")
-    script = tmp_path / "stage.py"
+    script = tmp_path / "fanout_stage.py"
     script.write_text(FANOUT_SCRIPT)
     monkeypatch.setattr(stage_assets, "REPO_ROOT", repo)
-    fake = FakeCluster(tmp_path / "kubelet", claims={"lyra-data": repo / "data"},
-                       secrets={"lyra-s3": {"access-key-id": "lyra", "secret-access-key": "s3cr3t"}},
-                       image_env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
-    (tmp_path / "kubelet").mkdir()
-    server, url = fake.serve()
-    try:
-        stage = Stage(name="toy", group="test", description="a fanned-out toy stage", argv=(), deps=(),
-                      outs=("data/out",), params="toy", part_argv=("part", "{partition}"))
-        launcher = FanoutK8sLauncher(script=str(script), profile="cluster", poll_interval=0.1,
-                                     kubeconfig_file=str(write_kubeconfig(tmp_path / "kubeconfig", url)))
-        result = dg.materialize([stage_asset(stage)], resources={"launcher": launcher, "dvc": DvcResource(enabled=False)},
-                                raise_on_error=False, instance=dg.DagsterInstance.ephemeral())
-        assert result.success
-        keys = [p.key for p in partitions(read_listing(repo / "data" / "corpus"), 3)]
-        commands = [pod["spec"]["containers"][0]["command"][2:] for pod in fake.created]
-        assert len(keys) >= 2
-        # the partitions' pods first (in any order), the whole stage's last
-        assert sorted(commands[:-1]) == sorted(["part", key] for key in keys) and commands[-1] == []
-        assert len({pod["metadata"]["name"] for pod in fake.created}) == len(keys) + 1
-        assert all(pod["spec"]["containers"][0]["resources"] == fake.created[-1]["spec"]["containers"][0]["resources"]
-                   for pod in fake.created)
-        [mat] = [m for m in result.asset_materializations_for_node("toy") if m.asset_key == dg.AssetKey("toy")]
-        assert mat.metadata["found"].value == len(keys) and mat.metadata["fanout.partitions_run"].value == len(keys)
-        assert fake.pods == {} and len(fake.deleted) == len(keys) + 1
-    finally:
-        fake.shutdown()
-        server.shutdown()
+    stage = Stage(name="toy", group="test", description="a fanned-out toy stage", argv=(), deps=(),
+                  outs=("data/out",), params="toy", part_argv=("part", "{partition}"))
+    launcher = FanoutK8sLauncher(script=str(script), profile="cluster", poll_interval=0.1,
+                                 kubeconfig_file=str(cluster.kubeconfig))
+    result = dg.materialize([stage_asset(stage)], resources={"launcher": launcher, "dvc": DvcResource(enabled=False)},
+                            raise_on_error=False, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    keys = [p.key for p in partitions(read_listing(repo / "data" / "corpus"), 3)]
+    commands = [pod["spec"]["containers"][0]["command"][2:] for pod in cluster.created]
+    assert len(keys) >= 2
+    # the partitions' pods first (in any order), the whole stage's last
+    assert sorted(commands[:-1]) == sorted(["part", key] for key in keys) and commands[-1] == []
+    assert len({pod["metadata"]["name"] for pod in cluster.created}) == len(keys) + 1
+    assert all(pod["spec"]["containers"][0]["resources"] == cluster.created[-1]["spec"]["containers"][0]["resources"]
+               for pod in cluster.created)
+    [mat] = [m for m in result.asset_materializations_for_node("toy") if m.asset_key == dg.AssetKey("toy")]
+    assert mat.metadata["found"].value == len(keys) and mat.metadata["fanout.partitions_run"].value == len(keys)
+    assert cluster.pods == {} and len(cluster.deleted) == len(keys) + 1
