@@ -15,6 +15,8 @@ repeated clips shrink its covariances: its interval would be biased as well as i
                            eigenvalues of the cosine-similarity matrix / n); 1 = all alike, n = all orthogonal
     kad_interval(x, y)     percentile bootstrap of KAD over each set's clips (a resampled clip is never paired with
                            its own copy; the kernel's bandwidth is the full sets')
+    kad_difference(a, b, y)  KAD(b, y) - KAD(a, y) for paired sets a, b (the same prompts and seeds) with one kernel,
+                           and its bootstrap interval resampling the pairs together: "did b move away from y?"
 """
 
 from __future__ import annotations
@@ -98,3 +100,29 @@ def vendi(x: np.ndarray) -> float:
     eig = np.linalg.eigvalsh(unit @ unit.T / len(x))
     eig = eig[eig > 1e-12]
     return float(np.exp(-(eig * np.log(eig)).sum()))
+
+
+def kad_difference(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_resamples: int = 500, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float, float]:
+    """(KAD(b, y) - KAD(a, y), interval low, high): a[i] and b[i] are paired (same prompt, same seed), so a
+    resample draws pairs; one kernel (bandwidth of a, b and y pooled) serves both distances."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired sets must have one shape: {a.shape} vs {b.shape}")
+    n = len(a)
+    pooled = np.concatenate([a, b])
+    kpp, kyy, kpy = _kernels(pooled, y, None)
+    ia, ib = np.arange(n), np.arange(n) + n
+
+    def diff(ix: np.ndarray, iy: np.ndarray) -> float:
+        return _mmd(kpp, kyy, kpy, ib[ix], iy) - _mmd(kpp, kyy, kpy, ia[ix], iy)
+
+    point = diff(np.arange(n), np.arange(len(y)))
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_resamples):
+        ix, iy = rng.integers(0, n, n), rng.integers(0, len(y), len(y))
+        if len(np.unique(ix)) > 1 and len(np.unique(iy)) > 1:
+            stats.append(diff(ix, iy))
+    tail = (1 - level) / 2 * 100
+    return point, float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))

@@ -24,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--codec", required=True, help="OmniCodec model folder to decode with")
     sample.add_argument("--tokens", required=True, help="token-shard folder (the test split's captions are the prompts)")
     sample.add_argument("--judge", required=True, help="conditioning judge folder (`lyra judge train`)")
+    sample.add_argument("--curated", default=None,
+                        help="curated clips folder: the real clips the independent evaluator compares the generations "
+                             "with (left out: no independent evaluation)")
     sample.add_argument("--out", required=True, help="folder for the wavs, JSONs and plots")
     sample.add_argument("--metrics", default=None, help="JSON file for the stage's metrics")
     add_config_arguments(sample)
@@ -42,5 +45,5 @@ def _sample(args) -> int:
     from components.lyra.sample import run_sample_stage
 
     cfg = config_from_args("generate", GenerateConfig, args)
-    run_sample_stage(cfg, args.model, args.codec, args.tokens, args.judge, args.out, args.metrics)
+    run_sample_stage(cfg, args.model, args.codec, args.tokens, args.judge, args.out, args.metrics, curated=args.curated)
     return 0

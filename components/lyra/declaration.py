@@ -19,8 +19,10 @@ STAGES = (
         name="lyra_samples", group="lyra",
         description="Music generated from held-out captions, decoded with OmniCodec, with conditioning metrics.",
         argv=("lm", "sample", "--model", "data/models/lyra", "--codec", "data/models/omnicodec",
-              "--tokens", "data/tokens", "--judge", "data/models/judge", "--out", "data/samples/lyra"),
-        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge"), outs=("data/samples/lyra",),
+              "--tokens", "data/tokens", "--judge", "data/models/judge", "--curated", "data/curated",
+              "--out", "data/samples/lyra"),
+        deps=("data/models/lyra", "data/models/omnicodec", "data/tokens", "data/models/judge", "data/curated"),
+        outs=("data/samples/lyra",),
         params="generate", config="components.lyra.config:GenerateConfig",
         priority=-1,
         gates=(Gate("judge_hears_the_prompt", "gate: the independent judge hears the prompt more often with the text "

@@ -6,6 +6,9 @@
       real        : the prompt's own clip codes  --OmniCodec--> audio --judge--> (the judge's ceiling)
     length control: END free from frame 0, requests of 5..40 s --> where pieces really end
     self-consistency (diagnostic only): Lyra's likelihood ranks the prompts for each piece
+    independent evaluator (components/evaluation: musicnn, trained elsewhere on real recordings): how well it
+      hears the real test clips, adherence with vs without text, KAD / FAD to the real test clips beside the
+      floor (real train clips), the codec round trip and noise / shuffled controls
 
 The judge (components/judge) learnt from real music of training pieces only; the prompts come from
 `test` pieces, which selected nothing (not Lyra's checkpoint, not the judge's regularisation).
@@ -28,7 +31,10 @@ import torch
 from components.common.atomic import atomic_write_json
 from components.common.audio import rms_dbfs, write_wav
 from components.common.mel import log_mel_spectrogram
+from components.common.audio import read_audio, resample, to_mono
 from components.common.reporting import stage_run
+from components.evaluation.evaluator import Evaluator
+from components.evaluation.report import samples_evaluation
 from components.judge.model import Judge
 from components.judge.train import LABELS_FILE
 from components.judge.verdict import head_verdict
@@ -172,7 +178,78 @@ def write_examples(staged, prompts: list[Prompt], audio: dict[str, list], answer
                           [mel.shape[-1] * 256 / codec.sample_rate for mel in mels])
 
 
-def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_dir, out, metrics_path=None) -> dict:
+def _curated_clip(curated: Path, clip_id: str, seconds: float) -> tuple[np.ndarray, int]:
+    audio, rate = read_audio(curated / "clips" / f"{clip_id}.wav")
+    return to_mono(audio)[: int(round(seconds * rate))], rate
+
+
+def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, curated: Path, labels: pd.DataFrame,
+                           audio: dict[str, list], codec, cfg: GenerateConfig, log) -> dict:
+    """The held-out clips raw and through the codec, other (train) clips as the floor, the generations: all cropped
+    to the generation length and read by the independent evaluator (components/evaluation/report.py)."""
+    max_frames = int(round(cfg.sample_seconds * codec.frame_rate))
+    test = [c for c in TokenDataset(tokens, split=split) if c.clip_id in labels.index]
+    test = list({c.clip_id: c for c in test}.values())
+    train_ids = sorted(i for i in labels.index[labels["split"] == "train"])
+    rng = np.random.default_rng(cfg.seed)
+    train_ids = [train_ids[i] for i in sorted(rng.choice(len(train_ids), min(len(test), len(train_ids)), replace=False))]
+
+    def raw(ids):
+        clips = (_curated_clip(curated, clip_id, cfg.sample_seconds) for clip_id in ids)
+        return [wav if rate == codec.sample_rate else resample(wav, rate, codec.sample_rate) for wav, rate in clips]
+
+    codec_test = codec_io.decode_in_batches(codec, [c.codes[:, :max_frames] for c in test], cfg.batch_size)
+    instrument = (lambda i: str(labels.loc[i, "instrument"])) if "instrument" in labels.columns else (lambda i: None)
+    where = {c.clip_id: j for j, c in enumerate(test)}
+    started = time.perf_counter()
+    evaluator = Evaluator(threads=cfg.threads)
+    result = samples_evaluation(
+        evaluator, sample_rate=codec.sample_rate, real_test=raw([c.clip_id for c in test]),
+        test_instruments=[instrument(c.clip_id) for c in test], real_train=raw(train_ids), codec_test=codec_test,
+        text=audio["text"], no_text=audio["no_text"], prompt_test_index=[where[p.clip.clip_id] for p in prompts],
+        prompt_instruments=[instrument(p.clip.clip_id) for p in prompts], seed=cfg.seed)
+    result["seconds"] = time.perf_counter() - started
+    result["clips_scored"], result["clips_from_cache"] = evaluator.misses, evaluator.hits
+    a, t = result["adherence_text_vs_no_text"], result["kad_table"]
+    log.info("independent evaluator: tagger hears %.2f of %d real test clips; adherence with text - without = %.3f "
+             "(p = %.2g, n = %d); KAD floor %.2f, codec %.2f, with text %.2f, controls %s; %.0f s (%d from cache)",
+             result["tagger_hears_real_test_overall"]["top1"], result["tagger_hears_real_test_overall"]["n"],
+             a["difference"], a["p_first_better"], a["n"], t["floor_kad"], t["ceiling_kad"],
+             next(r["kad"] for r in t["rows"] if r["name"] == "with text"),
+             [round(r["kad"], 2) for r in t["rows"] if r["kind"] == "control"], result["seconds"], evaluator.hits)
+    return result
+
+
+def independent_metrics(result: dict) -> dict:
+    """The flat figures of the independent evaluation the registry compares across versions."""
+    rows = {r["name"]: r for r in result["kad_table"]["rows"]}
+    adh, pair = result["adherence"], result["adherence_text_vs_no_text"]
+    return {
+        "independent_tagger_accuracy_real_test": result["tagger_hears_real_test_overall"]["top1"],
+        "independent_tagger_n_real_test": result["tagger_hears_real_test_overall"]["n"],
+        "independent_kad_with_text": rows["with text"]["kad"],
+        "independent_kad_with_text_interval95": rows["with text"]["kad_interval"],
+        "independent_kad_without_text": rows["without text"]["kad"],
+        "independent_kad_floor": result["kad_table"]["floor_kad"],
+        "independent_kad_codec_ceiling": result["kad_table"]["ceiling_kad"],
+        "independent_kad_control": result["kad_table"]["control_kad"],
+        "independent_controls_rejected": result["kad_table"]["controls_rejected"],
+        "independent_fad_with_text": rows["with text"]["fad"],
+        "independent_tag_kl_with_text": result["tag_kl_to_prompt_clip"]["with text"],
+        "independent_adherence_with_text": adh["with text"]["adherence"],
+        "independent_adherence_without_text": adh["without text"]["adherence"],
+        "independent_adherence_shuffled_prompts": adh["with text, shuffled prompts"]["adherence"],
+        "independent_adherence_n": pair["n"],
+        "independent_adherence_difference": pair["difference"],
+        "independent_adherence_difference_interval95": pair["difference_interval95"],
+        "independent_adherence_p_text_better": pair["p_first_better"],
+        "independent_vendi_with_text": result["vendi"]["with text"],
+        "independent_seconds": result["seconds"],
+    }
+
+
+def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_dir, out, metrics_path=None,
+                     curated=None) -> dict:
     model_dir, codec_dir, tokens, judge_dir, out = map(Path, (model_dir, codec_dir, tokens, judge_dir, out))
     with stage_run(STAGE) as run:
         log, started = run.log, time.perf_counter()
@@ -196,6 +273,8 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
         verdict, answers = judge_verdicts(judge, labels, prompts, audio, log)
         unmeasured = unmeasured_heads(judge, verdict, cfg.gate_head, len(prompts))
         verdict = {h: v for h, v in verdict.items() if f"judge_{h}" not in unmeasured}
+        independent = (independent_evaluation(prompts, split, tokens, Path(curated), labels, audio, codec, cfg, log)
+                       if curated is not None else None)
 
         texts = np.stack([p.embedding for p in prompts])      # length control, unforced
         length_rows = measure_lengths(model, texts, cfg.length_requests, cfg.length_seeds, sampling_params(cfg), cfg.seed)
@@ -213,10 +292,13 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
             "self_consistency_retrieval_generated": retrieval_accuracy(nll["generated"], nll["texts"])[0],
             "self_consistency_chance": retrieval_accuracy(nll["real"], nll["texts"])[1],
             "self_consistency_gap_real_nats": caption_gap(nll["real"]),
+            **(independent_metrics(independent) if independent else {}),
             "seconds": time.perf_counter() - started,
             **({"not_measurable": unmeasured} if unmeasured else {}),
         }
-        with run.output(out, inputs={"model": model_dir, "codec": codec_dir, "tokens": tokens, "judge": judge_dir},
+        inputs = {"model": model_dir, "codec": codec_dir, "tokens": tokens, "judge": judge_dir,
+                  **({"curated": Path(curated)} if curated is not None else {})}
+        with run.output(out, inputs=inputs,
                         params=cfg, lineage={"metrics": metrics}) as staged:
             write_examples(staged, prompts, audio, answers, labels, loudness, codec, cfg, model_dir, codec_dir)
             plot_lengths(staged.image("lengths", "lengths.png"), length_rows)
@@ -226,6 +308,8 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
                 "self_consistency_nll_real": nll["real"].round(4).tolist(),
                 "self_consistency_nll_generated": nll["generated"].round(4).tolist(), "metrics": metrics,
             })
+            if independent:
+                atomic_write_json(staged.dir / "independent.json", independent)
         log.info("lengths (END free): %s", ", ".join(f"{k}: median {v['median_generated_s']:.1f} s" for k, v in lengths.items()))
         run.add_path("samples", out)
         run.finish(metrics, metrics_path)

@@ -51,6 +51,8 @@ class RLAIFConfig(StageConfig):
     #                                        (per code, so one bound serves every piece length: 0.1 x 400 codes
     #                                        of a 2 s tiny piece = 40 nats a piece)
     best_of_n_max: int = 4                 # the best-of-n comparison's n at most
+    independent_samples: int = Field(2, ge=1)  # per prompt and model, the first pieces the independent evaluator
+    #                                            (musicnn, ~0.25 s a 10 s piece on 2 cores) reads for the gate
     # ---- the gate (a blocking asset check on lyra_rlaif; orchestration/defs/asset_checks.py)
     gate_min_gain: float | None = 0.0      # the gain's 95 % interval must lie above this (None: rule off)
     gate_max_diversity_loss: float = 0.2   # diversity may fall by at most this share (collapse = a hacked reward)

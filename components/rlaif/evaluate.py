@@ -11,6 +11,9 @@
     judge     = the conditioning judge's (components/judge: trained on real music, not on Lyra or the
                 reward) accuracy on the prompt clip's instrument, pre vs post on the same seeds, with an
                 exact one-sided McNemar p-value for "post-training made the prompt harder to hear"
+    independent = an evaluator nobody here trained (components/evaluation: musicnn): KAD of each model's pieces to
+                the split's real clips (through the codec), post - pre with the interval of paired resamples, and
+                adherence (the prompted instrument ranked by its tagger), post - pre with a one-sided p-value
 """
 
 from __future__ import annotations
@@ -27,6 +30,41 @@ from components.rlaif.policy import EXACT, PromptTable, n_frames
 from components.rlaif.rewards import AudioReward, checked
 
 SILENCE_DBFS = -60.0
+
+
+class IndependentCheck:
+    """The independent evaluator with the real clips every model's pieces are compared with."""
+
+    def __init__(self, real_audio: list[np.ndarray], sample_rate: int, threads: int | None = None):
+        from components.evaluation.evaluator import Evaluator
+
+        self.evaluator = Evaluator(threads=threads)
+        self.sample_rate = sample_rate
+        self.reference = self.evaluator.score(real_audio, sample_rate)
+
+    def compare(self, pre_audio: list[np.ndarray], post_audio: list[np.ndarray],
+                instruments: list[str | None] | None, seed: int = 0) -> dict:
+        """Flat metrics (`independent_*`) of the post-trained pieces against the pretrained ones (same seeds)."""
+        from components.evaluation.report import paired_systems
+
+        pre, post = (self.evaluator.score(a, self.sample_rate) for a in (pre_audio, post_audio))
+        c = paired_systems(pre, post, self.reference, instruments, seed=seed)
+        out = {"independent_n": c["n"], "independent_n_reference": c["n_reference"],
+               "independent_kad_pretrained": c["kad_base"], "independent_kad_post_trained": c["kad_system"],
+               "independent_kad_difference": c["kad_difference"],
+               "independent_kad_difference_interval95": c["kad_difference_interval95"],
+               "independent_kad_worse": c["kad_worse"],
+               "independent_fad_pretrained": c["fad_base"], "independent_fad_post_trained": c["fad_system"],
+               "independent_vendi_pretrained": c["vendi_base"], "independent_vendi_post_trained": c["vendi_system"]}
+        if "adherence" in c and c["adherence"]["n"]:
+            a = c["adherence"]
+            out.update({"independent_adherence_n": a["n"],
+                        "independent_adherence_pretrained": c["adherence_base"]["adherence"],
+                        "independent_adherence_post_trained": c["adherence_system"]["adherence"],
+                        "independent_adherence_difference": a["difference"],
+                        "independent_adherence_difference_interval95": a["difference_interval95"],
+                        "independent_adherence_p_post_worse": a["p_first_worse"]})
+        return out
 
 
 class JudgeCheck:
@@ -100,7 +138,7 @@ def scored_samples(model, table: PromptTable, rows: list[int], seeds: list[int],
     codes, lengths = sample(model, table, rows, seeds)
     ps = pieces(codes, lengths)
     audio = AudioReward(codec, None).audio(ps)
-    return {"codes": codes, "lengths": lengths,
+    return {"codes": codes, "lengths": lengths, "audio": audio,
             "reward": np.array(checked(reward(ps, [table.captions[r] for r in rows]), len(ps), "reward")),
             "features": np.stack([mel_statistics(a, codec.sample_rate) for a in audio]),
             "dbfs": np.array([rms_dbfs(a) for a in audio]),
@@ -144,7 +182,8 @@ def judge_comparison(before: np.ndarray, after: np.ndarray) -> dict:
 
 
 def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed: int, n_bootstrap: int,
-             best_of_n_max: int, judge: JudgeCheck | None = None) -> dict:
+             best_of_n_max: int, judge: JudgeCheck | None = None, independent: IndependentCheck | None = None,
+             independent_samples: int = 2) -> dict:
     """The metrics above, on the prompts of `table` (held out), `samples` pieces per prompt and model."""
     n_prompts = len(table.captions)
     rows = [i for i in range(n_prompts) for _ in range(samples)]
@@ -184,4 +223,9 @@ def evaluate(pre, post, table: PromptTable, reward, codec, *, samples: int, seed
         "length_frames_post_trained": float(after["lengths"].float().mean()),
         **judge_comparison(before["judge_hits"], after["judge_hits"]),
     }
+    if independent is not None:     # the first pieces of every prompt, the same for both models
+        read = [k for k in range(len(rows)) if k % samples < independent_samples]
+        metrics.update(independent.compare([before["audio"][k] for k in read], [after["audio"][k] for k in read],
+                                           [table.instruments[rows[k]] for k in read] if table.instruments else None,
+                                           seed))
     return metrics

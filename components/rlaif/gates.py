@@ -10,7 +10,9 @@ def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_divers
     """The rules a post-trained model must pass, by name (from `lyra rlaif train` metrics):
     it improved on held-out prompts (bootstrap interval above `min_gain`; None: rule off), stayed
     within the KL bound, and did not buy the gain with collapse (diversity), silence (the usual
-    reward hacks) or a prompt the independent judge hears less often (when a judge took part)."""
+    reward hacks) or a prompt the independent judge hears less often (when a judge took part); and, read by the
+    evaluator nobody here trained (when it took part), did not move away from real music (KAD: the interval of
+    post - pre wholly above 0) nor make the prompt harder to hear (adherence, one-sided p < judge_p)."""
     judged = metrics.get("judge_n", 0) > 0
     unjudged = not_measurable(metrics, "judge_instrument")     # a judge took part but the corpus has no such tags
     return {
@@ -20,6 +22,10 @@ def rlaif_gate_decisions(metrics: dict, min_gain: float | None = 0.0, max_divers
         "not_more_silent": bool(metrics["silent_fraction_post_trained"] <= metrics["silent_fraction_pretrained"] + max_more_silent),
         **({"judge_not_worse": bool(metrics["judge_p_post_worse"] >= judge_p)} if judged
            else {"judge_not_worse": unjudged} if unjudged else {}),
+        **({"independent_kad_not_worse": not metrics["independent_kad_worse"]} if "independent_kad_worse" in metrics
+           else {}),
+        **({"independent_adherence_not_worse": bool(metrics["independent_adherence_p_post_worse"] >= judge_p)}
+           if "independent_adherence_p_post_worse" in metrics else {}),
     }
 
 

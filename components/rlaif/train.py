@@ -101,6 +101,15 @@ def prompt_tables(cfg: RLAIFConfig, tokens: Path, instrument_of: dict[str, str] 
     return PromptTable(captions, embeddings, cfg.seconds), valid, test
 
 
+def real_clips(tokens: Path, split: str, codec, seconds: float) -> list[np.ndarray]:
+    """Every `split` clip's first `seconds`, decoded by the codec: the real music the independent evaluator
+    compares both models' pieces with (through the codec, as the models' own pieces are)."""
+    from components.tokens.dataset import TokenDataset
+
+    max_frames = int(round(seconds * codec.frame_rate))
+    return AudioReward(codec, None).audio([np.asarray(c.codes[:, :max_frames]) for c in TokenDataset(tokens, split=split)])
+
+
 def build_reward(cfg: RLAIFConfig, codec, tokens: Path, seconds: float, log):
     if cfg.reward != "realism":
         return AudioReward(codec, load_audio_scorer(cfg.reward, cfg.reward_model))
@@ -249,6 +258,16 @@ def log_evaluation(log, metrics: dict, cfg: RLAIFConfig) -> None:
              metrics["silent_fraction_pretrained"], metrics["silent_fraction_post_trained"],
              metrics["judge_instrument_accuracy_pretrained"], metrics["judge_instrument_accuracy_post_trained"],
              metrics["judge_n"], metrics["judge_p_post_worse"])
+    if "independent_kad_difference" in metrics:
+        log.info("independent evaluator (musicnn): KAD to real %s clips %.2f -> %.2f (post - pre %.2f, 95%% CI "
+                 "[%.2f, %.2f], n=%d); adherence %s", cfg.eval_split, metrics["independent_kad_pretrained"],
+                 metrics["independent_kad_post_trained"], metrics["independent_kad_difference"],
+                 *metrics["independent_kad_difference_interval95"], metrics["independent_n"],
+                 "%.3f -> %.3f (p(worse)=%.3g, n=%d)" % (metrics["independent_adherence_pretrained"],
+                                                         metrics["independent_adherence_post_trained"],
+                                                         metrics["independent_adherence_p_post_worse"],
+                                                         metrics["independent_adherence_n"])
+                 if "independent_adherence_n" in metrics else "not measured (no instrument the tagger has)")
 
 
 def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=None, judge_dir=None) -> dict:
@@ -258,7 +277,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
     import trl  # noqa: F401  (TRL loads with the settings above, before any seed is set)
 
     from components.omnicodec import decoding as codec_io
-    from components.rlaif.evaluate import evaluate
+    from components.rlaif.evaluate import IndependentCheck, evaluate
     from components.rlaif.plots import plot_reward_and_kl
 
     model_dir, codec_dir, tokens, out = Path(model_dir), Path(codec_dir), Path(tokens), Path(out)
@@ -288,8 +307,10 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
 
         pretrained = prepare_policy(model_dir).eval()
         eval_prompts = test_prompts if cfg.eval_split == "test" else valid_prompts
+        independent = IndependentCheck(real_clips(tokens, cfg.eval_split, codec, cfg.seconds), codec.sample_rate)
         metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
-                           n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge)
+                           n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge,
+                           independent=independent, independent_samples=cfg.independent_samples)
         metrics.update(training_summary(cfg, history, metrics, resume))
         if judge_dir is not None and not metrics["judge_n"]:
             metrics["not_measurable"] = {"judge_instrument": (
