@@ -15,6 +15,8 @@ repeated clips shrink its covariances: its interval would be biased as well as i
                            eigenvalues of the cosine-similarity matrix / n); 1 = all alike, n = all orthogonal
     kad_interval(x, y)     percentile bootstrap of KAD over each set's clips (a resampled clip is never paired with
                            its own copy; the kernel's bandwidth is the full sets')
+    kad_of_picks(x, y, picks)  KAD of a selection x[picks] (picks may repeat a clip: it is weighted, never paired
+                           with its own copy), the kernel fixed by all of x and y so selections compare; interval
     kad_difference(a, b, y)  KAD(b, y) - KAD(a, y) for paired sets a, b (the same prompts and seeds) with one kernel,
                            and its bootstrap interval resampling the pairs together: "did b move away from y?"
 """
@@ -124,5 +126,23 @@ def kad_difference(a: np.ndarray, b: np.ndarray, y: np.ndarray, n_resamples: int
         ix, iy = rng.integers(0, n, n), rng.integers(0, len(y), len(y))
         if len(np.unique(ix)) > 1 and len(np.unique(iy)) > 1:
             stats.append(diff(ix, iy))
+    tail = (1 - level) / 2 * 100
+    return point, float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
+
+
+def kad_of_picks(x: np.ndarray, y: np.ndarray, picks: np.ndarray, n_resamples: int = 200, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """(KAD(x[picks], y), interval low, high); a bootstrap resample draws from the picks and from y."""
+    kxx, kyy, kxy = _kernels(x, y, None)
+    picks = np.asarray(picks)
+    if len(np.unique(picks)) < 2:
+        raise ValueError("KAD needs at least 2 distinct picked clips")
+    point = _mmd(kxx, kyy, kxy, picks, np.arange(len(y)))
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_resamples):
+        ix, iy = picks[rng.integers(0, len(picks), len(picks))], rng.integers(0, len(y), len(y))
+        if len(np.unique(ix)) > 1 and len(np.unique(iy)) > 1:
+            stats.append(_mmd(kxx, kyy, kxy, ix, iy))
     tail = (1 - level) / 2 * 100
     return point, float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))

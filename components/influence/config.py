@@ -76,6 +76,8 @@ class InfluenceConfig(StageConfig):
     eval_split: Literal["valid", "test"] = "test"   # valid while choosing settings; test for the result
     eval_references: int = 8               # held-out recordings (of eval_split) used as references
     ood_references: int = 4                # references from outside the corpus (the ood split)
+    independent_references: int = 24       # references for the two-choice on the independent evaluator's embedding
+    #                                        (as many as the split has, up to this; 0: off)
     splice_share: float = 0.1              # spliced controls: this share of the reference song pasted in
     max_copy_run_seconds: float = 0.5      # a shared codebook-0 run this long flags a copy
     ngram_seconds: float = 1.0             # hashed n-grams shared with the training set

@@ -12,6 +12,9 @@ For each reference recording i (test split; also a few from outside the corpus, 
                                                                random piece, 1: as like it as its own piece
     per attribute, the same ratio with agreement scores (attributes.py)
     two-choice: for references of different pieces a, b: is gen_a closer to excerpt_a than to excerpt_b?
+    independent two-choice: the same question on the embedding of an evaluator nobody here trained (musicnn,
+                components/evaluation), on as many references as the split has, with the no-reference baseline
+                (same seeds) as its control
 
 Intervals: bootstrap over references (I), Wilson (shares). Copying: copying.py, with spliced controls.
 The bottleneck sweep repeats generation and scoring at 1..n_q codebooks.
@@ -123,9 +126,7 @@ def index_gain(s_gen: np.ndarray, s_base: np.ndarray, s_pos: np.ndarray, s_neg: 
 
 def two_choice(sim_gen_ref: np.ndarray, pieces: list[str]) -> dict:
     """sim_gen_ref[i, j] = S(gen_i, excerpt_j): share of (i, j), different pieces, with S(i, i) > S(i, j)."""
-    wins = [[bool(sim_gen_ref[i, i] > sim_gen_ref[i, j]) for j in range(len(pieces)) if pieces[i] != pieces[j]]
-            for i in range(len(pieces))]
-    return pair_accuracy(wins)
+    return pair_accuracy(_wins(sim_gen_ref, pieces))
 
 
 def pair_accuracy(wins: list[list[bool]], n_boot: int = 1000, seed: int = 0) -> dict:
@@ -154,6 +155,30 @@ def instrument_two_choice(judge, gen_audio: list[np.ndarray], instruments: list[
     if not any(wins):
         return None
     return pair_accuracy(wins)
+
+
+def independent_two_choice(model, codec, refs: ReferenceSet, independent, *, seconds: float, params: SamplingParams,
+                           n_quantizers: int, seed: int, n_boot: int) -> dict:
+    """Two-choice on musicnn's embedding (cosine after standardising by the excerpts' statistics), generations with
+    the reference and, as the control, the same seeds without it."""
+    n = len(refs.recs)
+    gen = generate(model, refs.excerpts, n_quantizers, seconds, params, seed)
+    base = generate(model, refs.excerpts, None, seconds, params, seed, with_reference=False)
+    audio = decode_in_batches(codec, [*refs.excerpts, *gen, *base])
+    emb = independent.score(audio, int(codec.sample_rate)).embeddings.astype(np.float64)
+    mean, std = emb[:n].mean(0), emb[:n].std(0) + 1e-6
+    unit = (emb - mean) / std
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    e_ref, e_gen, e_base = unit[:n], unit[n:2 * n], unit[2 * n:]
+    pieces = [r.piece_id for r in refs.recs]
+    return {"n_references": n, "n_pieces": len(set(pieces)),
+            "two_choice": pair_accuracy(_wins(e_gen @ e_ref.T, pieces), n_boot, seed),
+            "baseline_two_choice": pair_accuracy(_wins(e_base @ e_ref.T, pieces), n_boot, seed)}
+
+
+def _wins(sim_gen_ref: np.ndarray, pieces: list[str]) -> list[list[bool]]:
+    return [[bool(sim_gen_ref[i, i] > sim_gen_ref[i, j]) for j in range(len(pieces)) if pieces[i] != pieces[j]]
+            for i in range(len(pieces))]
 
 
 def evaluate_references(model, codec, evaluator, refs: ReferenceSet, *, seconds: float, params: SamplingParams,

@@ -111,6 +111,19 @@ def targets_and_gate(m: dict, cfg: InfluenceConfig) -> dict:
                      "max_flagged": cfg.gate_max_flagged, "min_spliced_flagged": cfg.gate_min_spliced_flagged}}
 
 
+def independent_metrics(independent: dict | None, reference_split: str) -> dict:
+    """independent_two_choice (+ _ci95, _pairs, _n_references, _baseline) on the reference split; ood_ the same."""
+    out = {}
+    for name, row in (independent or {}).items():
+        prefix = "ood_independent" if name == "ood" else "independent"
+        out.update({f"{prefix}_two_choice": row["two_choice"]["accuracy"], f"{prefix}_two_choice_ci95": row["two_choice"]["ci95"],
+                    f"{prefix}_two_choice_pairs": row["two_choice"]["n_pairs"],
+                    f"{prefix}_two_choice_n_references": row["n_references"],
+                    f"{prefix}_two_choice_baseline": row["baseline_two_choice"]["accuracy"],
+                    f"{prefix}_two_choice_baseline_ci95": row["baseline_two_choice"]["ci95"]})
+    return out
+
+
 def flat_metrics(cfg: InfluenceConfig, test: dict, ood: dict | None, codec_bits_per_second: float, history: dict,
                  evaluator_info: dict, mel: dict) -> dict:
     """The stage's metrics file: HEADLINE from the test evaluation, per attribute and per codebook setting,
@@ -260,8 +273,25 @@ def evaluate_influence(cfg: InfluenceConfig, model, codec, evaluator, recs: Reco
     if ood_refs is not None and cfg.ood_references >= 2 and cfg.eval_split == "test":   # reported results only
         ood = ev.evaluate_references(model, codec, evaluator, ood_refs, seconds=cfg.seconds, params=params,
                                      settings=[cfg.codebooks], seed=cfg.seed, n_boot=cfg.bootstrap, log=log)
+    independent = None
+    if cfg.independent_references >= 2:
+        from components.evaluation.evaluator import Evaluator
+
+        scorer = Evaluator()
+        pool = recs.valid if cfg.eval_split == "valid" else recs.test
+        sets = {reference_split: ev.reference_set(pool, cfg.independent_references, R, G, cfg.seed)}
+        if cfg.eval_split == "test":    # every recording from outside the corpus too (reported results only)
+            sets["ood"] = ev.reference_set(recordings(tokens, "ood"), cfg.independent_references, R, G, cfg.seed)
+        independent = {name: ev.independent_two_choice(model, codec, refs_, scorer, seconds=cfg.seconds, params=params,
+                                                       n_quantizers=cfg.codebooks, seed=cfg.seed, n_boot=cfg.bootstrap)
+                       for name, refs_ in sets.items() if refs_ is not None}
+        for name, row in independent.items():
+            log.info("independent evaluator (musicnn), %s: two-choice %.2f %s over %d references of %d pieces "
+                     "(without the reference, same seeds: %.2f)", name, row["two_choice"]["accuracy"],
+                     [round(x, 2) for x in row["two_choice"]["ci95"]], row["n_references"], row["n_pieces"],
+                     row["baseline_two_choice"]["accuracy"])
     log.info("CPU so far: %.0f s (evaluation done)", cpu_seconds())
-    return {"test": test, "ood": ood, "mel": mel, "reference_split": reference_split,
+    return {"test": test, "ood": ood, "mel": mel, "reference_split": reference_split, "independent": independent,
             "eval_seconds": time.perf_counter() - t0}
 
 
@@ -289,6 +319,7 @@ def write_influence(staged, model, adapter_dir: Path, codec, result: dict, metri
         write_wav(staged.dir / "examples" / f"generation_{i}.wav", gen, int(codec.sample_rate))
     atomic_write_json(staged.dir / "influence.json", {"metrics": metrics, "test": test, "ood": ood,
                                                       "mel_detector": result["mel"], "history": history,
+                                                      "independent_two_choice": result["independent"],
                                                       "evaluator_history": evaluator.history,
                                                       "config": cfg.model_dump(mode="json")})
     plot_sweep(staged.image("sweep", "sweep.png"), test["settings"],
@@ -334,6 +365,7 @@ def run_influence(cfg: InfluenceConfig, model_dir, codec_dir, tokens, curated, j
         result = evaluate_influence(cfg, model, codec, evaluator, recs, tokens, curated, judge_dir, log)
         metrics = {**flat_metrics(cfg, result["test"], result["ood"], float(codec.bitrate(None)), history,
                                   evaluator_info, result["mel"]),
+                   **independent_metrics(result["independent"], result["reference_split"]),
                    "eval_split": cfg.eval_split, "reference_split": result["reference_split"],
                    "train_seconds": train_seconds, "eval_seconds": result["eval_seconds"], "cpu_seconds": cpu_seconds(),
                    "stage_seconds": time.perf_counter() - started, "model": os.fspath(model_dir)}

@@ -14,6 +14,11 @@ n-subset with probability C(N - r, n - 1) / C(N, n). Per n:
     judge_mean           an independent evaluator's mean on the same selections (does a measure ORAQL
                          was not trained on agree?): any `Evaluator` passed in, e.g. the conditioning
                          judge (components/judge); absent, the curve says so instead of guessing
+    independent          the evaluator nobody here trained (components/evaluation, musicnn): the expected
+                         adherence of the selections (exact, like `mean`) and KAD of the selections to the real
+                         test clips through the codec (n = 1: every candidate; n > 1: `kad_draws` random
+                         n-subsets per prompt, ORAQL's pick of each), with its bootstrap interval: does choosing
+                         by ORAQL bring the picks nearer to real music, or only nearer to what ORAQL likes?
 """
 
 from __future__ import annotations
@@ -81,6 +86,31 @@ def selection_curve(scores: np.ndarray, n_values: list[int], judge: np.ndarray |
 
 
 # ------------------------------------------------------------------------------- the stage
+def independent_curve(overall: np.ndarray, scores, reference, instruments: list[str | None], n_values: list[int],
+                      seed: int, kad_draws: int = 8) -> list[dict]:
+    """overall [P, N] ORAQL; scores: the evaluator's Scores of the P x N candidates (prompt-major); reference:
+    its Scores of the real set. One row per n: expected adherence, KAD of ORAQL's picks (see module doc)."""
+    from components.evaluation import adherence
+    from components.evaluation.distances import kad_of_picks
+
+    P, N = overall.shape
+    adh, _ = adherence.adherence(scores.tags, [i for i in instruments for _ in range(N)])     # nan: no such tag
+    curve = selection_curve(overall, n_values, adh.reshape(P, N))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for row in curve:
+        n = row["n"]
+        if n == 1:
+            picks = np.arange(P * N)
+        else:
+            picks = np.array([p * N + subset[np.argmax(overall[p, subset])] for p in range(P) for _ in range(kad_draws)
+                              for subset in [rng.choice(N, n, replace=False)]])
+        point, lo, hi = kad_of_picks(scores.embeddings, reference.embeddings, picks, seed=seed)
+        rows.append({"n": n, "adherence": row.get("judge_mean"), "kad": point, "kad_interval": [lo, hi],
+                     "n_picks": int(len(picks)), "distinct_picks": int(len(set(picks.tolist())))})
+    return rows
+
+
 def held_out_prompts(tokens: Path, n: int, seed: int) -> list:
     """n test-split clips with distinct captions (their captions are the prompts)."""
     from components.tokens.dataset import TokenDataset
@@ -188,6 +218,20 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             judge, judge_scores = None, None
         curve = selection_curve(overall, cfg.n_values, judge_scores)
         judge_name = getattr(judge, "name", None) if judge is not None else None
+        independent = None
+        if cfg.independent:
+            from components.evaluation.evaluator import Evaluator as IndependentEvaluator
+            from components.evaluation.real_sets import codec_round_trip
+
+            t0, scorer = time.perf_counter(), IndependentEvaluator()
+            reference = scorer.score(codec_round_trip(tokens, "test", codec, cfg.seconds), sr)
+            independent = independent_curve(overall, scorer.score(audios, sr), reference,
+                                            [p["instrument"] for p in prompts], cfg.n_values, cfg.seed)
+            for row in independent:
+                run.log.info("best of %d, independent evaluator (musicnn): adherence %.3f, KAD of the picks to real "
+                             "test clips %.1f %s (%d picks, %d distinct)", row["n"], row["adherence"], row["kad"],
+                             [round(x, 1) for x in row["kad_interval"]], row["n_picks"], row["distinct_picks"])
+            independent_seconds = time.perf_counter() - t0
         for row in curve:
             run.log.info("best of %d: mean %.3f, worst %.3f, share below the n=1 median %.2f%s", row["n"], row["mean"],
                          row["worst"], row["share_below_median"],
@@ -197,6 +241,9 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             **{f"best_of_{r['n']}_{k}": r[k] for r in curve for k in ("mean", "worst", "share_below_median", "judge_mean")
                if k in r},
             "median_single_candidate": curve[0]["median_n1"],
+            **({f"best_of_{r['n']}_independent_{k}": r[k] for r in independent for k in ("kad", "kad_interval", "adherence")}
+               if independent else {}),
+            **({"independent_seconds": independent_seconds} if independent else {}),
             "judge": judge_name or (f"{NOT_MEASURABLE}: {unjudged}" if unjudged else
                                     "not available (no independent evaluator was passed; see components/oraql/best_of_n.py)"),
             "generation_seconds": gen_s, "decode_seconds": decode_s, "scoring_seconds": score_s,
@@ -207,6 +254,7 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
                     "fidelity": scores[:, 1].reshape(len(clips), N).round(4).tolist(),
                     "coherence": scores[:, 2].reshape(len(clips), N).round(4).tolist(),
                     "judge": judge_name, "judge_scores": None if judge_scores is None else judge_scores.round(4).tolist(),
+                    "independent": independent,
                     "sampling": params.__dict__, "seed": cfg.seed, "metrics": metrics}
         with run.output(out, inputs={"lyra": lyra_dir, "codec": codec_dir, "tokens": tokens, "oraql": oraql_dir},
                         params=cfg, lineage={"metrics": metrics}) as staged:

@@ -130,6 +130,7 @@ class BestOfNConfig(StageConfig):
     n_values: list[int] = [1, 2, 4, 8]   # the curve; the largest is how many candidates each prompt gets
     n_prompts: int = 6              # held-out (test) captions; 6 x 8 candidates x 5 s in one batch
     seconds: float = 5.0
+    independent: bool = True        # also read every candidate with the independent evaluator (components/evaluation)
     seed: int = 0
     temperature: float = 1.0        # sampling as `lyra generate` does it (generate section's defaults)
     top_k: int = 250

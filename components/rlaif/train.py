@@ -101,15 +101,6 @@ def prompt_tables(cfg: RLAIFConfig, tokens: Path, instrument_of: dict[str, str] 
     return PromptTable(captions, embeddings, cfg.seconds), valid, test
 
 
-def real_clips(tokens: Path, split: str, codec, seconds: float) -> list[np.ndarray]:
-    """Every `split` clip's first `seconds`, decoded by the codec: the real music the independent evaluator
-    compares both models' pieces with (through the codec, as the models' own pieces are)."""
-    from components.tokens.dataset import TokenDataset
-
-    max_frames = int(round(seconds * codec.frame_rate))
-    return AudioReward(codec, None).audio([np.asarray(c.codes[:, :max_frames]) for c in TokenDataset(tokens, split=split)])
-
-
 def build_reward(cfg: RLAIFConfig, codec, tokens: Path, seconds: float, log):
     if cfg.reward != "realism":
         return AudioReward(codec, load_audio_scorer(cfg.reward, cfg.reward_model))
@@ -277,6 +268,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
     import trl  # noqa: F401  (TRL loads with the settings above, before any seed is set)
 
     from components.omnicodec import decoding as codec_io
+    from components.evaluation.real_sets import codec_round_trip
     from components.rlaif.evaluate import IndependentCheck, evaluate
     from components.rlaif.plots import plot_reward_and_kl
 
@@ -307,7 +299,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
 
         pretrained = prepare_policy(model_dir).eval()
         eval_prompts = test_prompts if cfg.eval_split == "test" else valid_prompts
-        independent = IndependentCheck(real_clips(tokens, cfg.eval_split, codec, cfg.seconds), codec.sample_rate)
+        independent = IndependentCheck(codec_round_trip(tokens, cfg.eval_split, codec, cfg.seconds), codec.sample_rate)
         metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
                            n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge,
                            independent=independent, independent_samples=cfg.independent_samples)

@@ -50,3 +50,16 @@ def test_vendi_counts_distinct_clips():
     assert vendi(np.ones((8, 4))) == pytest.approx(1.0)
     assert vendi(np.eye(8)) == pytest.approx(8.0)
     assert vendi(np.repeat(np.eye(4), 2, axis=0)) == pytest.approx(4.0)
+
+
+def test_kad_of_picks_weights_repeated_picks_without_pairing_a_clip_with_itself():
+    from components.evaluation.distances import kad, kad_of_picks
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 6)), rng.normal(size=(30, 6))
+    point, lo, hi = kad_of_picks(x, y, np.arange(30))
+    assert abs(point - kad(x, y)) < 1e-9 and lo < point < hi
+    # every clip picked 4 times: the same distribution, so about the same KAD (a copy paired with itself would
+    # have counted 1s as agreement and pushed it up)
+    repeated, _, _ = kad_of_picks(x, y, np.repeat(np.arange(30), 4))
+    assert abs(repeated - point) < 0.2 * max(abs(hi - lo), 1.0)

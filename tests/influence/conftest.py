@@ -40,7 +40,8 @@ def influence_config(**overrides):
 
     # 10 Hz codes: a 2 s excerpt = 20 frames -> 4 tokens at 2 Hz (stride 5)
     values = dict(reference_seconds=2.0, token_rate_hz=2.0, codebooks=3, codebook_size=8, width=16, lora_rank=4,
-                  steps=12, batch=8, lr=3e-3, warmup_steps=2, checkpoint_every=4, eval_references=2)
+                  steps=12, batch=8, lr=3e-3, warmup_steps=2, checkpoint_every=4, eval_references=2,
+                  independent_references=2)
     values.update(overrides)
     return InfluenceConfig(**values)
 

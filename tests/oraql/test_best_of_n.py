@@ -78,3 +78,26 @@ def test_the_conditioning_judge_scores_the_prompted_instrument():
     loud, quiet = np.full(24_000, 0.5, np.float32), np.full(24_000, 0.01, np.float32)
     scores = judge([loud, quiet, loud], 24_000, [{"instrument": "flute"}, {"instrument": "flute"}, {"instrument": "organ"}])
     assert scores[:2] == pytest.approx([0.9, 0.2]) and np.isnan(scores[2])
+
+
+def test_the_independent_curve_follows_oraqls_picks_toward_or_away_from_real_music():
+    """Candidates whose ORAQL score grows with closeness to the real set: best-of-8's picks sit nearer to it (lower
+    KAD) than every candidate (best-of-1); scored the other way round, farther. Adherence is the exact expectation."""
+    from components.evaluation.evaluator import Scores
+    from components.evaluation.musicnn import MTT_TAGS
+    from components.oraql.best_of_n import independent_curve
+
+    rng = np.random.default_rng(0)
+    P, N = 12, 8
+    offset = rng.uniform(0, 3, (P, N))                                  # how far each candidate drifts
+    emb = rng.normal(size=(P * N, 6)) + offset.reshape(-1, 1)
+    tags = rng.uniform(0, 0.3, (P * N, len(MTT_TAGS)))
+    reference = Scores(tags[:40], rng.normal(size=(40, 6)))
+    instruments = ["piano"] * P
+    toward = independent_curve(-offset, Scores(tags, emb), reference, instruments, [1, 2, 4, 8], seed=0)
+    away = independent_curve(offset, Scores(tags, emb), reference, instruments, [1, 2, 4, 8], seed=0)
+    assert [r["n"] for r in toward] == [1, 2, 4, 8]
+    assert toward[-1]["kad_interval"][1] < toward[0]["kad_interval"][0]
+    assert away[-1]["kad"] > away[0]["kad"]
+    assert toward[0]["kad"] == away[0]["kad"] and toward[0]["n_picks"] == P * N
+    assert 0.0 <= toward[0]["adherence"] <= 1.0
