@@ -191,6 +191,9 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
     test = [c for c in TokenDataset(tokens, split=split) if c.clip_id in labels.index]
     test = list({c.clip_id: c for c in test}.values())
     train_ids = sorted(i for i in labels.index[labels["split"] == "train"])
+    if min(len(test), len(train_ids), len(prompts)) < 2:
+        return {"not_measurable": f"the independent evaluator's distances need 2 clips a set: {len(test)} {split} "
+                                  f"clips, {len(train_ids)} train clips, {len(prompts)} prompts"}
     rng = np.random.default_rng(cfg.seed)
     train_ids = [train_ids[i] for i in sorted(rng.choice(len(train_ids), min(len(test), len(train_ids)), replace=False))]
 
@@ -218,6 +221,36 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
              next(r["kad"] for r in t["rows"] if r["name"] == "with text"),
              [round(r["kad"], 2) for r in t["rows"] if r["kind"] == "control"], result["seconds"], evaluator.hits)
     return result
+
+
+def valid_independent(model, tokens: Path, curated: Path, labels: pd.DataFrame, codec, cfg: GenerateConfig,
+                      progress) -> dict:
+    """What the registry's no-regression rule compares (selection happens on `valid`, never on `test`): KAD of
+    generations from valid captions to the real valid clips, and their adherence, by the independent evaluator."""
+    from components.evaluation import adherence
+    from components.evaluation.distances import kad, kad_interval
+
+    clips = [c for c in TokenDataset(tokens, split="valid") if c.clip_id in labels.index]
+    if len({c.clip_id for c in clips}) < 2 or cfg.n_prompts < 2:
+        return {}
+    instrument = (lambda i: str(labels.loc[i, "instrument"])) if "instrument" in labels.columns else (lambda i: None)
+    prompts = choose_prompts(clips, [instrument(c.clip_id) or "" for c in clips], cfg.n_prompts)
+    generated, _ = generate_set(model, prompts, cfg, False, progress, "generating from valid captions")
+    evaluator = Evaluator(threads=cfg.threads)
+    unique = list({c.clip_id: c for c in clips})
+    real = []
+    for clip_id in unique:
+        wav, rate = _curated_clip(curated, clip_id, cfg.sample_seconds)
+        real.append(wav if rate == codec.sample_rate else resample(wav, rate, codec.sample_rate))
+    ref = evaluator.score(real, codec.sample_rate)
+    gen = evaluator.score(codec_io.decode_in_batches(codec, generated, cfg.batch_size), codec.sample_rate)
+    lo, hi = kad_interval(gen.embeddings, ref.embeddings, n_resamples=200, seed=cfg.seed)
+    adh = adherence.summary(gen.tags, [instrument(p.clip.clip_id) for p in prompts], cfg.seed)
+    return {"independent_valid_kad_with_text": kad(gen.embeddings, ref.embeddings),
+            "independent_valid_kad_with_text_interval95": [lo, hi], "independent_valid_n": len(prompts),
+            "independent_valid_n_real": len(ref), "independent_valid_adherence_with_text": adh["adherence"],
+            "independent_valid_adherence_interval95": adh["adherence_interval95"],
+            "independent_valid_adherence_n": adh["n"]}
 
 
 def independent_metrics(result: dict) -> dict:
@@ -275,6 +308,10 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
         verdict = {h: v for h, v in verdict.items() if f"judge_{h}" not in unmeasured}
         independent = (independent_evaluation(prompts, split, tokens, Path(curated), labels, audio, codec, cfg, log)
                        if curated is not None else None)
+        valid = valid_independent(model, tokens, Path(curated), labels, codec, cfg, run.progress) if curated else {}
+        if independent and "not_measurable" in independent:
+            unmeasured["independent"] = independent.pop("not_measurable")
+            independent = None
 
         texts = np.stack([p.embedding for p in prompts])      # length control, unforced
         length_rows = measure_lengths(model, texts, cfg.length_requests, cfg.length_seeds, sampling_params(cfg), cfg.seed)
@@ -292,7 +329,7 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
             "self_consistency_retrieval_generated": retrieval_accuracy(nll["generated"], nll["texts"])[0],
             "self_consistency_chance": retrieval_accuracy(nll["real"], nll["texts"])[1],
             "self_consistency_gap_real_nats": caption_gap(nll["real"]),
-            **(independent_metrics(independent) if independent else {}),
+            **(independent_metrics(independent) if independent else {}), **valid,
             "seconds": time.perf_counter() - started,
             **({"not_measurable": unmeasured} if unmeasured else {}),
         }

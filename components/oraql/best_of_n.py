@@ -111,6 +111,28 @@ def independent_curve(overall: np.ndarray, scores, reference, instruments: list[
     return rows
 
 
+def independent_readings(cfg: BestOfNConfig, tokens: Path, codec, audios: list, overall: np.ndarray, prompts: list,
+                         log) -> list[dict] | None:
+    """independent_curve on the stage's candidates against the real test clips through the codec; None (and why,
+    in the log) when either set has fewer than 2 clips."""
+    from components.evaluation.evaluator import Evaluator as IndependentEvaluator
+    from components.evaluation.real_sets import codec_round_trip
+
+    sr, scorer = int(codec.sample_rate), IndependentEvaluator()
+    reference = scorer.score(codec_round_trip(tokens, "test", codec, cfg.seconds), sr)
+    if len(reference) < 2 or len(prompts) < 2:
+        log.info("independent evaluator: not measurable (%d real test clips, %d prompts; 2 needed)", len(reference),
+                 len(prompts))
+        return None
+    rows = independent_curve(overall, scorer.score(audios, sr), reference, [p["instrument"] for p in prompts],
+                             cfg.n_values, cfg.seed)
+    for row in rows:
+        log.info("best of %d, independent evaluator (musicnn): adherence %.3f, KAD of the picks to real test clips "
+                 "%.1f %s (%d picks, %d distinct)", row["n"], row["adherence"], row["kad"],
+                 [round(x, 1) for x in row["kad_interval"]], row["n_picks"], row["distinct_picks"])
+    return rows
+
+
 def held_out_prompts(tokens: Path, n: int, seed: int) -> list:
     """n test-split clips with distinct captions (their captions are the prompts)."""
     from components.tokens.dataset import TokenDataset
@@ -218,20 +240,9 @@ def run_best_of_n_stage(cfg: BestOfNConfig, lyra_dir, codec_dir, tokens, oraql_d
             judge, judge_scores = None, None
         curve = selection_curve(overall, cfg.n_values, judge_scores)
         judge_name = getattr(judge, "name", None) if judge is not None else None
-        independent = None
-        if cfg.independent:
-            from components.evaluation.evaluator import Evaluator as IndependentEvaluator
-            from components.evaluation.real_sets import codec_round_trip
-
-            t0, scorer = time.perf_counter(), IndependentEvaluator()
-            reference = scorer.score(codec_round_trip(tokens, "test", codec, cfg.seconds), sr)
-            independent = independent_curve(overall, scorer.score(audios, sr), reference,
-                                            [p["instrument"] for p in prompts], cfg.n_values, cfg.seed)
-            for row in independent:
-                run.log.info("best of %d, independent evaluator (musicnn): adherence %.3f, KAD of the picks to real "
-                             "test clips %.1f %s (%d picks, %d distinct)", row["n"], row["adherence"], row["kad"],
-                             [round(x, 1) for x in row["kad_interval"]], row["n_picks"], row["distinct_picks"])
-            independent_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        independent = independent_readings(cfg, tokens, codec, audios, overall, prompts, run.log) if cfg.independent else None
+        independent_seconds = time.perf_counter() - t0
         for row in curve:
             run.log.info("best of %d: mean %.3f, worst %.3f, share below the n=1 median %.2f%s", row["n"], row["mean"],
                          row["worst"], row["share_below_median"],

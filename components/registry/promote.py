@@ -95,6 +95,10 @@ def no_regression_gate(registry: Registry, entry: dict, holder: dict | None) -> 
         stage, _, metric = key.partition(".")
         cand = entry["metrics"].get(stage, {}).get(metric)
         held = holder["metrics"].get(stage, {}).get(metric)
+        if cand is not None and held is None:
+            # the holder was registered before this metric was measured: nothing to compare it with (recorded)
+            numbers[key] = {"candidate": cand, "holder": None, "note": "the holder predates this metric"}
+            continue
         if cand is None or held is None:
             worse.append(f"{key} not measured ({'candidate' if cand is None else 'holder'})")
             continue
@@ -106,7 +110,9 @@ def no_regression_gate(registry: Registry, entry: dict, holder: dict | None) -> 
                          f"is better, tolerance {rule.tolerance:g})")
     if worse:
         return Gate("no_regression", False, f"regressed against {holder['version']}: " + "; ".join(worse), numbers)
-    compared = ", ".join(f"{k} {v['candidate']:.4g} vs {v['holder']:.4g}" for k, v in numbers.items() if k != "holder")
+    compared = ", ".join(f"{k} {v['candidate']:.4g} vs " + (f"{v['holder']:.4g}" if v["holder"] is not None else
+                                                            "none (the holder predates it)")
+                         for k, v in numbers.items() if k != "holder")
     return Gate("no_regression", True, f"against {holder['version']}: {compared or 'no metric configured'}", numbers)
 
 

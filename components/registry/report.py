@@ -93,6 +93,60 @@ def _history_png(registry, entry: dict, png: Path) -> bool:
     return True
 
 
+# ORAQL's own figures shown beside the independent ones (RLAIF's reward is ORAQL; best-of-n picks by it)
+ORAQL_KEYS = ("reward_pretrained", "reward_post_trained", "best_of_1_mean", "best_of_8_mean")
+
+
+def _is_compared(key: str, value) -> bool:
+    shown = "independent" in key or key in ORAQL_KEYS
+    return shown and (isinstance(value, (int, float, bool)) or (isinstance(value, list) and len(value) == 2))
+
+
+def _previous(registry, entry: dict) -> dict | None:
+    from components.registry.registry import _version_key
+
+    older = [v for v in registry.versions(entry["model"]) if _version_key(v) < _version_key(entry["version"])]
+    return registry.entry(entry["model"], older[-1]) if older else None
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        return f"[{_fmt(value[0])}, {_fmt(value[1])}]"
+    return "" if value is None else _fmt(value)
+
+
+def _independent_section(registry, entry: dict, folders: list[Path]) -> str:
+    """The evaluator nobody here trained (components/evaluation): the calibrated table of the version's sets
+    (MusicGen-style: KAD with its interval, FAD, tag KL, adherence, Vendi) and its figures beside the previous
+    registered version's, with ORAQL's where the stage has them."""
+    from components.evaluation.report import table_rows
+
+    parts = []
+    for folder in folders:
+        path = folder / "independent.json"
+        if not path.is_file():
+            continue
+        rows = table_rows(json.loads(path.read_text()))
+        body = "".join(f"<tr><td>{_esc(name)}</td><td>{r['n']}</td><td>{_fmt(r['kad'])} {_cell(r['kad_interval'])}</td>"
+                       f"<td>{_cell(r['fad'])}</td><td>{_cell(r['kl'])}</td><td>{_cell(r['adherence'])}</td>"
+                       f"<td>{_cell(r['vendi'])}</td></tr>" for name, r in rows.items())
+        parts.append(f"<p>{_esc(os.path.relpath(path, registry.repo))}: every set against the real held-out clips"
+                     "</p><table><tr><th>set</th><th>n</th><th>KAD x1000 [95 % interval]</th><th>FAD</th>"
+                     f"<th>tag KL to the prompt's clip</th><th>adherence</th><th>Vendi</th></tr>{body}</table>")
+    previous = _previous(registry, entry)
+    keys = [(stage, k) for stage, m in entry["metrics"].items() for k, v in m.items() if _is_compared(k, v)]
+    if keys:
+        head = f"<th>{_esc(previous['version'])} (previous)</th>" if previous else "<th>previous</th>"
+        body = "".join(
+            f"<tr><td>{_esc(stage)}.{_esc(k)}</td><td>{_cell(entry['metrics'][stage][k])}</td>"
+            f"<td>{_cell(previous['metrics'].get(stage, {}).get(k)) if previous else 'none registered'}</td></tr>"
+            for stage, k in keys)
+        parts.append(f"<table><tr><th>metric</th><th>{_esc(entry['version'])} (this)</th>{head}</tr>{body}</table>")
+    if not parts:
+        return "<p>no independent evaluation recorded for this model's stages</p>"
+    return "".join(parts)
+
+
 def _sources(registry, entry: dict) -> list[Path]:
     from components.pipeline import stage_by_name
 
@@ -124,11 +178,12 @@ def write_report(registry, entry: dict) -> Path:
                 shutil.copy2(wav, media / stem)
                 _spectrogram_png(wav, media / f"{stem}.png")
                 clips.append((f"media/{stem}", f"media/{stem}.png", os.path.relpath(wav, registry.repo)))
-        (out / "index.html").write_text(_page(registry, entry, figures, clips))
+        independent = _independent_section(registry, entry, _sources(registry, entry))
+        (out / "index.html").write_text(_page(registry, entry, figures, clips, independent))
     return final / "index.html"
 
 
-def _page(registry, entry: dict, figures: list, clips: list) -> str:
+def _page(registry, entry: dict, figures: list, clips: list, independent: str = "") -> str:
     lineage = entry["lineage"]
     checks = "".join(
         f"<tr><td>{_esc(c)}</td><td class={'ok' if r['passed'] else 'bad'}>{'passed' if r['passed'] else 'FAILED'}</td>"
@@ -153,6 +208,7 @@ def _page(registry, entry: dict, figures: list, clips: list) -> str:
 <p>registered {_esc(entry['registered_at'])} by {_esc(entry['registered_by'])} from stage <code>{_esc(lineage['stage'])}</code>
 at git <code>{_esc(lineage['git_revision'])}</code>; weights <code>{_esc(entry['artifact']['digest'])}</code></p>
 <h2>Blocking checks</h2><table><tr><th>check</th><th>verdict</th><th>rules</th><th>numbers</th></tr>{checks}</table>
+<h2>Independent evaluation (musicnn, trained elsewhere on real recordings)</h2>{independent}
 <h2>Metrics</h2>{metrics}
 <h2>Plots</h2>{figs}
 <h2>Audio examples</h2>{audio}

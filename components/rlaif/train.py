@@ -299,7 +299,9 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
 
         pretrained = prepare_policy(model_dir).eval()
         eval_prompts = test_prompts if cfg.eval_split == "test" else valid_prompts
-        independent = IndependentCheck(codec_round_trip(tokens, cfg.eval_split, codec, cfg.seconds), codec.sample_rate)
+        real = codec_round_trip(tokens, cfg.eval_split, codec, cfg.seconds)
+        n_read = len(eval_prompts.captions) * min(cfg.independent_samples, cfg.eval_samples)
+        independent = IndependentCheck(real, codec.sample_rate) if min(len(real), n_read) >= 2 else None
         metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
                            n_bootstrap=cfg.bootstrap, best_of_n_max=cfg.best_of_n_max, judge=judge,
                            independent=independent, independent_samples=cfg.independent_samples)

@@ -132,3 +132,25 @@ def test_lyra_promote_exits_1_on_a_refusal_and_prints_the_gate(project, monkeypa
     assert lyra(["registry", "list", "omnicodec"]) == 0
     listing = capsys.readouterr().out
     assert "v0.0.2" in listing and "staging" in listing.split("v0.0.2")[1].splitlines()[0]
+
+
+def test_a_metric_the_holder_never_measured_is_noted_not_held_against_the_candidate():
+    from components.registry.promote import no_regression_gate
+
+    class Rule:
+        higher_is_better, tolerance = False, 1.0
+
+    class Spec:
+        compare = {"s.old": Rule(), "s.new": Rule()}
+
+    class Reg:
+        def spec(self, name):
+            return Spec()
+
+    held_out = {"digest": "d", "data": {}}
+    holder = {"version": "v1", "held_out": held_out, "metrics": {"s": {"old": 1.0}}}
+    entry = {"model": "m", "version": "v2", "held_out": held_out, "metrics": {"s": {"old": 1.5, "new": 3.0}}}
+    gate = no_regression_gate(Reg(), entry, holder)
+    assert gate.passed and gate.numbers["s.new"]["holder"] is None and "predates" in gate.detail
+    assert not no_regression_gate(Reg(), {**entry, "metrics": {"s": {"old": 3.0, "new": 3.0}}}, holder).passed
+    assert not no_regression_gate(Reg(), {**entry, "metrics": {"s": {"new": 3.0}}}, holder).passed   # candidate lacks it
