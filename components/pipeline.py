@@ -18,6 +18,7 @@ the declarations; `tests/test_add_a_stage.py` adds a toy stage with one line her
                          |        +--------------------------^                   +-> lyra_rlaif
                          |                                                            +-> lyra_influence
                          +-----------------------------------------------> oraql -> lyra_best_of_n
+                                          (lyra_pretrain, lyra_rlaif, oraql) -> oraql_audit
 
     token_shards -> lyra_scaling    (job `scaling`, on request: `lyra demo --job scaling`, `dvc repro lyra_scaling`)
 """
@@ -49,7 +50,7 @@ from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_co
 # The packages that declare stages (components/<package>/declaration.py), in lifecycle order: adding a
 # stage is its package plus one line here
 STAGE_PACKAGES = ("corpus", "curation", "captioning", "omnicodec", "tokens", "judge", "lyra", "rlaif",
-                  "influence", "oraql", "scaling")
+                  "influence", "oraql", "evaluation", "scaling")
 
 
 def collect(modules: Iterable[str]) -> tuple[Stage, ...]:

@@ -152,6 +152,8 @@ def test_lifecycle_end_to_end_then_no_op(tmp_path):
         assert f"{model}@v0.0.1" in tags and f"{model}#candidate#1" in tags, (model, tags)
         assert any(t.startswith(f"{model}#production#") for t in tags), (model, tags)
         assert (repo / "data" / "registry" / "reports" / model / "v0.0.1" / "index.html").is_file()
+    lyra_report = (repo / "data" / "registry" / "reports" / "lyra" / "v0.0.1" / "index.html").read_text()
+    assert "Independent evaluation" in lyra_report and "KAD x1000" in lyra_report
     assert re.search(r"^\s+lyra\s+v0\.0\.1\s+promoted\s", first.stdout, flags=re.MULTILINE), first.stdout[-2000:]
     resolved = subprocess.run([sys.executable, "-c", "from components.registry.registry import resolve_model_argument as r; "
                                "print(r('lyra@production'))"], cwd=repo, env=env, capture_output=True, text=True)
@@ -222,10 +224,14 @@ def library_is_the_corpus_and_what_it_cannot_show_is_said(repo: Path, stdout: st
         metrics("conditioning_judge")["not_measurable"]["judge_instrument"]
     samples = metrics("lyra_samples")
     assert "judge_instrument" in samples["not_measurable"] and "judge_instrument_n" not in samples
+    # the independent evaluator read the library's clips (its distances) but no prompt names an instrument it tags
+    assert samples["independent_adherence_n"] == 0 and samples["independent_kad_floor"] is not None
+    assert metrics("oraql_audit")["n_systems"] == 8
     for check in ("lyra_samples:judge_hears_the_prompt: passed (nothing measured; not measurable on this corpus - "
                   "text_beats_no_text: the judge has no instrument head",
-                  "lyra_rlaif:rlaif_gate: passed (passed: within_kl_bound, diversity_kept, not_more_silent; not "
-                  "measurable on this corpus - judge_not_worse: the judge has no instrument head"):
+                  "lyra_rlaif:rlaif_gate: passed (passed: within_kl_bound, diversity_kept, not_more_silent, "
+                  "independent_kad_not_worse; not measurable on this corpus - judge_not_worse: the judge has no "
+                  "instrument head"):
         assert check in stdout, stdout[-3000:]
     assert metrics("lyra_best_of_n")["judge"].startswith("not measurable on this corpus")
     assert set(metrics("lyra_influence")["not_measurable"]) == {"influence_key", "influence_tempo"}
