@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("components.serving.cli", "serve the promoted model over HTTP: generation, batching, the listening room"),
     "listen": ("components.listening.cli", "what listeners said in the listening room: tally, export to ORAQL's tables"),
     "oraql": ("components.oraql.cli", "train / evaluate ORAQL, the music-quality model; best-of-n generation"),
-    "evaluate": ("components.evaluation.cli", "the independent evaluator (musicnn, trained elsewhere): audit ORAQL against it"),
+    "evaluate": ("components.audit.cli", "the independent evaluator (musicnn, trained elsewhere): audit ORAQL against it"),
     "score": ("components.oraql.score", "score audio files or folders with ORAQL (one row per file, JSON or CSV)"),
     "registry": ("components.registry.cli", "the model registry: register versions, list them, show lineage, audit log"),
     "promote": ("components.registry.cli", "promote a model version to staging / production through its gates"),

@@ -50,7 +50,7 @@ from components.config import BASE_PROFILE, PROFILES, load_params, load_stage_co
 # The packages that declare stages (components/<package>/declaration.py), in lifecycle order: adding a
 # stage is its package plus one line here
 STAGE_PACKAGES = ("corpus", "curation", "captioning", "omnicodec", "tokens", "judge", "lyra", "rlaif",
-                  "influence", "oraql", "evaluation", "scaling")
+                  "influence", "oraql", "audit", "scaling")
 
 
 def collect(modules: Iterable[str]) -> tuple[Stage, ...]:

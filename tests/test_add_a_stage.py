@@ -60,7 +60,7 @@ def test_a_toy_stage_appears_in_dvc_dagster_the_cli_and_the_registry(tmp_path):
     _project_copy(tmp_path)
     pipeline = tmp_path / "components" / "pipeline.py"
     before = pipeline.read_text()
-    after = before.replace('"oraql", "evaluation", "scaling")', '"oraql", "evaluation", "scaling",\n                  "toy")')
+    after = before.replace('"oraql", "audit", "scaling")', '"oraql", "audit", "scaling",\n                  "toy")')
     pipeline.write_text(after)
     changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
     assert len([line for line in changed if line.startswith("+")]) == 2 and len(changed) == 3   # one line added

@@ -206,13 +206,15 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
     where = {c.clip_id: j for j, c in enumerate(test)}
     started = time.perf_counter()
     evaluator = Evaluator(threads=cfg.threads)
+    real_test = raw([c.clip_id for c in test])
     result = samples_evaluation(
-        evaluator, sample_rate=codec.sample_rate, real_test=raw([c.clip_id for c in test]),
+        evaluator, sample_rate=codec.sample_rate, real_test=real_test,
         test_instruments=[instrument(c.clip_id) for c in test], real_train=raw(train_ids), codec_test=codec_test,
         text=audio["text"], no_text=audio["no_text"], prompt_test_index=[where[p.clip.clip_id] for p in prompts],
         prompt_instruments=[instrument(p.clip.clip_id) for p in prompts], seed=cfg.seed)
-    result["seconds"] = time.perf_counter() - started
     result["clips_scored"], result["clips_from_cache"] = evaluator.misses, evaluator.hits
+    result["note_drift"] = note_drift(real_test, codec_test, audio, codec.sample_rate, cfg.seed)
+    result["seconds"] = time.perf_counter() - started
     a, t = result["adherence_text_vs_no_text"], result["kad_table"]
     log.info("independent evaluator: tagger hears %.2f of %d real test clips; adherence with text - without = %.3f "
              "(p = %.2g, n = %d); KAD floor %.2f, codec %.2f, with text %.2f, controls %s; %.0f s (%d from cache)",
@@ -220,6 +222,10 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
              a["difference"], a["p_first_better"], a["n"], t["floor_kad"], t["ceiling_kad"],
              next(r["kad"] for r in t["rows"] if r["name"] == "with text"),
              [round(r["kad"], 2) for r in t["rows"] if r["kind"] == "control"], result["seconds"], evaluator.hits)
+    drift = result["note_drift"]["with text"]["density"]
+    if "difference" in drift:
+        log.info("basic-pitch: %.2f notes/s in real test clips, %.2f with text (drift %+.2f %s)", drift["real"],
+                 drift["generated"], drift["difference"], [round(x, 2) for x in drift["difference_interval95"]])
     return result
 
 
@@ -253,6 +259,18 @@ def valid_independent(model, tokens: Path, curated: Path, labels: pd.DataFrame, 
             "independent_valid_adherence_n": adh["n"]}
 
 
+def note_drift(real_test: list, codec_test: list, audio: dict[str, list], sample_rate: int, seed: int) -> dict:
+    """basic-pitch's note statistics of each set against the real test clips' (components/evaluation/notes.py)."""
+    from components.evaluation.notes import NoteReader, drift
+
+    reader = NoteReader()
+    real = reader.statistics(real_test, sample_rate)
+    return {"transcriber": reader.name,
+            **{name: drift(real, reader.statistics(clips, sample_rate), seed)
+               for name, clips in (("codec round trip", codec_test), ("with text", audio["text"]),
+                                   ("without text", audio["no_text"]))}}
+
+
 def independent_metrics(result: dict) -> dict:
     """The flat figures of the independent evaluation the registry compares across versions."""
     rows = {r["name"]: r for r in result["kad_table"]["rows"]}
@@ -277,6 +295,10 @@ def independent_metrics(result: dict) -> dict:
         "independent_adherence_difference_interval95": pair["difference_interval95"],
         "independent_adherence_p_text_better": pair["p_first_better"],
         "independent_vendi_with_text": result["vendi"]["with text"],
+        **{f"independent_notes_{stat}_{key}": result["note_drift"]["with text"][stat].get(field)
+           for stat in ("density", "range", "polyphony") for key, field in (("real", "real"), ("with_text", "generated"))},
+        **{f"independent_notes_{stat}_drift_interval95": result["note_drift"]["with text"][stat].get("difference_interval95")
+           for stat in ("density", "range", "polyphony")},
         "independent_seconds": result["seconds"],
     }
 

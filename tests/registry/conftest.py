@@ -18,7 +18,8 @@ CODEC_EVAL = {"mel_distance": 0.9, "untrained": {"mel_distance": 2.1, "visqol": 
               "code_information_mel_gap": 0.3, "clip_ids": ["a", "b"], "bitrate_kbps": 2.0}
 LYRA_PRETRAIN = {"val_loss": 5.2, "unigram_val_loss": 6.7, "val_vs_unigram": 0.78, "test_loss": 5.3}
 LYRA_SAMPLES = {"judge_instrument_accuracy_text": 0.6, "judge_instrument_accuracy_no_text": 0.1,
-                "judge_instrument_p_text_vs_no_text": 1e-6, "judge_instrument_n": 64}
+                "judge_instrument_p_text_vs_no_text": 1e-6, "judge_instrument_n": 64,
+                "independent_valid_kad_with_text": 340.0, "independent_valid_adherence_with_text": 0.55}
 
 
 class Project:

@@ -24,6 +24,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _audit(args) -> int:
-    from components.evaluation.oraql_audit import main
+    from components.audit.oraql_audit import main
 
     return main(args)

@@ -3,7 +3,7 @@ interval; the probe is fitted on one set and applied to another."""
 
 import numpy as np
 
-from components.evaluation.oraql_audit import auc_with_interval, probe_scores, spearman_exact
+from components.audit.oraql_audit import auc_with_interval, probe_scores, spearman_exact
 
 
 def test_spearman_is_exact_over_every_permutation():
