@@ -75,14 +75,14 @@ def auc_with_interval(scores: np.ndarray, is_real: np.ndarray, n_boot: int, seed
 
     scores, is_real = np.asarray(scores, float), np.asarray(is_real, bool)
     rng = np.random.default_rng(seed)
-    real, fake = np.flatnonzero(is_real), np.flatnonzero(~is_real)
+    real, generated = np.flatnonzero(is_real), np.flatnonzero(~is_real)
     stats = []
     for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(real, len(real)), rng.choice(fake, len(fake))])
+        idx = np.concatenate([rng.choice(real, len(real)), rng.choice(generated, len(generated))])
         stats.append(roc_auc_score(is_real[idx], scores[idx]))
     return {"auc": float(roc_auc_score(is_real, scores)), "ci95": [float(np.percentile(stats, 2.5)),
                                                                  float(np.percentile(stats, 97.5))],
-            "n_real": int(len(real)), "n_generated": int(len(fake))}
+            "n_real": int(len(real)), "n_generated": int(len(generated))}
 
 
 def probe_scores(train_x: np.ndarray, train_real: np.ndarray, test_x: np.ndarray) -> np.ndarray:
@@ -117,7 +117,7 @@ def _generate(model, prompts, cfg, seconds: float, temperature: float, seed: int
 
 def run_audit(cfg: OraqlAuditConfig, lyra_dir, rlaif_dir, oraql_dir, codec_dir, tokens, curated, out,
               metrics_path=None) -> dict:
-    from components.common.audio import read_audio, resample, to_mono
+    from components.evaluation.real_sets import codec_round_trip, curated_clips
     from components.lyra.generation import load_model
     from components.lyra.sample import choose_prompts
     from components.omnicodec import decoding as codec_io
@@ -134,16 +134,10 @@ def run_audit(cfg: OraqlAuditConfig, lyra_dir, rlaif_dir, oraql_dir, codec_dir, 
         lyra = load_model(lyra_dir)
         codec = codec_io.load_codec(codec_dir, device=next(lyra.parameters()).device)
         codec_io.check_compatible(codec, lyra.config)
-        sr, frames = int(codec.sample_rate), int(round(cfg.seconds * codec.frame_rate))
+        sr = int(codec.sample_rate)
         decode = lambda codes: codec_io.decode_in_batches(codec, list(codes), cfg.batch_size)  # noqa: E731
-
-        def raw(clips) -> list[np.ndarray]:
-            out_ = []
-            for c in clips:
-                audio, rate = read_audio(curated / "clips" / f"{c.clip_id}.wav")
-                audio = to_mono(audio)[: int(round(cfg.seconds * rate))]
-                out_.append(audio if rate == sr else resample(audio, rate, sr))
-            return out_
+        raw = lambda clips: curated_clips(curated, [c.clip_id for c in clips], cfg.seconds, sr)  # noqa: E731
+        round_trip = lambda clips: codec_round_trip(clips, codec, cfg.seconds, cfg.batch_size)  # noqa: E731
 
         splits = {s: list({c.clip_id: c for c in TokenDataset(tokens, split=s)}.values()) for s in ("test", "valid")}
         prompts = {s: choose_prompts(clips, [c.instrument or "" for c in clips], cfg.n_prompts)
@@ -165,7 +159,7 @@ def run_audit(cfg: OraqlAuditConfig, lyra_dir, rlaif_dir, oraql_dir, codec_dir, 
         gen = lambda model, temp, seed, uncond, desc, split="test": decode(  # noqa: E731
             _generate(model, prompts[split], cfg, cfg.seconds, temp, seed, uncond, run.progress, desc))
         systems = [System("real (other pieces)", raw(splits["valid"]), False, False),
-                   System("codec round trip", decode(c.codes[:, :frames] for c in splits["test"]), False, False)]
+                   System("codec round trip", round_trip(splits["test"]), False, False)]
         systems.append(System("lyra", gen(lyra, 1.0, cfg.seed, False, "lyra"), True, True))
         systems.append(System("lyra, no text", gen(lyra, 1.0, cfg.seed, True, "lyra, no text"), True, True))
         systems.append(System(f"lyra, T={cfg.hot_temperature:g}", gen(lyra, cfg.hot_temperature, cfg.seed, False,
@@ -186,8 +180,10 @@ def run_audit(cfg: OraqlAuditConfig, lyra_dir, rlaif_dir, oraql_dir, codec_dir, 
 
         # --- both evaluators on every clip
         evaluator = Evaluator(threads=cfg.threads)
-        reference = evaluator.score(raw(splits["test"]), sr)
-        prompt_clip = evaluator.score(raw([p.clip for p in test_prompts]), sr)
+        real_test = raw(splits["test"])
+        reference = evaluator.score(real_test, sr)
+        position = {c.clip_id: j for j, c in enumerate(splits["test"])}
+        prompt_clip = reference.take([position[p.clip.clip_id] for p in test_prompts])
         instruments = [p.clip.instrument for p in test_prompts]
         rows, scored = [], {}
         for s in systems:
@@ -208,24 +204,26 @@ def run_audit(cfg: OraqlAuditConfig, lyra_dir, rlaif_dir, oraql_dir, codec_dir, 
         rho_kl, p_kl = spearman_exact(np.array([r["oraql"] for r in gen_rows]), -np.array([r["tag_kl"] for r in gen_rows]))
 
         # --- the detector: real vs generated on test, the probe fitted on valid
-        valid_real = evaluator.score(raw(splits["valid"]), sr)
-        valid_codec = evaluator.score(decode(c.codes[:, :frames] for c in splits["valid"]), sr)
         valid_gen = evaluator.score(valid_generated, sr)
-        fakes = [s.name for s in systems if s.generated and s.name != "lyra@init"]
-        fake_emb = np.concatenate([scored[n][0].embeddings for n in fakes])
-        fake_oraql = np.concatenate([scored[n][1] for n in fakes])
+        # the generated side: every generated system but the untrained one
+        generated = [s.name for s in systems if s.generated and s.name != "lyra@init"]
+        generated_emb = np.concatenate([scored[n][0].embeddings for n in generated])
+        generated_oraql = np.concatenate([scored[n][1] for n in generated])
+        # the real side, twice: (test embeddings, test ORAQL scores, the valid embeddings the probe learns from)
+        codec_test, codec_oraql = scored["codec round trip"]
+        real_sides = {
+            "real raw": (reference.embeddings, score_batch(oraql, real_test, sr)[:, 0],
+                         scored["real (other pieces)"][0].embeddings),
+            "real through the codec": (codec_test.embeddings, codec_oraql,
+                                       evaluator.score(round_trip(splits["valid"]), sr).embeddings)}
         detector = {}
-        for variant, real_name, valid_real_emb in (("real raw", None, valid_real.embeddings),
-                                                   ("real through the codec", "codec round trip", valid_codec.embeddings)):
-            real_emb = reference.embeddings if real_name is None else scored[real_name][0].embeddings
-            real_oraql = (score_batch(oraql, raw(splits["test"]), sr)[:, 0] if real_name is None
-                          else scored[real_name][1])
-            is_real = np.r_[np.ones(len(real_emb)), np.zeros(len(fake_emb))].astype(bool)
+        for variant, (real_emb, real_oraql, valid_real_emb) in real_sides.items():
+            is_real = np.r_[np.ones(len(real_emb)), np.zeros(len(generated_emb))].astype(bool)
             probe = probe_scores(np.concatenate([valid_real_emb, valid_gen.embeddings]),
                                  np.r_[np.ones(len(valid_real_emb)), np.zeros(len(valid_gen))].astype(int),
-                                 np.concatenate([real_emb, fake_emb]))
+                                 np.concatenate([real_emb, generated_emb]))
             detector[variant] = {
-                "oraql": auc_with_interval(np.r_[real_oraql, fake_oraql], is_real, cfg.bootstrap, cfg.seed),
+                "oraql": auc_with_interval(np.r_[real_oraql, generated_oraql], is_real, cfg.bootstrap, cfg.seed),
                 "independent_probe": auc_with_interval(probe, is_real, cfg.bootstrap, cfg.seed)}
             log.info("detector (%s): ORAQL AUC %.2f %s, independent probe AUC %.2f %s", variant,
                      detector[variant]["oraql"]["auc"], np.round(detector[variant]["oraql"]["ci95"], 2).tolist(),

@@ -38,8 +38,6 @@ def samples_evaluation(evaluator: Evaluator, *, sample_rate: int, real_test: lis
                              systems={"with text": gen_text.embeddings, "without text": gen_none.embeddings},
                              controls={"white noise": noise.embeddings, "shuffled 0.25 s blocks": shuffled.embeddings},
                              seed=seed)
-    for row in table["rows"]:
-        row["fad"] = float(row["fad"])
     return {
         "evaluator": evaluator.name,
         "tagger_hears_real_test": adherence.per_instrument_accuracy(real.tags, test_instruments),

@@ -31,9 +31,9 @@ import torch
 from components.common.atomic import atomic_write_json
 from components.common.audio import rms_dbfs, write_wav
 from components.common.mel import log_mel_spectrogram
-from components.common.audio import read_audio, resample, to_mono
 from components.common.reporting import stage_run
 from components.evaluation.evaluator import Evaluator
+from components.evaluation.real_sets import codec_round_trip, curated_clips
 from components.evaluation.report import samples_evaluation
 from components.judge.model import Judge
 from components.judge.train import LABELS_FILE
@@ -178,16 +178,17 @@ def write_examples(staged, prompts: list[Prompt], audio: dict[str, list], answer
                           [mel.shape[-1] * 256 / codec.sample_rate for mel in mels])
 
 
-def _curated_clip(curated: Path, clip_id: str, seconds: float) -> tuple[np.ndarray, int]:
-    audio, rate = read_audio(curated / "clips" / f"{clip_id}.wav")
-    return to_mono(audio)[: int(round(seconds * rate))], rate
+def instrument_of(labels: pd.DataFrame):
+    """clip_id -> its instrument tag as the judge's labels hold it (None for a corpus without the column)."""
+    if "instrument" not in labels.columns:
+        return lambda clip_id: None
+    return lambda clip_id: str(labels.loc[clip_id, "instrument"])
 
 
-def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, curated: Path, labels: pd.DataFrame,
-                           audio: dict[str, list], codec, cfg: GenerateConfig, log) -> dict:
+def independent_evaluation(evaluator: Evaluator, prompts: list[Prompt], split: str, tokens: Path, curated: Path,
+                           labels: pd.DataFrame, audio: dict[str, list], codec, cfg: GenerateConfig, log) -> dict:
     """The held-out clips raw and through the codec, other (train) clips as the floor, the generations: all cropped
     to the generation length and read by the independent evaluator (components/evaluation/report.py)."""
-    max_frames = int(round(cfg.sample_seconds * codec.frame_rate))
     test = [c for c in TokenDataset(tokens, split=split) if c.clip_id in labels.index]
     test = list({c.clip_id: c for c in test}.values())
     train_ids = sorted(i for i in labels.index[labels["split"] == "train"])
@@ -198,21 +199,21 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
     train_ids = [train_ids[i] for i in sorted(rng.choice(len(train_ids), min(len(test), len(train_ids)), replace=False))]
 
     def raw(ids):
-        clips = (_curated_clip(curated, clip_id, cfg.sample_seconds) for clip_id in ids)
-        return [wav if rate == codec.sample_rate else resample(wav, rate, codec.sample_rate) for wav, rate in clips]
+        return curated_clips(curated, ids, cfg.sample_seconds, codec.sample_rate)
 
-    codec_test = codec_io.decode_in_batches(codec, [c.codes[:, :max_frames] for c in test], cfg.batch_size)
-    instrument = (lambda i: str(labels.loc[i, "instrument"])) if "instrument" in labels.columns else (lambda i: None)
+    codec_test = codec_round_trip(test, codec, cfg.sample_seconds, cfg.batch_size)
+    instrument = instrument_of(labels)
     where = {c.clip_id: j for j, c in enumerate(test)}
     started = time.perf_counter()
-    evaluator = Evaluator(threads=cfg.threads)
+    hits_before, misses_before = evaluator.hits, evaluator.misses
     real_test = raw([c.clip_id for c in test])
     result = samples_evaluation(
         evaluator, sample_rate=codec.sample_rate, real_test=real_test,
         test_instruments=[instrument(c.clip_id) for c in test], real_train=raw(train_ids), codec_test=codec_test,
         text=audio["text"], no_text=audio["no_text"], prompt_test_index=[where[p.clip.clip_id] for p in prompts],
         prompt_instruments=[instrument(p.clip.clip_id) for p in prompts], seed=cfg.seed)
-    result["clips_scored"], result["clips_from_cache"] = evaluator.misses, evaluator.hits
+    result["clips_scored"] = evaluator.misses - misses_before
+    result["clips_from_cache"] = evaluator.hits - hits_before
     result["note_drift"] = note_drift(real_test, codec_test, audio, codec.sample_rate, cfg.seed)
     result["seconds"] = time.perf_counter() - started
     a, t = result["adherence_text_vs_no_text"], result["kad_table"]
@@ -221,7 +222,8 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
              result["tagger_hears_real_test_overall"]["top1"], result["tagger_hears_real_test_overall"]["n"],
              a["difference"], a["p_first_better"], a["n"], t["floor_kad"], t["ceiling_kad"],
              next(r["kad"] for r in t["rows"] if r["name"] == "with text"),
-             [round(r["kad"], 2) for r in t["rows"] if r["kind"] == "control"], result["seconds"], evaluator.hits)
+             [round(r["kad"], 2) for r in t["rows"] if r["kind"] == "control"], result["seconds"],
+             result["clips_from_cache"])
     drift = result["note_drift"]["with text"]["density"]
     if "difference" in drift:
         log.info("basic-pitch: %.2f notes/s in real test clips, %.2f with text (drift %+.2f %s)", drift["real"],
@@ -229,8 +231,8 @@ def independent_evaluation(prompts: list[Prompt], split: str, tokens: Path, cura
     return result
 
 
-def valid_independent(model, tokens: Path, curated: Path, labels: pd.DataFrame, codec, cfg: GenerateConfig,
-                      progress) -> dict:
+def valid_independent(evaluator: Evaluator, model, tokens: Path, curated: Path, labels: pd.DataFrame, codec,
+                      cfg: GenerateConfig, progress) -> dict:
     """What the registry's no-regression rule compares (selection happens on `valid`, never on `test`): KAD of
     generations from valid captions to the real valid clips, and their adherence, by the independent evaluator."""
     from components.evaluation import adherence
@@ -239,16 +241,11 @@ def valid_independent(model, tokens: Path, curated: Path, labels: pd.DataFrame, 
     clips = [c for c in TokenDataset(tokens, split="valid") if c.clip_id in labels.index]
     if len({c.clip_id for c in clips}) < 2 or cfg.n_prompts < 2:
         return {}
-    instrument = (lambda i: str(labels.loc[i, "instrument"])) if "instrument" in labels.columns else (lambda i: None)
+    instrument = instrument_of(labels)
     prompts = choose_prompts(clips, [instrument(c.clip_id) or "" for c in clips], cfg.n_prompts)
     generated, _ = generate_set(model, prompts, cfg, False, progress, "generating from valid captions")
-    evaluator = Evaluator(threads=cfg.threads)
     unique = list({c.clip_id: c for c in clips})
-    real = []
-    for clip_id in unique:
-        wav, rate = _curated_clip(curated, clip_id, cfg.sample_seconds)
-        real.append(wav if rate == codec.sample_rate else resample(wav, rate, codec.sample_rate))
-    ref = evaluator.score(real, codec.sample_rate)
+    ref = evaluator.score(curated_clips(curated, unique, cfg.sample_seconds, codec.sample_rate), codec.sample_rate)
     gen = evaluator.score(codec_io.decode_in_batches(codec, generated, cfg.batch_size), codec.sample_rate)
     lo, hi = kad_interval(gen.embeddings, ref.embeddings, n_resamples=200, seed=cfg.seed)
     adh = adherence.summary(gen.tags, [instrument(p.clip.clip_id) for p in prompts], cfg.seed)
@@ -319,8 +316,7 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
         log.info("%d prompts from %d %s clips; judge heads %s", len(prompts), n_clips, split, list(judge.classes))
 
         # --- three sets of music: the prompts' real clips, generations with and without the text
-        max_frames = int(round(cfg.sample_seconds * model.config.frame_rate))
-        real = codec_io.decode_in_batches(codec, [p.clip.codes[:, :max_frames] for p in prompts], cfg.batch_size)
+        real = codec_round_trip([p.clip for p in prompts], codec, cfg.sample_seconds, cfg.batch_size)
         with_text, frames_per_s = generate_set(model, prompts, cfg, False, run.progress, "generating with text")
         no_text, _ = generate_set(model, prompts, cfg, True, run.progress, "generating without text")
         audio = {"real": real, "text": codec_io.decode_in_batches(codec, with_text, cfg.batch_size),
@@ -328,9 +324,12 @@ def run_sample_stage(cfg: GenerateConfig, model_dir, codec_dir, tokens, judge_di
         verdict, answers = judge_verdicts(judge, labels, prompts, audio, log)
         unmeasured = unmeasured_heads(judge, verdict, cfg.gate_head, len(prompts))
         verdict = {h: v for h, v in verdict.items() if f"judge_{h}" not in unmeasured}
-        independent = (independent_evaluation(prompts, split, tokens, Path(curated), labels, audio, codec, cfg, log)
-                       if curated is not None else None)
-        valid = valid_independent(model, tokens, Path(curated), labels, codec, cfg, run.progress) if curated else {}
+        independent, valid = None, {}
+        if curated is not None:
+            evaluator = Evaluator(threads=cfg.threads)
+            independent = independent_evaluation(evaluator, prompts, split, tokens, Path(curated), labels, audio, codec,
+                                                 cfg, log)
+            valid = valid_independent(evaluator, model, tokens, Path(curated), labels, codec, cfg, run.progress)
         if independent and "not_measurable" in independent:
             unmeasured["independent"] = independent.pop("not_measurable")
             independent = None

@@ -117,9 +117,10 @@ def independent_readings(cfg: BestOfNConfig, tokens: Path, codec, audios: list, 
     in the log) when either set has fewer than 2 clips."""
     from components.evaluation.evaluator import Evaluator as IndependentEvaluator
     from components.evaluation.real_sets import codec_round_trip
+    from components.tokens.dataset import TokenDataset
 
     sr, scorer = int(codec.sample_rate), IndependentEvaluator()
-    reference = scorer.score(codec_round_trip(tokens, "test", codec, cfg.seconds), sr)
+    reference = scorer.score(codec_round_trip(TokenDataset(tokens, split="test"), codec, cfg.seconds), sr)
     if len(reference) < 2 or len(prompts) < 2:
         log.info("independent evaluator: not measurable (%d real test clips, %d prompts; 2 needed)", len(reference),
                  len(prompts))

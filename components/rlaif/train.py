@@ -270,6 +270,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
     from components.omnicodec import decoding as codec_io
     from components.evaluation.real_sets import codec_round_trip
     from components.rlaif.evaluate import IndependentCheck, evaluate
+    from components.tokens.dataset import TokenDataset
     from components.rlaif.plots import plot_reward_and_kl
 
     model_dir, codec_dir, tokens, out = Path(model_dir), Path(codec_dir), Path(tokens), Path(out)
@@ -299,7 +300,7 @@ def run_rlaif(cfg: RLAIFConfig, model_dir, codec_dir, tokens, out, metrics_path=
 
         pretrained = prepare_policy(model_dir).eval()
         eval_prompts = test_prompts if cfg.eval_split == "test" else valid_prompts
-        real = codec_round_trip(tokens, cfg.eval_split, codec, cfg.seconds)
+        real = codec_round_trip(TokenDataset(tokens, split=cfg.eval_split), codec, cfg.seconds)
         n_read = len(eval_prompts.captions) * min(cfg.independent_samples, cfg.eval_samples)
         independent = IndependentCheck(real, codec.sample_rate) if min(len(real), n_read) >= 2 else None
         metrics = evaluate(pretrained, policy, eval_prompts, reward, codec, samples=cfg.eval_samples, seed=cfg.seed,
