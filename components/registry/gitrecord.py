@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 from components.common.errors import LyraError
@@ -19,6 +20,12 @@ from components.common.errors import LyraError
 
 class RegistryGitError(LyraError, RuntimeError):
     pass
+
+
+# One GTO call at a time in this process: GTO parses `.gto` with one module-level ruamel YAML object, which is not
+# thread-safe; `lyra serve`'s refresh thread reading the holder while a promotion ran in another thread broke the
+# parse ("expected <block end>, but found '['" -> WrongConfig) in a CI run
+_GTO = threading.Lock()
 
 
 def _git(repo: Path, *args: str, env: dict | None = None) -> str:
@@ -97,16 +104,18 @@ def has_tag(repo: Path, tag: str) -> bool:
 def register_version(repo: Path, name: str, version: str, ref: str, message: str, actor: str) -> None:
     import gto.api
 
-    gto.api.register(str(repo), name, ref, version=version, message=message, author=actor,
-                     author_email=f"{actor.replace(' ', '.').lower()}@lyra.local")
+    with _GTO:
+        gto.api.register(str(repo), name, ref, version=version, message=message, author=actor,
+                         author_email=f"{actor.replace(' ', '.').lower()}@lyra.local")
 
 
 def assign_stage(repo: Path, name: str, version: str, stage: str, message: str, actor: str) -> str:
     """Assign `stage` to the version; the tag GTO created."""
     import gto.api
 
-    gto.api.assign(str(repo), name, stage, version=version, message=message, author=actor,
-                   author_email=f"{actor.replace(' ', '.').lower()}@lyra.local")
+    with _GTO:
+        gto.api.assign(str(repo), name, stage, version=version, message=message, author=actor,
+                       author_email=f"{actor.replace(' ', '.').lower()}@lyra.local")
     return stage_holder(repo, name, stage, tag=True) or ""
 
 
@@ -116,7 +125,8 @@ def stage_holder(repo: Path, name: str, stage: str, tag: bool = False) -> str | 
     from gto.exceptions import GTOException
 
     try:
-        found = gto.api.find_versions_in_stage(str(repo), name, stage)
+        with _GTO:
+            found = gto.api.find_versions_in_stage(str(repo), name, stage)
     except GTOException:
         return None
     if not found:
@@ -133,7 +143,8 @@ def stage_history(repo: Path, name: str, version: str) -> list[str]:
     from gto.exceptions import GTOException
 
     try:
-        shown = gto.api.show(str(repo), name, assignments_per_version=-1, versions_per_stage=-1)
+        with _GTO:
+            shown = gto.api.show(str(repo), name, assignments_per_version=-1, versions_per_stage=-1)
     except GTOException:
         return []
     for row in shown:

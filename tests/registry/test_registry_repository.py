@@ -98,3 +98,36 @@ def test_publish_records_versions_into_another_registry_once(own_repository, cap
     assert target.holder("lyra", "candidate") == "v0.0.1" and target.holder("lyra", "production") is None
     assert target.resolve("lyra@v0.0.1") == Registry(project.root).resolve("lyra@v0.0.1")   # one artifact store
     assert lyra(args) == 0 and "the target holds them all" in capsys.readouterr().out
+
+
+def test_gto_is_called_by_one_thread_at_a_time(monkeypatch, tmp_path):
+    """GTO's config parser is shared and not thread-safe (the service's refresh thread and a promotion raced in
+    CI): every GTO call of gitrecord holds one lock."""
+    import threading
+    import time
+
+    import gto.api
+
+    from components.registry import gitrecord
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow_call(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.02)
+        with guard:
+            inside[0] -= 1
+        return []
+
+    monkeypatch.setattr(gto.api, "find_versions_in_stage", slow_call)
+    monkeypatch.setattr(gto.api, "show", slow_call)
+    threads = [threading.Thread(target=gitrecord.stage_holder, args=(tmp_path, "lyra", "production")) for _ in range(4)]
+    threads += [threading.Thread(target=gitrecord.stage_history, args=(tmp_path, "lyra", "v0.0.1")) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
